@@ -1,0 +1,102 @@
+"""Events owned by the gateway: projects, API keys and users."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+import msgspec
+
+from contracts.envelope import EventPayload, register
+
+Role = Literal["ADMIN", "AUDITOR", "VIEWER", "OPERATOR", "APPROVER", "POLICY_AUTHOR"]
+ROLES: tuple[Role, ...] = ("ADMIN", "AUDITOR", "VIEWER", "OPERATOR", "APPROVER", "POLICY_AUTHOR")
+
+Slug = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+Login = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}$")]
+Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+Visibility = Literal["public", "private"]
+
+
+@register
+class ProjectCreated(EventPayload, frozen=True, kw_only=True):
+    event_type = "project.created"
+    description = "A project was created."
+    project_id: str
+    slug: Slug
+    name: str
+    description: str = ""
+    default_branch: str = "main"
+    repos: list[str] = []
+    badge: Visibility = "private"
+
+
+@register
+class ProjectUpdated(EventPayload, frozen=True, kw_only=True):
+    event_type = "project.updated"
+    description = "Fields of a project changed; only the changed fields are present."
+    project_id: str
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    description: str | msgspec.UnsetType = msgspec.UNSET
+    default_branch: str | msgspec.UnsetType = msgspec.UNSET
+    repos: list[str] | msgspec.UnsetType = msgspec.UNSET
+    badge: Visibility | msgspec.UnsetType = msgspec.UNSET
+
+
+@register
+class ProjectArchived(EventPayload, frozen=True, kw_only=True):
+    event_type = "project.archived"
+    description = "A project was archived (DELETE on the API); it keeps its history."
+    project_id: str
+
+
+@register
+class ApiKeyCreated(EventPayload, frozen=True, kw_only=True):
+    event_type = "apikey.created"
+    description = "An API key was issued. Only the SHA-256 of the token is carried."
+    key_id: str
+    name: str
+    prefix: str
+    token_sha256: str
+    roles: list[Role]
+    project_id: str | None = None
+    expires_at: dt.datetime | None = None
+    bootstrap: bool = False
+
+
+@register
+class ApiKeyRevoked(EventPayload, frozen=True, kw_only=True):
+    event_type = "apikey.revoked"
+    description = "An API key was revoked; it stops working on the next request."
+    key_id: str
+
+
+class UserEmail(msgspec.Struct, frozen=True, kw_only=True):
+    email: Email
+    verified: bool = False
+
+
+@register
+class UserCreated(EventPayload, frozen=True, kw_only=True):
+    event_type = "user.created"
+    description = "A user (a person whose commits may be verified) was created."
+    login: Login
+    name: str
+    emails: list[UserEmail] = []
+
+
+@register
+class UserEmailAdded(EventPayload, frozen=True, kw_only=True):
+    event_type = "user.email-added"
+    description = "An e-mail address was added to a user."
+    login: Login
+    email: Email
+    verified: bool = False
+
+
+@register
+class UserEmailVerified(EventPayload, frozen=True, kw_only=True):
+    event_type = "user.email-verified"
+    description = "An e-mail address of a user was marked verified."
+    login: Login
+    email: Email

@@ -1,0 +1,1 @@
+"""Gatehouse services: one package per service (domain, projection, handlers, adapters, app)."""

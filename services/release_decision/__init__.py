@@ -1,0 +1,1 @@
+"""The release-decision service: release decisions, promotions, release candidates and deployments."""

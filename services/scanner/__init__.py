@@ -1,0 +1,1 @@
+"""The scanner service: SBOM and lockfile scans, vulnerability database, findings, licenses."""

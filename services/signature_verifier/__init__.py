@@ -1,0 +1,1 @@
+"""The signature-verifier service: git repositories, GPG keys and commit signature verification."""

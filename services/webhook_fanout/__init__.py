@@ -1,0 +1,1 @@
+"""The webhook-fanout service: signed webhook subscriptions and deliveries."""

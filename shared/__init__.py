@@ -1,0 +1,1 @@
+"""The Gatehouse service kit: settings, logging, metrics, bus, projections, database, HTTP."""

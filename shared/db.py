@@ -1,0 +1,158 @@
+"""PostgreSQL: connection pools and per-service schema migrations.
+
+Each service owns one schema (``gateway``, ``audit``, ``release_decision`` …) and an ordered
+folder of ``NNNN_name.sql`` files. The kit tables every schema needs (the migration
+version table, projection checkpoints and dead letters) are created first, by the kit itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+KIT_TABLES_SQL = """
+CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    checksum text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS {schema}.projection_checkpoint (
+    projection text PRIMARY KEY,
+    stream_sequence bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {schema}.dead_letter (
+    id bigserial PRIMARY KEY,
+    projection text NOT NULL,
+    stream_sequence bigint NOT NULL,
+    subject text NOT NULL,
+    event_id text,
+    payload bytea NOT NULL,
+    error text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (projection, stream_sequence)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def load_migrations(folder: Path) -> list[Migration]:
+    found = []
+    for path in sorted(folder.glob("*.sql")):
+        match = _MIGRATION_NAME.match(path.name)
+        if not match:
+            raise ValueError(f"migration file name must be NNNN_name.sql: {path}")
+        found.append(Migration(int(match.group(1)), path.stem, path.read_text()))
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise ValueError(f"duplicate migration versions in {folder}")
+    return found
+
+
+def _lock_key(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
+
+
+def advisory_key(text: str) -> int:
+    """A stable 64-bit advisory-lock key for a name."""
+    return _lock_key(text)
+
+
+async def migrate(conn: asyncpg.Connection, *, schema: str, migrations: list[Migration]) -> list[int]:
+    """Apply pending migrations in order, each in its own transaction; returns the new versions."""
+    applied_now: list[int] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", _lock_key(f"migrate:{schema}"))
+    try:
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await conn.execute(KIT_TABLES_SQL.format(schema=f'"{schema}"'))
+        rows = await conn.fetch(f'SELECT version, checksum FROM "{schema}".schema_migrations')
+        done = {r["version"]: r["checksum"] for r in rows}
+        for m in migrations:
+            if m.version in done:
+                if done[m.version] != m.checksum:
+                    log.warning("migration_changed_after_apply", schema=schema, version=m.version)
+                continue
+            async with conn.transaction():
+                await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
+                await conn.execute(m.sql)
+                await conn.execute(
+                    f'INSERT INTO "{schema}".schema_migrations (version, name, checksum) '
+                    "VALUES ($1, $2, $3)", m.version, m.name, m.checksum)
+            applied_now.append(m.version)
+            log.info("migration_applied", schema=schema, version=m.version, name=m.name)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(f"migrate:{schema}"))
+    return applied_now
+
+
+async def at_head(conn: asyncpg.Connection, *, schema: str, migrations: list[Migration]) -> bool:
+    exists = await conn.fetchval("SELECT to_regclass($1)", f'"{schema}".schema_migrations')
+    if exists is None:
+        return False
+    versions = {r["version"] for r in await conn.fetch(f'SELECT version FROM "{schema}".schema_migrations')}
+    return all(m.version in versions for m in migrations)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
+                                     init=_init_connection, **kwargs)
+    assert pool is not None
+    return pool
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(dsn)
+    await _init_connection(conn)
+    return conn
+
+
+def with_database(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
+
+
+def database_name(dsn: str) -> str:
+    return urlsplit(dsn).path.lstrip("/") or "postgres"
+
+
+async def ensure_database(dsn: str) -> None:
+    """Create the database named in ``dsn`` if it does not exist (connects to ``postgres``)."""
+    name = database_name(dsn)
+    conn = await asyncpg.connect(with_database(dsn, "postgres"))
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+            except asyncpg.DuplicateDatabaseError:
+                pass
+    finally:
+        await conn.close()

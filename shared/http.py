@@ -1,0 +1,172 @@
+"""HTTP helpers every service uses: problem+json errors, request ids, metrics, health.
+
+One function (:func:`problem_response`) maps errors to HTTP. The middleware binds
+``request_id`` / ``correlation_id`` into the log context, echoes ``X-Request-ID``, times the
+request by route and status, and turns every exception into RFC 9457 problem details — never
+a stack trace.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared.errors import (
+    GatehouseError,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from shared.logging import get_logger
+from shared.metrics import HTTP_LATENCY
+
+log = get_logger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+REQUEST_ID_KEY = web.AppKey("request_id_header", str)
+SERVICE_KEY = web.AppKey("service_name", str)
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
+_REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+T = TypeVar("T")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_json = msgspec.json.Encoder()
+
+
+def json_response(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=_json.encode(body), status=status, headers=headers,
+                        content_type="application/json")
+
+
+def request_id_of(request: web.Request) -> str:
+    return request.get(REQUEST_ID, "")
+
+
+def problem_body(exc: GatehouseError, *, request_id: str, instance: str = "") -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"https://gatehouse.dev/problems/{exc.code}",
+        "title": exc.title,
+        "status": exc.status,
+        "detail": exc.detail,
+        "code": exc.code,
+        "request_id": request_id,
+    }
+    if instance:
+        body["instance"] = instance
+    for key, value in exc.extra.items():
+        body.setdefault(key, value)
+    return body
+
+
+def problem_response(exc: GatehouseError, *, request_id: str, instance: str = "") -> web.Response:
+    headers = {"X-Request-ID": request_id, **exc.headers}
+    return web.Response(body=_json.encode(problem_body(exc, request_id=request_id, instance=instance)),
+                        status=exc.status, headers=headers, content_type=PROBLEM_JSON)
+
+
+def _route_label(request: web.Request) -> str:
+    info = request.match_info
+    resource = info.route.resource if info and info.route else None
+    if resource is None:
+        return "unmatched"
+    return resource.canonical or "unmatched"
+
+
+@web.middleware
+async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    incoming = request.headers.get("X-Request-ID", "")
+    request_id = incoming if _REQUEST_ID_OK.match(incoming) else str(uuid.uuid4())
+    request[REQUEST_ID] = request_id
+    started = time.perf_counter()
+    status = 500
+    with structlog.contextvars.bound_contextvars(request_id=request_id, correlation_id=request_id):
+        try:
+            response = await handler(request)
+            status = response.status
+        except GatehouseError as exc:
+            status = exc.status
+            response = problem_response(exc, request_id=request_id, instance=request.path)
+        except web.HTTPException as exc:
+            status = exc.status
+            response = problem_response(_from_http_exception(exc), request_id=request_id,
+                                        instance=request.path)
+        except Exception as exc:
+            log.exception("request_failed", path=request.path, error=type(exc).__name__)
+            response = problem_response(GatehouseError(), request_id=request_id,
+                                        instance=request.path)
+        if not response.prepared:
+            response.headers["X-Request-ID"] = request_id
+        elapsed = time.perf_counter() - started
+        HTTP_LATENCY.labels(request.app.get(SERVICE_KEY, "unknown"), request.method,
+                            _route_label(request), str(status)).observe(elapsed)
+        if elapsed > 1.0 or status >= 500:
+            log.info("http_request", method=request.method, path=request.path, status=status,
+                     duration_ms=round(elapsed * 1000, 1))
+        return response
+
+
+def _from_http_exception(exc: web.HTTPException) -> GatehouseError:
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+             400: "bad_request"}
+    return GatehouseError(exc.reason, code=codes.get(exc.status, f"http_{exc.status}"),
+                          status=exc.status)
+
+
+async def read_body(request: web.Request, *, max_bytes: int) -> bytes:
+    length = request.content_length
+    if length is not None and length > max_bytes:
+        raise PayloadTooLarge(f"request body is {length} bytes; the limit is {max_bytes}")
+    data = bytearray()
+    async for chunk in request.content.iter_chunked(65536):
+        data.extend(chunk)
+        if len(data) > max_bytes:
+            raise PayloadTooLarge(f"request body exceeds the limit of {max_bytes} bytes")
+    return bytes(data)
+
+
+async def decode_json_body(request: web.Request, type_: type[T], *, max_bytes: int) -> T:
+    """Decode a JSON request body into ``type_``: 415, 413 or 422 naming the field."""
+    ctype = request.headers.get("Content-Type", "")
+    media = ctype.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaType(f"expected Content-Type application/json, got {media or 'none'!r}")
+    raw = await read_body(request, max_bytes=max_bytes)
+    try:
+        return msgspec.json.decode(raw, type=type_)
+    except msgspec.ValidationError as exc:
+        raise ValidationFailed(str(exc), extra={"errors": [_field_error(str(exc))]}) from exc
+    except msgspec.DecodeError as exc:
+        raise ValidationFailed(f"malformed JSON: {exc}", code="malformed_json") from exc
+
+
+def _field_error(message: str) -> dict[str, str]:
+    match = re.search(r"- at `(\$[^`]*)`", message)
+    path = match.group(1) if match else "$"
+    return {"field": path, "message": message.split(" - at ")[0]}
+
+
+def add_health_routes(app: web.Application,
+                      readiness: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]) -> None:
+    async def live(_: web.Request) -> web.Response:
+        return json_response({"status": "ok"})
+
+    async def ready(_: web.Request) -> web.Response:
+        ok, checks = await readiness()
+        return json_response({"status": "ok" if ok else "unavailable", "checks": checks},
+                             status=200 if ok else 503)
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app.router.add_get("/health/live", live)
+    app.router.add_get("/health/ready", ready)
+    app.router.add_get("/metrics", metrics)

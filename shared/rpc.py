@@ -1,0 +1,152 @@
+"""Request/reply between services with ``nats.micro``: typed requests, typed replies.
+
+A command or query for service ``S`` travels on ``svc.S.<operation>`` to a queue group, so any
+number of replicas can answer. The reply is the JSON of the response Struct; an error reply
+carries the micro error headers and RFC 9457 problem details in the body, which the caller
+turns back into the same :class:`GatehouseError`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+import msgspec
+import nats.errors
+import nats.micro
+import structlog
+from nats.micro.request import Request
+from nats.micro.service import EndpointConfig, Service, ServiceConfig
+
+from shared.bus import Bus
+from shared.errors import GatehouseError, UpstreamTimeout, UpstreamUnavailable, ValidationFailed, error_from_problem
+from shared.logging import get_logger
+from shared.metrics import RPC_LATENCY
+
+log = get_logger(__name__)
+
+REQUEST_ID_HEADER = "Gatehouse-Request-Id"
+ACTOR_HEADER = "Gatehouse-Actor"
+ROLES_HEADER = "Gatehouse-Roles"
+
+Req = TypeVar("Req", bound=msgspec.Struct)
+Resp = TypeVar("Resp", bound=msgspec.Struct)
+
+
+class CallContext(msgspec.Struct, frozen=True, kw_only=True):
+    request_id: str
+    actor: str
+    roles: tuple[str, ...] = ()
+
+
+def subject(service: str, operation: str) -> str:
+    return f"svc.{service}.{operation}"
+
+
+class Endpoint(msgspec.Struct, Generic[Req, Resp], frozen=True):
+    operation: str
+    request_type: type[Req]
+    handler: Callable[[Req, CallContext], Awaitable[Resp]]
+
+
+class RpcServer:
+    """Registers typed endpoints of one service as a nats.micro service."""
+
+    def __init__(self, bus: Bus, *, service: str, version: str, description: str = "") -> None:
+        self.bus = bus
+        self.service_name = service
+        self.version = version
+        self.description = description
+        self._endpoints: list[Endpoint[Any, Any]] = []
+        self._service: Service | None = None
+
+    def add(self, operation: str, request_type: type[Req],
+            handler: Callable[[Req, CallContext], Awaitable[Resp]]) -> None:
+        self._endpoints.append(Endpoint(operation, request_type, handler))
+
+    async def start(self) -> None:
+        self._service = await nats.micro.add_service(
+            self.bus.nc,
+            config=ServiceConfig(name=self.service_name, version=self.version,
+                                 description=self.description,
+                                 queue_group=f"svc.{self.service_name}"),
+        )
+        for endpoint in self._endpoints:
+            await self._service.add_endpoint(EndpointConfig(
+                name=endpoint.operation.replace(".", "_"),
+                subject=subject(self.service_name, endpoint.operation),
+                handler=self._wrap(endpoint),
+            ))
+
+    async def stop(self) -> None:
+        if self._service is not None:
+            await self._service.stop()
+            self._service = None
+
+    def _wrap(self, endpoint: Endpoint[Any, Any]) -> Callable[[Request], Awaitable[None]]:
+        decoder = msgspec.json.Decoder(endpoint.request_type)
+
+        async def handle(request: Request) -> None:
+            headers = request.headers or {}
+            ctx = CallContext(
+                request_id=headers.get(REQUEST_ID_HEADER, ""),
+                actor=headers.get(ACTOR_HEADER, "system"),
+                roles=tuple(r for r in headers.get(ROLES_HEADER, "").split(",") if r),
+            )
+            started = time.perf_counter()
+            outcome = "ok"
+            with structlog.contextvars.bound_contextvars(request_id=ctx.request_id,
+                                                         correlation_id=ctx.request_id,
+                                                         rpc=endpoint.operation):
+                try:
+                    try:
+                        body = decoder.decode(request.data)
+                    except msgspec.ValidationError as exc:
+                        raise ValidationFailed(str(exc)) from exc
+                    except msgspec.DecodeError as exc:
+                        raise ValidationFailed(f"malformed JSON: {exc}") from exc
+                    result = await endpoint.handler(body, ctx)
+                    await request.respond(msgspec.json.encode(result))
+                except GatehouseError as exc:
+                    outcome = exc.code
+                    await _respond_problem(request, exc)
+                except Exception as exc:  # a bug: log it here, answer a problem without details
+                    outcome = "internal_error"
+                    log.exception("rpc_handler_failed", error=type(exc).__name__)
+                    await _respond_problem(request, GatehouseError())
+                finally:
+                    RPC_LATENCY.labels(self.service_name, endpoint.operation, outcome).observe(
+                        time.perf_counter() - started)
+
+        return handle
+
+
+async def _respond_problem(request: Request, exc: GatehouseError) -> None:
+    problem = {"status": exc.status, "code": exc.code, "title": exc.title, "detail": exc.detail,
+               **exc.extra}
+    await request.respond_error(str(exc.status), exc.detail[:200],
+                                data=msgspec.json.encode(problem))
+
+
+async def call(bus: Bus, service: str, operation: str, request: msgspec.Struct,
+               response_type: type[Resp], *, ctx: CallContext, timeout: float) -> Resp:
+    headers = {REQUEST_ID_HEADER: ctx.request_id, ACTOR_HEADER: ctx.actor,
+               ROLES_HEADER: ",".join(ctx.roles)}
+    try:
+        msg = await bus.nc.request(subject(service, operation), msgspec.json.encode(request),
+                                   timeout=timeout, headers=headers)
+    except nats.errors.NoRespondersError as exc:
+        raise UpstreamUnavailable(f"service {service} is not running") from exc
+    except nats.errors.TimeoutError as exc:
+        raise UpstreamTimeout(f"service {service} did not answer within {timeout:g}s") from exc
+    except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
+            nats.errors.OutboundBufferLimitError) as exc:
+        raise UpstreamUnavailable("event bus unavailable") from exc
+    if msg.headers and "Nats-Service-Error-Code" in msg.headers:
+        try:
+            problem = msgspec.json.decode(msg.data)
+        except msgspec.DecodeError:
+            problem = {"status": 502, "detail": msg.headers.get("Nats-Service-Error", "")}
+        raise error_from_problem(problem)
+    return msgspec.json.decode(msg.data, type=response_type)

@@ -1,0 +1,177 @@
+"""The one place a service process is wired: settings → DB → migrations → bus → projections →
+request/reply endpoints → HTTP. Resources open in that order and close in reverse.
+
+A service package describes itself with a :class:`ServiceDefinition`; its ``setup`` hook
+registers projections, RPC endpoints, HTTP routes and background tasks on the
+:class:`Runtime` before anything starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from shared.bus import Bus
+from shared.db import at_head, create_pool, ensure_database, load_migrations, migrate
+from shared.http import SERVICE_KEY, add_health_routes, edge_middleware
+from shared.logging import configure_logging, get_logger
+from shared.projection import Projection, ProjectionRunner
+from shared.rpc import RpcServer
+from shared.settings import Settings
+
+log = get_logger(__name__)
+
+VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str
+    schema: str
+    migrations_dir: Path
+    description: str
+    setup: Callable[[Runtime], Awaitable[None]]
+
+
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Runtime:
+    definition: ServiceDefinition
+    settings: Settings
+    bus: Bus = field(init=False)
+    pool: asyncpg.Pool = field(init=False)
+    rpc: RpcServer = field(init=False)
+    app: web.Application = field(init=False)
+    runners: dict[str, ProjectionRunner] = field(default_factory=dict)
+    on_started: list[Hook] = field(default_factory=list)
+    on_stopping: list[Hook] = field(default_factory=list)
+    readiness_checks: list[Callable[[], Awaitable[tuple[str, bool, Any]]]] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+    http_port: int = 0
+    _runner: web.AppRunner | None = None
+    _migrations_ok: bool = False
+    _started: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    def add_projection(self, projection: Projection) -> ProjectionRunner:
+        runner = ProjectionRunner(projection, bus=self.bus, pool=self.pool, settings=self.settings)
+        self.runners[projection.name] = runner
+        return runner
+
+    def build_app(self) -> web.Application:
+        app = web.Application(middlewares=[edge_middleware],
+                              client_max_size=self.settings.max_body_bytes + 1)
+        app[SERVICE_KEY] = self.name
+        add_health_routes(app, self.readiness)
+        return app
+
+    async def migrate(self) -> list[int]:
+        migrations = load_migrations(self.definition.migrations_dir)
+        async with self.pool.acquire() as conn:
+            applied = await migrate(conn, schema=self.definition.schema, migrations=migrations)
+            self._migrations_ok = await at_head(conn, schema=self.definition.schema,
+                                                migrations=migrations)
+        return applied
+
+    async def start(self, *, serve_http: bool = True, run_projections: bool = True) -> None:
+        settings = self.settings
+        await ensure_database(settings.database_url)
+        self.pool = await create_pool(settings.database_url, min_size=settings.db_pool_min,
+                                      max_size=settings.db_pool_max)
+        await self.migrate()
+        self.bus = await Bus.connect(settings, name=f"gatehouse-{self.name}")
+        await self.bus.ensure_stream()
+        self.rpc = RpcServer(self.bus, service=self.name, version=VERSION,
+                             description=self.definition.description)
+        self.app = self.build_app()
+        await self.definition.setup(self)
+        if run_projections:
+            for runner in self.runners.values():
+                runner.start()
+        await self.rpc.start()
+        for hook in self.on_started:
+            await hook()
+        if serve_http:
+            self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, settings.http_host, settings.http_port,
+                               reuse_address=True)
+            await site.start()
+            server = site._server
+            sockets = getattr(server, "sockets", None) or []
+            self.http_port = sockets[0].getsockname()[1] if sockets else settings.http_port
+        self._started = True
+        log.info("service_started", http_port=self.http_port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        for hook in reversed(self.on_stopping):
+            with contextlib.suppress(Exception):
+                await hook()
+        if hasattr(self, "rpc"):
+            await self.rpc.stop()
+        for runner in self.runners.values():
+            await runner.stop()
+        if hasattr(self, "bus"):
+            await self.bus.close()
+        if hasattr(self, "pool"):
+            await self.pool.close()
+        self._started = False
+        log.info("service_stopped")
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        checks: dict[str, Any] = {}
+        checks["bus"] = self.bus.connected if hasattr(self, "bus") else False
+        try:
+            async with self.pool.acquire(timeout=2) as conn:
+                await conn.fetchval("SELECT 1")
+            checks["database"] = True
+        except Exception:
+            checks["database"] = False
+        checks["migrations"] = self._migrations_ok
+        projections: dict[str, Any] = {}
+        ok_projections = True
+        for name, runner in self.runners.items():
+            healthy = runner.lag <= self.settings.max_ready_lag
+            ok_projections &= healthy
+            projections[name] = {"leader": runner.is_leader, "checkpoint": runner.checkpoint,
+                                 "lag": runner.lag, "ok": healthy}
+        checks["projections"] = projections
+        extra_ok = True
+        for check in self.readiness_checks:
+            name, ok, detail = await check()
+            checks[name] = detail
+            extra_ok &= ok
+        ok = (self._started and bool(checks["bus"]) and bool(checks["database"])
+              and self._migrations_ok and ok_projections and extra_ok)
+        return ok, checks
+
+
+async def serve(definition: ServiceDefinition, settings: Settings) -> None:
+    """Run one service until SIGTERM/SIGINT, then drain and stop in order."""
+    configure_logging(service=definition.name, level=settings.log_level, fmt=settings.log_format)
+    runtime = Runtime(definition, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await runtime.start()
+    try:
+        await stop.wait()
+    finally:
+        await runtime.stop()

@@ -86,7 +86,9 @@ class Runtime:
                                                 migrations=migrations)
         return applied
 
-    async def start(self, *, serve_http: bool = True, run_projections: bool = True) -> None:
+    async def start(self, *, serve: bool = True) -> None:
+        """Open resources and register the service; ``serve=False`` stops short of running
+        projections, answering requests and serving HTTP (used by `gatehouse replay`)."""
         settings = self.settings
         await ensure_database(settings.database_url)
         self.pool = await create_pool(settings.database_url, min_size=settings.db_pool_min,
@@ -98,21 +100,19 @@ class Runtime:
                              description=self.definition.description)
         self.app = self.build_app()
         await self.definition.setup(self)
-        if run_projections:
-            for runner in self.runners.values():
-                runner.start()
+        if not serve:
+            return
+        for runner in self.runners.values():
+            runner.start()
         await self.rpc.start()
         for hook in self.on_started:
             await hook()
-        if serve_http:
-            self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, settings.http_host, settings.http_port,
-                               reuse_address=True)
-            await site.start()
-            server = site._server
-            sockets = getattr(server, "sockets", None) or []
-            self.http_port = sockets[0].getsockname()[1] if sockets else settings.http_port
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, settings.http_host, settings.http_port, reuse_address=True)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or []
+        self.http_port = sockets[0].getsockname()[1] if sockets else settings.http_port
         self._started = True
         log.info("service_started", http_port=self.http_port)
 

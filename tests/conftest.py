@@ -144,3 +144,21 @@ def shared_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (../shared/data is not beside this checkout)")
     return path
+
+
+async def table_digest(database_url: str, schema: str, tables: list[str]) -> str:
+    """SHA-256 over the sorted rows of ``tables``: equal digests mean identical read models."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    conn = await asyncpg.connect(database_url)
+    try:
+        for table in sorted(tables):
+            rows = await conn.fetch(
+                f'SELECT t::text AS row FROM "{schema}"."{table}" t ORDER BY t::text')
+            digest.update(table.encode())
+            for row in rows:
+                digest.update(row["row"].encode())
+    finally:
+        await conn.close()
+    return digest.hexdigest()

@@ -1,0 +1,139 @@
+"""``make bench``: measure the gateway and the audit service against same-run baselines.
+
+    python -m tests.bench [--duration S] [--rounds N] [--out bench-report.json] [--strict]
+
+Starts its own NATS and PostgreSQL (or uses GATEHOUSE_NATS_URL / GATEHOUSE_DATABASE_URL),
+runs the services as child processes, writes ``bench-report.json`` at the repository root and
+prints a summary. Exits 0 once the report is written; ``--strict`` exits 1 unless every figure
+was measured and met its target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from shared.logging import configure_logging
+from tests.bench import report
+from tests.bench.harness import ROOT, Infra
+from tests.bench.scenarios import BenchParameters, measure_audit, measure_gateway
+
+
+def _git_commit() -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip() or "unknown"
+
+
+def _loadavg() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def environment(infra: Infra) -> dict[str, Any]:
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "git_commit": _git_commit(),
+        "loadavg_start": _loadavg(),
+        "embedded_infra": infra.embedded,
+    }
+
+
+async def run(params: BenchParameters, infra: Infra) -> list[report.Figure]:
+    figures: list[report.Figure] = []
+    try:
+        print("measuring (a) gateway reads and (c) write -> audit visibility …", flush=True)
+        figures.extend(await measure_gateway(infra, params))
+        print("measuring (b) audit projection throughput …", flush=True)
+        figures.append(await measure_audit(infra, params))
+    finally:
+        await infra.drop_databases()
+    return figures
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    defaults = BenchParameters()
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=defaults.duration,
+        help="seconds per measured run (default %(default)s)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=defaults.rounds,
+        help="interleaved baseline/subject rounds (default %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "bench-report.json",
+        help="where the JSON report goes (default %(default)s)",
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="exit 1 unless every figure was measured and passed"
+    )
+    return parser.parse_args(argv)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.duration <= 0 or args.rounds < 1:
+        print("--duration must be positive and --rounds at least 1", file=sys.stderr)
+        return 2
+    # The kit logs a reconnect warning whenever the bench closes a connection: not news here.
+    configure_logging(service="bench", level="error")
+    # SIGTERM unwinds like Ctrl-C, so the children are stopped and the temp folder removed.
+    signal.signal(signal.SIGTERM, _interrupt)
+    params = BenchParameters(duration=args.duration, rounds=args.rounds)
+    started = time.monotonic()
+    infra = Infra.start()
+    try:
+        env = environment(infra)
+        figures = asyncio.run(run(params, infra))
+    finally:
+        infra.stop()
+    env["loadavg_end"] = _loadavg()
+    env["wall_seconds"] = round(time.monotonic() - started, 1)
+    built = report.build_report(figures, environment=env, parameters=params.as_dict())
+    args.out.write_bytes(report.encode_report(built))
+    print()
+    print(report.render_summary(built))
+    print(f"\nreport written to {args.out}")
+    if args.strict and not built.passed:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

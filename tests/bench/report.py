@@ -244,15 +244,15 @@ def render_summary(report: Report) -> str:
     for figure in report.figures:
         lines.append(f"[{_mark(figure.passed)}] {figure.title}")
         if figure.status == "not_measured":
-            lines.append(f"    not measured: {figure.reason}")
+            reason = figure.reason.replace("\n", "\n      ")
+            lines.append(f"    not measured: {reason}")
         else:
-            lines.append(_format_numbers("subject ", figure.subject))
-            if figure.baseline is not None:
-                lines.append(_format_numbers("baseline", figure.baseline))
+            numbers = [("subject ", figure.subject), ("baseline", figure.baseline)]
+            lines.extend(_format_numbers(label, n) for label, n in numbers if n)
             if figure.ratio is not None:
                 lines.append(f"    ratio: {figure.ratio:.3f} ({figure.ratio_meaning})")
         lines.extend(_format_target(t) for t in figure.targets)
         lines.append("")
     overall = "PASS" if report.passed else ("FAIL" if report.measured_all else "INCOMPLETE")
     lines.append(f"overall: {overall}")
-    return "\n".join(line for line in lines if line is not None)
+    return "\n".join(lines)

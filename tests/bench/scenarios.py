@@ -515,7 +515,9 @@ async def _measure_reads(
     return read_figure(rounds, connections=params.connections)
 
 
-async def measure_gateway(infra: Infra, params: BenchParameters) -> list[report.Figure]:
+async def measure_gateway(
+    infra: Infra, params: BenchParameters
+) -> tuple[report.Figure, report.Figure]:
     """Figures (a) and (c): they share one gateway run; the audit service joins for (c) only,
     so that nothing else competes for the CPU while (a) runs."""
     unavailable = service_available("gateway")
@@ -531,7 +533,7 @@ async def measure_gateway(infra: Infra, params: BenchParameters) -> list[report.
             except MEASUREMENT_ERRORS as exc:
                 unavailable = f"the gateway did not start: {describe(exc)}"
         if unavailable:
-            return [
+            return (
                 report.not_measured(
                     "gateway_read", READ_TITLE, reason=unavailable, targets=read_targets()
                 ),
@@ -541,7 +543,7 @@ async def measure_gateway(infra: Infra, params: BenchParameters) -> list[report.
                     reason=unavailable,
                     targets=visibility_targets(),
                 ),
-            ]
+            )
         read = await _guarded(
             "gateway_read",
             READ_TITLE,
@@ -564,7 +566,7 @@ async def measure_gateway(infra: Infra, params: BenchParameters) -> list[report.
                     infra, params, stack, gateway=gateway, database_url=database_url
                 ),
             )
-    return [read, visibility]
+    return read, visibility
 
 
 # ---- (b): audit projection --------------------------------------------------------------------

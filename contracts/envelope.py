@@ -9,6 +9,7 @@ before any state is touched.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 from typing import Any, ClassVar, TypeVar
 
 import msgspec
@@ -17,11 +18,15 @@ from contracts.ids import new_id
 
 
 class EventPayload(msgspec.Struct, frozen=True, kw_only=True):
-    """Base class of every event payload. Subclasses set ``event_type`` and ``schema_version``."""
+    """Base class of every event payload.
+
+    Subclasses set ``event_type`` (the catalog name ``<domain>.<event>``) and, for a breaking
+    change, a new ``schema_version``. The subclass docstring is the event's description in the
+    catalog, its JSON Schema and the AsyncAPI document (see :func:`event_description`).
+    """
 
     event_type: ClassVar[str]
     schema_version: ClassVar[int] = 1
-    description: ClassVar[str] = ""
 
 
 P = TypeVar("P", bound=EventPayload)
@@ -87,6 +92,20 @@ def register(cls: type[P]) -> type[P]:
 
 def registry() -> dict[tuple[str, int], type[EventPayload]]:
     return dict(_REGISTRY)
+
+
+def event_description(cls: type[EventPayload]) -> str:
+    """The catalog description of an event: its docstring.
+
+    A plain ``description = "..."`` class attribute is accepted too, but only on payloads that
+    have no ``description`` field of their own: a field of that name replaces the class
+    attribute, which is why the docstring is the place for it.
+    """
+    doc = cls.__dict__.get("__doc__")
+    if isinstance(doc, str) and doc.strip():
+        return inspect.cleandoc(doc)
+    attribute = cls.__dict__.get("description")
+    return attribute.strip() if isinstance(attribute, str) else ""
 
 
 def payload_type(event_type: str, schema_version: int) -> type[EventPayload]:

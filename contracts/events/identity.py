@@ -20,8 +20,9 @@ Visibility = Literal["public", "private"]
 
 @register
 class ProjectCreated(EventPayload, frozen=True, kw_only=True):
+    """A project was created."""
+
     event_type = "project.created"
-    description = "A project was created."
     project_id: str
     slug: Slug
     name: str
@@ -33,8 +34,9 @@ class ProjectCreated(EventPayload, frozen=True, kw_only=True):
 
 @register
 class ProjectUpdated(EventPayload, frozen=True, kw_only=True):
+    """Fields of a project changed; only the changed fields are present."""
+
     event_type = "project.updated"
-    description = "Fields of a project changed; only the changed fields are present."
     project_id: str
     name: str | msgspec.UnsetType = msgspec.UNSET
     description: str | msgspec.UnsetType = msgspec.UNSET
@@ -45,15 +47,17 @@ class ProjectUpdated(EventPayload, frozen=True, kw_only=True):
 
 @register
 class ProjectArchived(EventPayload, frozen=True, kw_only=True):
+    """A project was archived (DELETE on the API); it keeps its history."""
+
     event_type = "project.archived"
-    description = "A project was archived (DELETE on the API); it keeps its history."
     project_id: str
 
 
 @register
 class ApiKeyCreated(EventPayload, frozen=True, kw_only=True):
+    """An API key was issued. Only the SHA-256 of the token is carried."""
+
     event_type = "apikey.created"
-    description = "An API key was issued. Only the SHA-256 of the token is carried."
     key_id: str
     name: str
     prefix: str
@@ -66,8 +70,9 @@ class ApiKeyCreated(EventPayload, frozen=True, kw_only=True):
 
 @register
 class ApiKeyRevoked(EventPayload, frozen=True, kw_only=True):
+    """An API key was revoked; it stops working on the next request."""
+
     event_type = "apikey.revoked"
-    description = "An API key was revoked; it stops working on the next request."
     key_id: str
 
 
@@ -78,8 +83,9 @@ class UserEmail(msgspec.Struct, frozen=True, kw_only=True):
 
 @register
 class UserCreated(EventPayload, frozen=True, kw_only=True):
+    """A user (a person whose commits may be verified) was created."""
+
     event_type = "user.created"
-    description = "A user (a person whose commits may be verified) was created."
     login: Login
     name: str
     emails: list[UserEmail] = []
@@ -87,8 +93,9 @@ class UserCreated(EventPayload, frozen=True, kw_only=True):
 
 @register
 class UserEmailAdded(EventPayload, frozen=True, kw_only=True):
+    """An e-mail address was added to a user."""
+
     event_type = "user.email-added"
-    description = "An e-mail address was added to a user."
     login: Login
     email: Email
     verified: bool = False
@@ -96,7 +103,8 @@ class UserEmailAdded(EventPayload, frozen=True, kw_only=True):
 
 @register
 class UserEmailVerified(EventPayload, frozen=True, kw_only=True):
+    """An e-mail address of a user was marked verified."""
+
     event_type = "user.email-verified"
-    description = "An e-mail address of a user was marked verified."
     login: Login
     email: Email

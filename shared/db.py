@@ -81,7 +81,9 @@ def advisory_key(text: str) -> int:
     return _lock_key(text)
 
 
-async def migrate(conn: asyncpg.Connection, *, schema: str, migrations: list[Migration]) -> list[int]:
+async def migrate(
+    conn: asyncpg.Connection, *, schema: str, migrations: list[Migration]
+) -> list[int]:
     """Apply pending migrations in order, each in its own transaction; returns the new versions."""
     applied_now: list[int] = []
     await conn.execute("SELECT pg_advisory_lock($1)", _lock_key(f"migrate:{schema}"))
@@ -100,7 +102,11 @@ async def migrate(conn: asyncpg.Connection, *, schema: str, migrations: list[Mig
                 await conn.execute(m.sql)
                 await conn.execute(
                     f'INSERT INTO "{schema}".schema_migrations (version, name, checksum) '
-                    "VALUES ($1, $2, $3)", m.version, m.name, m.checksum)
+                    "VALUES ($1, $2, $3)",
+                    m.version,
+                    m.name,
+                    m.checksum,
+                )
             applied_now.append(m.version)
             log.info("migration_applied", schema=schema, version=m.version, name=m.name)
     finally:
@@ -112,7 +118,9 @@ async def at_head(conn: asyncpg.Connection, *, schema: str, migrations: list[Mig
     exists = await conn.fetchval("SELECT to_regclass($1)", f'"{schema}".schema_migrations')
     if exists is None:
         return False
-    versions = {r["version"] for r in await conn.fetch(f'SELECT version FROM "{schema}".schema_migrations')}
+    versions = {
+        r["version"] for r in await conn.fetch(f'SELECT version FROM "{schema}".schema_migrations')
+    }
     return all(m.version in versions for m in migrations)
 
 
@@ -121,9 +129,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
-                                     init=_init_connection, **kwargs)
+async def create_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any
+) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, **kwargs
+    )
     assert pool is not None
     return pool
 

@@ -64,8 +64,13 @@ def choose_port(preferred: int, *, what: str, host: str = "127.0.0.1") -> int:
     return port
 
 
-def wait_for_port(port: int, *, timeout: float, proc: subprocess.Popen[bytes] | None = None,
-                  host: str = "127.0.0.1") -> None:
+def wait_for_port(
+    port: int,
+    *,
+    timeout: float,
+    proc: subprocess.Popen[bytes] | None = None,
+    host: str = "127.0.0.1",
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -113,11 +118,23 @@ class EmbeddedNats:
     def start(self, *, timeout: float = 20.0) -> None:
         store = self.data_dir / "nats"
         store.mkdir(parents=True, exist_ok=True)
-        log_file = open(self.data_dir / "nats.log", "ab")  # noqa: SIM115 - owned by the child
+        log_file = open(self.data_dir / "nats.log", "ab")
         self.proc = subprocess.Popen(
-            [nats_server_binary(), "-js", "-sd", str(store), "-a", "127.0.0.1",
-             "-p", str(self.port), "-n", "gatehouse-embedded"],
-            stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                nats_server_binary(),
+                "-js",
+                "-sd",
+                str(store),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-n",
+                "gatehouse-embedded",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             preexec_fn=die_with_parent,
         )
         log_file.close()
@@ -170,20 +187,48 @@ class EmbeddedPostgres:
         user = self._run_as()
         if not (self.pgdata / "PG_VERSION").exists():
             subprocess.run(
-                [self._bin("initdb"), "-D", str(self.pgdata), "--auth=trust", "--encoding=UTF8",
-                 "--locale=C", "-U", "postgres"],
-                check=True, user=user, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                [
+                    self._bin("initdb"),
+                    "-D",
+                    str(self.pgdata),
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "-U",
+                    "postgres",
+                ],
+                check=True,
+                user=user,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
             )
         stale = self.pgdata / "postmaster.pid"
         if stale.exists():
             self._clear_stale_pid(stale)
         log_path = self.data_dir / "postgres.log"
-        log_file = open(log_path, "ab")  # noqa: SIM115 - owned by the child
+        log_file = open(log_path, "ab")
         self.proc = subprocess.Popen(
-            [self._bin("postgres"), "-D", str(self.pgdata), "-p", str(self.port),
-             "-h", "127.0.0.1", "-k", "", "-c", "max_connections=200",
-             "-c", "fsync=on", "-c", "shared_buffers=128MB"],
-            stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, user=user,
+            [
+                self._bin("postgres"),
+                "-D",
+                str(self.pgdata),
+                "-p",
+                str(self.port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                "",
+                "-c",
+                "max_connections=200",
+                "-c",
+                "fsync=on",
+                "-c",
+                "shared_buffers=128MB",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            user=user,
             preexec_fn=lambda: die_with_parent(signal.SIGINT),  # SIGINT = fast shutdown
         )
         log_file.close()
@@ -197,8 +242,10 @@ class EmbeddedPostgres:
     def _wait_accepting(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            done = subprocess.run([self._bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port),
-                                   "-q"], check=False)
+            done = subprocess.run(
+                [self._bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-q"],
+                check=False,
+            )
             if done.returncode == 0:
                 return
             time.sleep(0.1)

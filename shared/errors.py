@@ -16,8 +16,15 @@ class GatehouseError(Exception):
     title: str = "Internal error"
     transient: bool = False
 
-    def __init__(self, detail: str = "", *, code: str | None = None, status: int | None = None,
-                 extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         if code is not None:
@@ -87,9 +94,20 @@ class PermanentEventError(GatehouseError):
 
 _BY_STATUS: dict[int, type[GatehouseError]] = {
     cls.status: cls
-    for cls in (BadRequest, ValidationFailed, Unauthorized, Forbidden, NotFound, Conflict,
-                PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, RateLimited,
-                UpstreamUnavailable, UpstreamTimeout)
+    for cls in (
+        BadRequest,
+        ValidationFailed,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Conflict,
+        PreconditionFailed,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        RateLimited,
+        UpstreamUnavailable,
+        UpstreamTimeout,
+    )
 }
 
 
@@ -99,5 +117,9 @@ def error_from_problem(problem: dict[str, Any]) -> GatehouseError:
     cls = _BY_STATUS.get(status, GatehouseError)
     known = {"type", "title", "status", "detail", "code", "request_id", "instance"}
     extra = {k: v for k, v in problem.items() if k not in known}
-    return cls(str(problem.get("detail", "")), code=str(problem.get("code", cls.code)),
-               status=status, extra=extra)
+    return cls(
+        str(problem.get("detail", "")),
+        code=str(problem.get("code", cls.code)),
+        status=status,
+        extra=extra,
+    )

@@ -42,13 +42,16 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _json = msgspec.json.Encoder()
 
 
-def json_response(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=_json.encode(body), status=status, headers=headers,
-                        content_type="application/json")
+def json_response(
+    body: Any, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=_json.encode(body), status=status, headers=headers, content_type="application/json"
+    )
 
 
 def request_id_of(request: web.Request) -> str:
-    return request.get(REQUEST_ID, "")
+    return str(request.get(REQUEST_ID, ""))
 
 
 def problem_body(exc: GatehouseError, *, request_id: str, instance: str = "") -> dict[str, Any]:
@@ -69,8 +72,12 @@ def problem_body(exc: GatehouseError, *, request_id: str, instance: str = "") ->
 
 def problem_response(exc: GatehouseError, *, request_id: str, instance: str = "") -> web.Response:
     headers = {"X-Request-ID": request_id, **exc.headers}
-    return web.Response(body=_json.encode(problem_body(exc, request_id=request_id, instance=instance)),
-                        status=exc.status, headers=headers, content_type=PROBLEM_JSON)
+    return web.Response(
+        body=_json.encode(problem_body(exc, request_id=request_id, instance=instance)),
+        status=exc.status,
+        headers=headers,
+        content_type=PROBLEM_JSON,
+    )
 
 
 def _route_label(request: web.Request) -> str:
@@ -97,28 +104,44 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
             response = problem_response(exc, request_id=request_id, instance=request.path)
         except web.HTTPException as exc:
             status = exc.status
-            response = problem_response(_from_http_exception(exc), request_id=request_id,
-                                        instance=request.path)
+            response = problem_response(
+                _from_http_exception(exc), request_id=request_id, instance=request.path
+            )
         except Exception as exc:
             log.exception("request_failed", path=request.path, error=type(exc).__name__)
-            response = problem_response(GatehouseError(), request_id=request_id,
-                                        instance=request.path)
+            response = problem_response(
+                GatehouseError(), request_id=request_id, instance=request.path
+            )
         if not response.prepared:
             response.headers["X-Request-ID"] = request_id
         elapsed = time.perf_counter() - started
-        HTTP_LATENCY.labels(request.app.get(SERVICE_KEY, "unknown"), request.method,
-                            _route_label(request), str(status)).observe(elapsed)
+        HTTP_LATENCY.labels(
+            request.app.get(SERVICE_KEY, "unknown"),
+            request.method,
+            _route_label(request),
+            str(status),
+        ).observe(elapsed)
         if elapsed > 1.0 or status >= 500:
-            log.info("http_request", method=request.method, path=request.path, status=status,
-                     duration_ms=round(elapsed * 1000, 1))
+            log.info(
+                "http_request",
+                method=request.method,
+                path=request.path,
+                status=status,
+                duration_ms=round(elapsed * 1000, 1),
+            )
         return response
 
 
 def _from_http_exception(exc: web.HTTPException) -> GatehouseError:
-    codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-             400: "bad_request"}
-    return GatehouseError(exc.reason, code=codes.get(exc.status, f"http_{exc.status}"),
-                          status=exc.status)
+    codes = {
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "payload_too_large",
+        400: "bad_request",
+    }
+    return GatehouseError(
+        exc.reason, code=codes.get(exc.status, f"http_{exc.status}"), status=exc.status
+    )
 
 
 async def read_body(request: web.Request, *, max_bytes: int) -> bytes:
@@ -138,7 +161,9 @@ async def decode_json_body(request: web.Request, type_: type[T], *, max_bytes: i
     ctype = request.headers.get("Content-Type", "")
     media = ctype.split(";", 1)[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
-        raise UnsupportedMediaType(f"expected Content-Type application/json, got {media or 'none'!r}")
+        raise UnsupportedMediaType(
+            f"expected Content-Type application/json, got {media or 'none'!r}"
+        )
     raw = await read_body(request, max_bytes=max_bytes)
     try:
         return msgspec.json.decode(raw, type=type_)
@@ -154,15 +179,17 @@ def _field_error(message: str) -> dict[str, str]:
     return {"field": path, "message": message.split(" - at ")[0]}
 
 
-def add_health_routes(app: web.Application,
-                      readiness: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]) -> None:
+def add_health_routes(
+    app: web.Application, readiness: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
+) -> None:
     async def live(_: web.Request) -> web.Response:
         return json_response({"status": "ok"})
 
     async def ready(_: web.Request) -> web.Response:
         ok, checks = await readiness()
-        return json_response({"status": "ok" if ok else "unavailable", "checks": checks},
-                             status=200 if ok else 503)
+        return json_response(
+            {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
+        )
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

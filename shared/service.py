@@ -55,7 +55,9 @@ class Runtime:
     runners: dict[str, ProjectionRunner] = field(default_factory=dict)
     on_started: list[Hook] = field(default_factory=list)
     on_stopping: list[Hook] = field(default_factory=list)
-    readiness_checks: list[Callable[[], Awaitable[tuple[str, bool, Any]]]] = field(default_factory=list)
+    readiness_checks: list[Callable[[], Awaitable[tuple[str, bool, Any]]]] = field(
+        default_factory=list
+    )
     state: dict[str, Any] = field(default_factory=dict)
     http_port: int = 0
     _runner: web.AppRunner | None = None
@@ -72,8 +74,9 @@ class Runtime:
         return runner
 
     def build_app(self) -> web.Application:
-        app = web.Application(middlewares=[edge_middleware],
-                              client_max_size=self.settings.max_body_bytes + 1)
+        app = web.Application(
+            middlewares=[edge_middleware], client_max_size=self.settings.max_body_bytes + 1
+        )
         app[SERVICE_KEY] = self.name
         add_health_routes(app, self.readiness)
         return app
@@ -82,8 +85,9 @@ class Runtime:
         migrations = load_migrations(self.definition.migrations_dir)
         async with self.pool.acquire() as conn:
             applied = await migrate(conn, schema=self.definition.schema, migrations=migrations)
-            self._migrations_ok = await at_head(conn, schema=self.definition.schema,
-                                                migrations=migrations)
+            self._migrations_ok = await at_head(
+                conn, schema=self.definition.schema, migrations=migrations
+            )
         return applied
 
     async def start(self, *, serve: bool = True) -> None:
@@ -91,13 +95,15 @@ class Runtime:
         projections, answering requests and serving HTTP (used by `gatehouse replay`)."""
         settings = self.settings
         await ensure_database(settings.database_url)
-        self.pool = await create_pool(settings.database_url, min_size=settings.db_pool_min,
-                                      max_size=settings.db_pool_max)
+        self.pool = await create_pool(
+            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
         await self.migrate()
         self.bus = await Bus.connect(settings, name=f"gatehouse-{self.name}")
         await self.bus.ensure_stream()
-        self.rpc = RpcServer(self.bus, service=self.name, version=VERSION,
-                             description=self.definition.description)
+        self.rpc = RpcServer(
+            self.bus, service=self.name, version=VERSION, description=self.definition.description
+        )
         self.app = self.build_app()
         await self.definition.setup(self)
         if not serve:
@@ -149,16 +155,26 @@ class Runtime:
         for name, runner in self.runners.items():
             healthy = runner.lag <= self.settings.max_ready_lag
             ok_projections &= healthy
-            projections[name] = {"leader": runner.is_leader, "checkpoint": runner.checkpoint,
-                                 "lag": runner.lag, "ok": healthy}
+            projections[name] = {
+                "leader": runner.is_leader,
+                "checkpoint": runner.checkpoint,
+                "lag": runner.lag,
+                "ok": healthy,
+            }
         checks["projections"] = projections
         extra_ok = True
         for check in self.readiness_checks:
             name, ok, detail = await check()
             checks[name] = detail
             extra_ok &= ok
-        ok = (self._started and bool(checks["bus"]) and bool(checks["database"])
-              and self._migrations_ok and ok_projections and extra_ok)
+        ok = (
+            self._started
+            and bool(checks["bus"])
+            and bool(checks["database"])
+            and self._migrations_ok
+            and ok_projections
+            and extra_ok
+        )
         return ok, checks
 
 

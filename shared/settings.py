@@ -81,5 +81,7 @@ def documented_settings() -> list[tuple[str, str, Any]]:
     """(variable, type, default) for the README table."""
     out = []
     for field in msgspec.structs.fields(Settings):
-        out.append((env_name(field.name), getattr(field.type, "__name__", str(field.type)), field.default))
+        out.append(
+            (env_name(field.name), getattr(field.type, "__name__", str(field.type)), field.default)
+        )
     return out

@@ -7,8 +7,10 @@ the same event inside the stream's duplicate window.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import nats
 import nats.errors
@@ -28,52 +30,89 @@ log = get_logger(__name__)
 
 # JetStream drops a message whose Nats-Msg-Id it has seen within this window.
 DUPLICATE_WINDOW_SECONDS = 120.0
+# How long a process waits for NATS at start-up before giving up with a clear error.
+CONNECT_WITHIN_SECONDS = 15.0
+# Pause between publish attempts while the server is (re)starting.
+PUBLISH_RETRY_SECONDS = 0.1
 
 
 def stream_subjects() -> list[str]:
     return [f"{domain}.>" for domain in domains()]
 
 
+class ConnectionEvents:
+    """The NATS connection callbacks. Counts reconnects: a pull subscriber compares the count
+    to know that deliveries may have been lost with the old connection."""
+
+    def __init__(self, on_state_change: Callable[[str], Awaitable[None]] | None = None) -> None:
+        self.reconnects = 0
+        self._on_state_change = on_state_change
+
+    async def disconnected(self) -> None:
+        log.warning("nats_disconnected")
+        if self._on_state_change:
+            await self._on_state_change("disconnected")
+
+    async def reconnected(self) -> None:
+        self.reconnects += 1
+        log.info("nats_reconnected", reconnects=self.reconnects)
+        if self._on_state_change:
+            await self._on_state_change("reconnected")
+
+    async def error(self, exc: Exception) -> None:
+        log.warning("nats_error", error=str(exc))
+
+
 class Bus:
-    def __init__(self, nc: NatsClient, *, settings: Settings) -> None:
+    def __init__(
+        self, nc: NatsClient, *, settings: Settings, events: ConnectionEvents | None = None
+    ) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream(timeout=settings.rpc_timeout_seconds)
         self.settings = settings
         self.stream = settings.stream_name
+        self.events = events or ConnectionEvents()
 
     @classmethod
     async def connect(
-        cls, settings: Settings, *, name: str,
+        cls,
+        settings: Settings,
+        *,
+        name: str,
         on_state_change: Callable[[str], Awaitable[None]] | None = None,
+        connect_within: float = CONNECT_WITHIN_SECONDS,
     ) -> Bus:
-        async def disconnected() -> None:
-            log.warning("nats_disconnected")
-            if on_state_change:
-                await on_state_change("disconnected")
-
-        async def reconnected() -> None:
-            log.info("nats_reconnected")
-            if on_state_change:
-                await on_state_change("reconnected")
-
-        async def error(exc: Exception) -> None:
-            log.warning("nats_error", error=str(exc))
-
+        """Connect, failing with UpstreamUnavailable if no server answers within
+        ``connect_within`` seconds; once connected, reconnect forever."""
+        events = ConnectionEvents(on_state_change)
+        # The client's stubs say int for the waits, but it takes fractions of a second.
+        options: dict[str, Any] = {
+            "servers": settings.nats_url,
+            "name": name,
+            "max_reconnect_attempts": -1,  # keep trying forever: the stack must heal
+            "reconnect_time_wait": 0.5,
+            "allow_reconnect": True,
+            "connect_timeout": min(5.0, connect_within),
+            "disconnected_cb": events.disconnected,
+            "reconnected_cb": events.reconnected,
+            "error_cb": events.error,
+        }
+        nc = NatsClient()
         try:
-            nc = await nats.connect(
-                settings.nats_url,
-                name=name,
-                max_reconnect_attempts=-1,  # keep trying forever: the stack must heal
-                reconnect_time_wait=0.5,
-                allow_reconnect=True,
-                connect_timeout=5,
-                disconnected_cb=disconnected,
-                reconnected_cb=reconnected,
-                error_cb=error,
-            )
-        except (OSError, nats.errors.NoServersError, asyncio.TimeoutError) as exc:
-            raise UpstreamUnavailable(f"cannot connect to NATS at {settings.nats_url}: {exc}") from exc
-        return cls(nc, settings=settings)
+            # With unlimited reconnects the client would retry the first connect forever too.
+            await asyncio.wait_for(nc.connect(**options), timeout=connect_within)
+        except (OSError, nats.errors.Error, TimeoutError) as exc:
+            with contextlib.suppress(Exception):
+                await nc.close()
+            raise UpstreamUnavailable(
+                f"cannot connect to NATS at {settings.nats_url}: {type(exc).__name__} {exc}"
+            ) from exc
+        return cls(nc, settings=settings, events=events)
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the connection was re-established since it was opened."""
+        return self.events.reconnects
 
     @property
     def connected(self) -> bool:
@@ -99,8 +138,11 @@ class Bus:
                 await self.js.add_stream(config)
                 log.info("stream_created", stream=self.stream, subjects=wanted)
                 return
-            except nats.js.errors.BadRequestError:
-                info = await self.js.stream_info(self.stream)  # created concurrently
+            except nats.js.errors.BadRequestError as exc:
+                try:
+                    info = await self.js.stream_info(self.stream)  # created concurrently
+                except nats.js.errors.NotFoundError:
+                    raise exc from None  # a real refusal, e.g. subjects owned by another stream
         have = list(info.config.subjects or [])
         missing = [s for s in wanted if s not in have]
         if missing:
@@ -114,26 +156,62 @@ class Bus:
         return int(info.state.last_seq)
 
     async def publish_envelope(self, envelope: Envelope) -> int:
-        """Publish and wait for the stream's ack; returns the stream sequence."""
+        """Publish and wait for the stream's ack; returns the stream sequence.
+
+        While NATS restarts or JetStream is not ready yet, the publish is retried until
+        ``rpc_timeout_seconds`` have passed: the ``Nats-Msg-Id`` header makes a retry of an
+        event that did reach the stream a no-op that answers the original sequence.
+        """
         data = encode_envelope(envelope)
-        try:
-            ack = await self.js.publish(envelope.type, data, stream=self.stream,
-                                        headers={"Nats-Msg-Id": envelope.id})
-        except (nats.errors.TimeoutError, nats.errors.ConnectionClosedError,
-                nats.js.errors.NoStreamResponseError) as exc:
-            raise UpstreamUnavailable(f"event bus unavailable: {type(exc).__name__}") from exc
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.rpc_timeout_seconds
+        while True:
+            remaining = deadline - loop.time()
+            try:
+                ack = await self.js.publish(
+                    envelope.type,
+                    data,
+                    stream=self.stream,
+                    timeout=max(remaining, 0.05),
+                    headers={"Nats-Msg-Id": envelope.id},
+                )
+                break
+            except (
+                nats.js.errors.NoStreamResponseError,
+                nats.errors.NoRespondersError,
+                nats.errors.ConnectionReconnectingError,
+                nats.errors.OutboundBufferLimitError,
+            ) as exc:
+                if loop.time() + PUBLISH_RETRY_SECONDS >= deadline:
+                    raise UpstreamUnavailable(
+                        f"event bus unavailable: {type(exc).__name__}"
+                    ) from exc
+                await asyncio.sleep(PUBLISH_RETRY_SECONDS)
+            except (nats.errors.TimeoutError, nats.errors.ConnectionClosedError) as exc:
+                raise UpstreamUnavailable(f"event bus unavailable: {type(exc).__name__}") from exc
         EVENTS_PUBLISHED.labels(self.settings.service, envelope.type).inc()
         return int(ack.seq)
 
     async def publish(
-        self, payload: EventPayload, *, aggregate: str, actor: str,
-        correlation_id: str | None = None, causation_id: str | None = None,
-        event_id: str | None = None, occurred_at: dt.datetime | None = None,
+        self,
+        payload: EventPayload,
+        *,
+        aggregate: str,
+        actor: str,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        event_id: str | None = None,
+        occurred_at: dt.datetime | None = None,
     ) -> tuple[Envelope, int]:
         envelope = make_envelope(
-            payload, source=self.settings.service, aggregate=aggregate, actor=actor,
-            occurred_at=occurred_at or dt.datetime.now(dt.UTC), event_id=event_id,
-            correlation_id=correlation_id, causation_id=causation_id,
+            payload,
+            source=self.settings.service,
+            aggregate=aggregate,
+            actor=actor,
+            occurred_at=occurred_at or dt.datetime.now(dt.UTC),
+            event_id=event_id,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
         )
         return envelope, await self.publish_envelope(envelope)
 
@@ -142,5 +220,6 @@ class Bus:
             return
         try:
             await asyncio.wait_for(self.nc.drain(), timeout=5)
-        except (asyncio.TimeoutError, nats.errors.ConnectionClosedError):
+        except (TimeoutError, nats.errors.Error):
+            # Draining needs a live connection (it raises while reconnecting): just close.
             await self.nc.close()

@@ -6,12 +6,19 @@ Guarantees (see ARCHITECTURE.md §2):
   (``<schema>.projection_checkpoint``), and messages are acked only after that commit. A crash
   anywhere replays safely: anything at or below the checkpoint is skipped.
 * The Postgres checkpoint is the truth; the JetStream consumer is only a cursor. Whenever a
-  runner becomes leader (or recovers from a transient error) it recreates its durable consumer
-  to start at checkpoint + 1, so events are always applied in stream order.
+  runner becomes leader, recovers from a transient error, reconnects to NATS or sees a gap in
+  the consumer's delivery sequence (a delivery lost in transit), it recreates its durable
+  consumer to start at checkpoint + 1, so events are always applied in stream order and none
+  is skipped.
 * An event that cannot be decoded or applied is written to ``<schema>.dead_letter`` with the
-  error and terminated: never retried forever, never blocking the events behind it.
+  error, counted in ``gatehouse_dead_lettered_total`` and terminated: never retried forever,
+  never blocking the events behind it. Transient errors (database or bus unavailable) roll the
+  whole batch back and retry it later, from the checkpoint, with backoff.
 * One active writer per read model: a Postgres session advisory lock elects the leader, other
-  replicas stand by and take over when the leader's connection goes away.
+  replicas stand by (following the leader's checkpoint through ``LISTEN``, so ``wait_for``
+  works on any replica) and take over when the leader's connection goes away. The checkpoint
+  is written compare-and-set, so even a leader that lost its lock without noticing cannot
+  apply an event a second time.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import asyncpg
 import msgspec
@@ -27,9 +35,7 @@ import nats.errors
 import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-
-JetStreamPullSub = JetStreamContext.PullSubscription
+from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 
 from contracts.envelope import Event, UnknownEventType, decode_event
 from shared.bus import Bus
@@ -39,13 +45,32 @@ from shared.logging import get_logger
 from shared.metrics import CONSUMER_PENDING, DEAD_LETTERED, EVENTS_APPLIED, PROJECTION_LAG
 from shared.settings import Settings
 
+JetStreamPullSub = JetStreamContext.PullSubscription
+
 log = get_logger(__name__)
 
-# Generous: a batch is applied in well under a second; a slower apply calls in_progress().
+# Generous: a batch is applied in well under a second. Nothing relies on redelivery (a lost
+# delivery is found by the delivery-sequence check), so a long ack_wait costs nothing.
 ACK_WAIT_SECONDS = 60.0
 FETCH_TIMEOUT_SECONDS = 1.0
-STANDBY_POLL_SECONDS = 1.0
+# How often a standby retries the leader lock and re-reads the leader's checkpoint (it also
+# hears every checkpoint at once through LISTEN).
+STANDBY_POLL_SECONDS = 0.5
+# How often the leader asks the server for its consumer's pending count while busy.
+LAG_REFRESH_SECONDS = 1.0
 RETRY_BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+_TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,  # class 08: the connection failed
+    asyncpg.InterfaceError,  # the connection was closed under us
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: admin/crash shutdown, cancel
+    asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections, disk full
+    asyncpg.exceptions.TransactionRollbackError,  # class 40: serialization failure, deadlock
+    asyncpg.exceptions.LockNotAvailableError,
+    OSError,
+    TimeoutError,
+    nats.errors.Error,
+)
 
 
 class Projection(Protocol):
@@ -65,21 +90,52 @@ def is_transient(exc: BaseException) -> bool:
     """Transient errors retry the whole batch later; everything else dead-letters the event."""
     if isinstance(exc, GatehouseError):
         return exc.transient
-    return isinstance(exc, (
-        asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.TooManyConnectionsError,
-        asyncpg.CannotConnectNowError, asyncpg.DeadlockDetectedError,
-        asyncpg.SerializationError, OSError, asyncio.TimeoutError, ConnectionError,
-        nats.errors.Error,
-    ))
+    return isinstance(exc, _TRANSIENT_ERRORS)
+
+
+def contiguous_deliveries(delivery_sequences: Sequence[int], *, expected: int) -> int:
+    """How many deliveries, in order, continue the consumer's delivery sequence at ``expected``.
+
+    JetStream numbers every delivery of a consumer 1, 2, 3 …; a hole means a message was
+    delivered but lost on the way (a reconnect), and it would come back only after ack_wait,
+    behind events already applied.
+    """
+    count = 0
+    for sequence in delivery_sequences:
+        if sequence != expected + count:
+            break
+        count += 1
+    return count
+
+
+def consumer_lag(
+    *, num_pending: int, num_ack_pending: int, delivered_stream_seq: int, checkpoint: int
+) -> int:
+    """Events of this projection not applied yet: not yet delivered, plus delivered ones beyond
+    the checkpoint (acks are asynchronous, so ack-pending alone over-counts applied ones)."""
+    in_flight = num_ack_pending if delivered_stream_seq > checkpoint else 0
+    return num_pending + in_flight
 
 
 class _Transient(Exception):
-    pass
+    """Roll back, back off, and start again from the checkpoint."""
+
+
+class _IsolatePoison(Exception):
+    """The batch failed permanently: apply it again one event at a time."""
+
+
+@dataclass(frozen=True)
+class _BatchOutcome:
+    applied: int
+    # A delivery is missing: the consumer must be recreated from the checkpoint.
+    gap: bool
 
 
 class ProjectionRunner:
-    def __init__(self, projection: Projection, *, bus: Bus, pool: asyncpg.Pool,
-                 settings: Settings) -> None:
+    def __init__(
+        self, projection: Projection, *, bus: Bus, pool: asyncpg.Pool, settings: Settings
+    ) -> None:
         self.projection = projection
         self.bus = bus
         self.pool = pool
@@ -87,9 +143,11 @@ class ProjectionRunner:
         self.is_leader = False
         self.checkpoint = 0
         self.lag = 0
-        self._reached = asyncio.Condition()
+        self._progress = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._failures = 0
+        self._next_delivery = 1
         self._labels = (settings.service, projection.name)
         self._log = log.bind(projection=projection.name)
 
@@ -101,11 +159,17 @@ class ProjectionRunner:
     def lock_key(self) -> int:
         return advisory_key(f"projection:{self.projection.schema}.{self.projection.name}")
 
+    @property
+    def checkpoint_channel(self) -> str:
+        """The LISTEN/NOTIFY channel on which the leader announces each new checkpoint."""
+        return f"gatehouse_checkpoint_{self.lock_key & 0xFFFFFFFFFFFF:x}"
+
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"projection:{self.projection.name}")
 
     async def stop(self) -> None:
+        """Stop and release the leader lock (a standby takes over)."""
         self._stopping.set()
         if self._task:
             self._task.cancel()
@@ -113,60 +177,96 @@ class ProjectionRunner:
                 await self._task
 
     async def _run(self) -> None:
-        attempt = 0
         while not self._stopping.is_set():
-            lock_conn: asyncpg.Connection | None = None
             try:
-                lock_conn = await connect(self.settings.database_url)
-                if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", self.lock_key):
-                    self.is_leader = False
-                    await self._standby_tick()
-                    continue
-                self.is_leader = True
-                self._log.info("projection_leader")
-                await self._lead(lock_conn)
+                await self._session()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                delay = RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS) - 1)]
-                attempt += 1
-                self._log.warning("projection_retry", error=f"{type(exc).__name__}: {exc}",
-                                  delay=delay)
-                await asyncio.sleep(delay)
-            else:
-                attempt = 0
-            finally:
-                self.is_leader = False
-                if lock_conn is not None:
-                    with contextlib.suppress(Exception):
-                        await lock_conn.close()
+                delay = RETRY_BACKOFF_SECONDS[min(self._failures, len(RETRY_BACKOFF_SECONDS) - 1)]
+                self._failures += 1
+                self._log.warning(
+                    "projection_retry", error=f"{type(exc).__name__}: {exc}", delay=delay
+                )
+                await self._pause(delay)
 
-    async def _standby_tick(self) -> None:
-        """A standby follows the leader's checkpoint so that wait_for works on any replica."""
-        await self._refresh_checkpoint_from_db()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), STANDBY_POLL_SECONDS)
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
-    async def _refresh_checkpoint_from_db(self) -> None:
-        async with self.pool.acquire() as conn:
-            value = await self._read_checkpoint(conn)
-        await self._advance(value)
+    async def _session(self) -> None:
+        """One database session: stand by until it holds the leader lock, then lead.
+
+        Closing the session's connection (stop, error, crash) releases the lock."""
+        lock_conn = await connect(self.settings.database_url)
+        try:
+            await lock_conn.add_listener(self.checkpoint_channel, self._on_checkpoint_notice)
+            while not self._stopping.is_set():
+                if await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", self.lock_key):
+                    self.is_leader = True
+                    self._log.info("projection_leader")
+                    await self._lead(lock_conn)
+                    return
+                # A standby follows the leader's checkpoint so that wait_for works anywhere.
+                self._set_checkpoint(await self._read_checkpoint(lock_conn))
+                self._failures = 0
+                await self._pause(STANDBY_POLL_SECONDS)
+        finally:
+            self.is_leader = False
+            await _close_quietly(lock_conn)
+
+    def _on_checkpoint_notice(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if payload.isdigit() and not self.is_leader:
+            self._set_checkpoint(max(self.checkpoint, int(payload)))
 
     # ---- leader ----------------------------------------------------------------------------
     async def _lead(self, lock_conn: asyncpg.Connection) -> None:
+        while not self._stopping.is_set():
+            await self._follow(lock_conn, until_caught_up=False)
+
+    async def _follow(
+        self, lock_conn: asyncpg.Connection, *, until_caught_up: bool
+    ) -> tuple[int, bool]:
+        """Consume from checkpoint + 1 until stopped, caught up (``until_caught_up``) or the
+        consumer has to be recreated; returns (events applied, caught up)."""
         sub = await self._subscribe()
+        reconnects = self.bus.reconnects
+        applied = 0
+        lag_checked_at = 0.0
+        loop = asyncio.get_running_loop()
         try:
             while not self._stopping.is_set():
                 if lock_conn.is_closed():
-                    raise _Transient("lost the leader lock connection")
-                await self._fetch_and_apply(sub)
+                    raise _Transient("lost the connection holding the leader lock")
+                if self.bus.reconnects != reconnects:
+                    # Deliveries may have been lost with the old connection: resync.
+                    self._log.info("projection_resync", reason="nats_reconnected")
+                    return applied, False
+                if until_caught_up and await self._refresh_lag(sub) == 0:
+                    return applied, True
+                msgs = await self._fetch(sub)
+                if msgs:
+                    outcome = await self._apply_batch(msgs)
+                    applied += outcome.applied
+                    if outcome.gap:
+                        self._log.info("projection_resync", reason="delivery_gap")
+                        return applied, False
+                self._failures = 0
+                if not until_caught_up and (
+                    not msgs or loop.time() - lag_checked_at >= LAG_REFRESH_SECONDS
+                ):
+                    lag_checked_at = loop.time()
+                    with contextlib.suppress(Exception):
+                        await self._refresh_lag(sub)
+            return applied, False
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
     async def _subscribe(self) -> JetStreamPullSub:
+        """(Re)create the durable consumer at checkpoint + 1 and bind to it."""
         async with self.pool.acquire() as conn:
-            self.checkpoint = await self._read_checkpoint(conn)
+            self._set_checkpoint(await self._read_checkpoint(conn))
         js = self.bus.js
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await js.delete_consumer(self.bus.stream, self.durable)
@@ -179,61 +279,73 @@ class ProjectionRunner:
             # permanent one is dead-lettered, so the server must never drop an event on its own.
             max_deliver=-1,
             max_ack_pending=self.settings.projection_batch_size * 4,
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if self.checkpoint else DeliverPolicy.ALL,
+            deliver_policy=(
+                DeliverPolicy.BY_START_SEQUENCE if self.checkpoint else DeliverPolicy.ALL
+            ),
             opt_start_seq=self.checkpoint + 1 if self.checkpoint else None,
             filter_subject=subjects[0] if len(subjects) == 1 else None,
             filter_subjects=subjects if len(subjects) > 1 else None,
             description=f"projection {self.projection.schema}.{self.projection.name}",
         )
         await js.add_consumer(self.bus.stream, config)
-        return await js.pull_subscribe_bind(durable=self.durable, stream=self.bus.stream)
+        sub = await js.pull_subscribe_bind(durable=self.durable, stream=self.bus.stream)
+        self._next_delivery = 1
+        return sub
 
-    async def _fetch_and_apply(self, sub: JetStreamPullSub) -> int:
+    async def _fetch(self, sub: JetStreamPullSub) -> list[Msg]:
         try:
-            msgs = await sub.fetch(self.settings.projection_batch_size, timeout=FETCH_TIMEOUT_SECONDS)
-        except nats.errors.TimeoutError:
-            await self._update_lag(sub)
-            return 0
-        await self._apply_batch(msgs)
-        await self._update_lag(sub)
-        return len(msgs)
+            return await sub.fetch(
+                self.settings.projection_batch_size, timeout=FETCH_TIMEOUT_SECONDS
+            )
+        except TimeoutError:  # nats.errors.TimeoutError and the client's bare asyncio timeouts
+            return []
 
-    async def _update_lag(self, sub: JetStreamPullSub) -> None:
-        with contextlib.suppress(Exception):
-            info = await sub.consumer_info()
-            pending = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
-            self.lag = pending
-            PROJECTION_LAG.labels(*self._labels).set(pending)
-            CONSUMER_PENDING.labels(*self._labels).set(int(info.num_pending or 0))
+    async def _refresh_lag(self, sub: JetStreamPullSub) -> int:
+        info: ConsumerInfo = await sub.consumer_info()
+        delivered = info.delivered.stream_seq if info.delivered else 0
+        lag = consumer_lag(
+            num_pending=int(info.num_pending or 0),
+            num_ack_pending=int(info.num_ack_pending or 0),
+            delivered_stream_seq=int(delivered or 0),
+            checkpoint=self.checkpoint,
+        )
+        self.lag = lag
+        PROJECTION_LAG.labels(*self._labels).set(lag)
+        CONSUMER_PENDING.labels(*self._labels).set(int(info.num_pending or 0))
+        return lag
 
-    async def _apply_batch(self, msgs: list[Msg]) -> int:
+    # ---- applying a batch ------------------------------------------------------------------
+    async def _apply_batch(self, msgs: list[Msg]) -> _BatchOutcome:
+        usable = contiguous_deliveries(
+            [int(msg.metadata.sequence.consumer) for msg in msgs], expected=self._next_delivery
+        )
+        gap = usable < len(msgs)
+        msgs = msgs[:usable]
+        self._next_delivery += usable
+
         fresh: list[tuple[Msg, Event]] = []
-        poison: list[tuple[Msg, int, str]] = []
+        undecodable: list[tuple[Msg, int, str]] = []
         stale: list[Msg] = []
         top = self.checkpoint
         for msg in msgs:
             seq = int(msg.metadata.sequence.stream)
             if seq <= self.checkpoint:
-                stale.append(msg)  # already applied before a crash or a consumer reset
+                stale.append(msg)  # redelivered after its batch committed
                 continue
             top = max(top, seq)
             try:
                 fresh.append((msg, decode_event(msg.data, sequence=seq)))
             except (msgspec.DecodeError, msgspec.ValidationError, UnknownEventType) as exc:
-                poison.append((msg, seq, f"undecodable: {exc}"))
+                undecodable.append((msg, seq, f"undecodable: {exc}"))
 
         good: list[Msg] = []
+        rejected: list[tuple[Msg, int, str]] = []
         if top > self.checkpoint:
-            async with self.pool.acquire() as conn, conn.transaction():
-                good, rejected = await self._apply_isolating(conn, fresh)
-                poison.extend(rejected)
-                for msg, seq, error in poison:
-                    await self._dead_letter(conn, msg, seq, error)
-                await conn.execute(
-                    f'INSERT INTO "{self.projection.schema}".projection_checkpoint '
-                    "(projection, stream_sequence) VALUES ($1, $2) ON CONFLICT (projection) "
-                    "DO UPDATE SET stream_sequence = EXCLUDED.stream_sequence",
-                    self.projection.name, top)
+            try:
+                good, rejected = await self._commit(fresh, undecodable, top, isolate=False)
+            except _IsolatePoison:
+                good, rejected = await self._commit(fresh, undecodable, top, isolate=True)
+        poison = undecodable + rejected
         # Only after the commit: ack what was applied, terminate what never can be.
         for msg in (*stale, *good):
             await msg.ack()
@@ -243,34 +355,68 @@ class ProjectionRunner:
             self._log.error("event_dead_lettered", stream_sequence=seq, error=error[:500])
         if good:
             EVENTS_APPLIED.labels(*self._labels).inc(len(good))
-        await self._advance(top)
-        return len(good)
+        self._set_checkpoint(top)
+        return _BatchOutcome(applied=len(good), gap=gap)
 
-    async def _apply_isolating(
+    async def _commit(
+        self,
+        fresh: list[tuple[Msg, Event]],
+        undecodable: list[tuple[Msg, int, str]],
+        top: int,
+        *,
+        isolate: bool,
+    ) -> tuple[list[Msg], list[tuple[Msg, int, str]]]:
+        """One transaction: apply, dead-letter, move the checkpoint from ours to ``top``."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if isolate:
+                good, rejected = await self._apply_one_by_one(conn, fresh)
+            else:
+                try:
+                    if fresh:
+                        await self.projection.apply(conn, [event for _, event in fresh])
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise _Transient(f"{type(exc).__name__}: {exc}") from exc
+                    raise _IsolatePoison from exc
+                good, rejected = [msg for msg, _ in fresh], []
+            for msg, seq, error in (*undecodable, *rejected):
+                await self._dead_letter(conn, msg, seq, error)
+            await self._move_checkpoint(conn, top)
+        return good, rejected
+
+    async def _apply_one_by_one(
         self, conn: asyncpg.Connection, fresh: list[tuple[Msg, Event]]
     ) -> tuple[list[Msg], list[tuple[Msg, int, str]]]:
-        """Apply the whole batch; if it fails permanently, apply one by one to find the poison."""
-        if not fresh:
-            return [], []
-        try:
-            async with conn.transaction():
-                await self.projection.apply(conn, [event for _, event in fresh])
-            return [msg for msg, _ in fresh], []
-        except Exception as exc:
-            if is_transient(exc):
-                raise _Transient(str(exc)) from exc
         good: list[Msg] = []
         rejected: list[tuple[Msg, int, str]] = []
         for msg, event in fresh:
             try:
-                async with conn.transaction():
+                async with conn.transaction():  # a savepoint: a failure undoes this event only
                     await self.projection.apply(conn, [event])
-                good.append(msg)
             except Exception as exc:
                 if is_transient(exc):
-                    raise _Transient(str(exc)) from exc
+                    raise _Transient(f"{type(exc).__name__}: {exc}") from exc
                 rejected.append((msg, event.sequence, f"{type(exc).__name__}: {exc}"))
+            else:
+                good.append(msg)
         return good, rejected
+
+    async def _move_checkpoint(self, conn: asyncpg.Connection, top: int) -> None:
+        """Compare-and-set: only from the checkpoint this runner started the batch at."""
+        table = f'"{self.projection.schema}".projection_checkpoint'
+        moved = await conn.fetch(
+            f"WITH moved AS (INSERT INTO {table} (projection, stream_sequence) VALUES ($1, $2) "
+            "ON CONFLICT (projection) DO UPDATE SET stream_sequence = EXCLUDED.stream_sequence "
+            f"WHERE {table}.stream_sequence = $3 RETURNING stream_sequence) "
+            "SELECT pg_notify($4, $5) FROM moved",
+            self.projection.name,
+            top,
+            self.checkpoint,
+            self.checkpoint_channel,
+            str(top),
+        )
+        if not moved:
+            raise _Transient("the checkpoint moved under this runner: another writer is active")
 
     async def _dead_letter(self, conn: asyncpg.Connection, msg: Msg, seq: int, error: str) -> None:
         event_id = (msg.headers or {}).get("Nats-Msg-Id")
@@ -278,37 +424,36 @@ class ProjectionRunner:
             f'INSERT INTO "{self.projection.schema}".dead_letter '
             "(projection, stream_sequence, subject, event_id, payload, error) "
             "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (projection, stream_sequence) DO NOTHING",
-            self.projection.name, seq, msg.subject, event_id, msg.data, error[:4000])
+            self.projection.name,
+            seq,
+            msg.subject,
+            event_id,
+            msg.data,
+            error[:4000],
+        )
 
     async def _read_checkpoint(self, conn: asyncpg.Connection) -> int:
         value = await conn.fetchval(
             f'SELECT stream_sequence FROM "{self.projection.schema}".projection_checkpoint '
-            "WHERE projection = $1", self.projection.name)
+            "WHERE projection = $1",
+            self.projection.name,
+        )
         return int(value or 0)
 
-    async def _advance(self, value: int) -> None:
-        async with self._reached:
-            if value > self.checkpoint or not self.is_leader:
-                self.checkpoint = value
-            self._reached.notify_all()
+    def _set_checkpoint(self, value: int) -> None:
+        if value != self.checkpoint:
+            self.checkpoint = value
+            reached, self._progress = self._progress, asyncio.Event()
+            reached.set()
 
     # ---- read-your-writes ------------------------------------------------------------------
-    async def wait_for(self, sequence: int, *, timeout: float) -> None:
-        """Return once this read model has applied ``sequence`` (raises asyncio.TimeoutError)."""
-        async def reached() -> None:
-            async with self._reached:
-                while self.checkpoint < sequence:
-                    if self.is_leader:
-                        await self._reached.wait()
-                    else:
-                        # Another replica writes: poll its checkpoint briefly.
-                        with contextlib.suppress(asyncio.TimeoutError):
-                            await asyncio.wait_for(self._reached.wait(), 0.05)
-                        if self.checkpoint < sequence and not self.is_leader:
-                            async with self.pool.acquire() as conn:
-                                self.checkpoint = max(self.checkpoint, await self._read_checkpoint(conn))
+    async def wait_for(self, sequence: int, *, timeout: float) -> None:  # noqa: ASYNC109
+        """Return once this read model has applied ``sequence`` (raises TimeoutError).
 
-        await asyncio.wait_for(reached(), timeout)
+        Works on the leader and on a standby replica alike."""
+        async with asyncio.timeout(timeout):
+            while self.checkpoint < sequence:
+                await self._progress.wait()
 
     # ---- replay ----------------------------------------------------------------------------
     async def reset(self, conn: asyncpg.Connection) -> None:
@@ -316,14 +461,17 @@ class ProjectionRunner:
         async with conn.transaction():
             for table in self.projection.tables:
                 await conn.execute(f'TRUNCATE "{schema}"."{table}" RESTART IDENTITY CASCADE')
-            await conn.execute(f'DELETE FROM "{schema}".projection_checkpoint WHERE projection = $1',
-                               self.projection.name)
-            await conn.execute(f'DELETE FROM "{schema}".dead_letter WHERE projection = $1',
-                               self.projection.name)
-        self.checkpoint = 0
+            await conn.execute(
+                f'DELETE FROM "{schema}".projection_checkpoint WHERE projection = $1',
+                self.projection.name,
+            )
+            await conn.execute(
+                f'DELETE FROM "{schema}".dead_letter WHERE projection = $1', self.projection.name
+            )
+        self._set_checkpoint(0)
 
     async def replay(self) -> int:
-        """Drop the read model and rebuild it from stream sequence 0; returns events handled.
+        """Drop the read model and rebuild it from stream sequence 0; returns events applied.
 
         Takes the leader lock itself and fails if a running service holds it.
         """
@@ -332,26 +480,29 @@ class ProjectionRunner:
             if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", self.lock_key):
                 raise GatehouseError(
                     f"projection {self.projection.schema}.{self.projection.name} is being run by "
-                    "another process; stop that service before replaying", code="projection_busy",
-                    status=409)
+                    "another process; stop that service before replaying",
+                    code="projection_busy",
+                    status=409,
+                )
             self.is_leader = True
             await self.reset(lock_conn)
-            sub = await self._subscribe()
             total = 0
             try:
                 while True:
-                    handled = await self._fetch_and_apply(sub)
-                    total += handled
-                    if handled == 0 and self.lag == 0:
+                    applied, caught_up = await self._follow(lock_conn, until_caught_up=True)
+                    total += applied
+                    if caught_up:
                         return total
             finally:
-                with contextlib.suppress(Exception):
-                    await sub.unsubscribe()
                 with contextlib.suppress(Exception):
                     await self.bus.js.delete_consumer(self.bus.stream, self.durable)
         finally:
             self.is_leader = False
-            await lock_conn.close()
+            await _close_quietly(lock_conn)
 
 
-
+async def _close_quietly(conn: asyncpg.Connection) -> None:
+    try:
+        await conn.close(timeout=2)
+    except Exception:
+        conn.terminate()

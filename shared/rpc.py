@@ -20,7 +20,13 @@ from nats.micro.request import Request
 from nats.micro.service import EndpointConfig, Service, ServiceConfig
 
 from shared.bus import Bus
-from shared.errors import GatehouseError, UpstreamTimeout, UpstreamUnavailable, ValidationFailed, error_from_problem
+from shared.errors import (
+    GatehouseError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    ValidationFailed,
+    error_from_problem,
+)
 from shared.logging import get_logger
 from shared.metrics import RPC_LATENCY
 
@@ -61,23 +67,32 @@ class RpcServer:
         self._endpoints: list[Endpoint[Any, Any]] = []
         self._service: Service | None = None
 
-    def add(self, operation: str, request_type: type[Req],
-            handler: Callable[[Req, CallContext], Awaitable[Resp]]) -> None:
+    def add(
+        self,
+        operation: str,
+        request_type: type[Req],
+        handler: Callable[[Req, CallContext], Awaitable[Resp]],
+    ) -> None:
         self._endpoints.append(Endpoint(operation, request_type, handler))
 
     async def start(self) -> None:
         self._service = await nats.micro.add_service(
             self.bus.nc,
-            config=ServiceConfig(name=self.service_name, version=self.version,
-                                 description=self.description,
-                                 queue_group=f"svc.{self.service_name}"),
+            config=ServiceConfig(
+                name=self.service_name,
+                version=self.version,
+                description=self.description,
+                queue_group=f"svc.{self.service_name}",
+            ),
         )
         for endpoint in self._endpoints:
-            await self._service.add_endpoint(EndpointConfig(
-                name=endpoint.operation.replace(".", "_"),
-                subject=subject(self.service_name, endpoint.operation),
-                handler=self._wrap(endpoint),
-            ))
+            await self._service.add_endpoint(
+                EndpointConfig(
+                    name=endpoint.operation.replace(".", "_"),
+                    subject=subject(self.service_name, endpoint.operation),
+                    handler=self._wrap(endpoint),
+                )
+            )
 
     async def stop(self) -> None:
         if self._service is not None:
@@ -96,9 +111,9 @@ class RpcServer:
             )
             started = time.perf_counter()
             outcome = "ok"
-            with structlog.contextvars.bound_contextvars(request_id=ctx.request_id,
-                                                         correlation_id=ctx.request_id,
-                                                         rpc=endpoint.operation):
+            with structlog.contextvars.bound_contextvars(
+                request_id=ctx.request_id, correlation_id=ctx.request_id, rpc=endpoint.operation
+            ):
                 try:
                     try:
                         body = decoder.decode(request.data)
@@ -117,36 +132,74 @@ class RpcServer:
                     await _respond_problem(request, GatehouseError())
                 finally:
                     RPC_LATENCY.labels(self.service_name, endpoint.operation, outcome).observe(
-                        time.perf_counter() - started)
+                        time.perf_counter() - started
+                    )
 
         return handle
 
 
 async def _respond_problem(request: Request, exc: GatehouseError) -> None:
-    problem = {"status": exc.status, "code": exc.code, "title": exc.title, "detail": exc.detail,
-               **exc.extra}
-    await request.respond_error(str(exc.status), exc.detail[:200],
-                                data=msgspec.json.encode(problem))
+    problem = {
+        "status": exc.status,
+        "code": exc.code,
+        "title": exc.title,
+        "detail": exc.detail,
+        **exc.extra,
+    }
+    # The description travels in a header: a line break there would corrupt the header block.
+    description = " ".join(exc.detail.split())[:200]
+    await request.respond_error(str(exc.status), description, data=msgspec.json.encode(problem))
 
 
-async def call(bus: Bus, service: str, operation: str, request: msgspec.Struct,
-               response_type: type[Resp], *, ctx: CallContext, timeout: float) -> Resp:
-    headers = {REQUEST_ID_HEADER: ctx.request_id, ACTOR_HEADER: ctx.actor,
-               ROLES_HEADER: ",".join(ctx.roles)}
+async def call(
+    bus: Bus,
+    service: str,
+    operation: str,
+    request: msgspec.Struct,
+    response_type: type[Resp],
+    *,
+    ctx: CallContext,
+    timeout: float,  # noqa: ASYNC109 - the NATS request deadline, not a cancel scope
+) -> Resp:
+    headers = {
+        REQUEST_ID_HEADER: ctx.request_id,
+        ACTOR_HEADER: ctx.actor,
+        ROLES_HEADER: ",".join(ctx.roles),
+    }
     try:
-        msg = await bus.nc.request(subject(service, operation), msgspec.json.encode(request),
-                                   timeout=timeout, headers=headers)
+        msg = await bus.nc.request(
+            subject(service, operation),
+            msgspec.json.encode(request),
+            timeout=timeout,
+            headers=headers,
+        )
     except nats.errors.NoRespondersError as exc:
         raise UpstreamUnavailable(f"service {service} is not running") from exc
     except nats.errors.TimeoutError as exc:
         raise UpstreamTimeout(f"service {service} did not answer within {timeout:g}s") from exc
-    except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
-            nats.errors.OutboundBufferLimitError) as exc:
+    except (
+        nats.errors.ConnectionClosedError,
+        nats.errors.ConnectionReconnectingError,
+        nats.errors.OutboundBufferLimitError,
+    ) as exc:
         raise UpstreamUnavailable("event bus unavailable") from exc
     if msg.headers and "Nats-Service-Error-Code" in msg.headers:
         try:
             problem = msgspec.json.decode(msg.data)
         except msgspec.DecodeError:
-            problem = {"status": 502, "detail": msg.headers.get("Nats-Service-Error", "")}
+            problem = None
+        if not isinstance(problem, dict):
+            problem = {
+                "status": 502,
+                "code": "upstream_bad_reply",
+                "detail": msg.headers.get("Nats-Service-Error", ""),
+            }
         raise error_from_problem(problem)
-    return msgspec.json.decode(msg.data, type=response_type)
+    try:
+        return msgspec.json.decode(msg.data, type=response_type)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise GatehouseError(
+            f"service {service} answered {operation} with an unexpected reply: {exc}",
+            code="upstream_bad_reply",
+            status=502,
+        ) from exc

@@ -8,12 +8,20 @@ not convert fails fast with the variable's name.
 from __future__ import annotations
 
 import os
+import typing
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 PREFIX = "GATEHOUSE_"
+
+# Out-of-range values fail at start-up with the variable's name, not later in a loop.
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+AtLeastOne = Annotated[int, msgspec.Meta(ge=1)]
+NotNegative = Annotated[int, msgspec.Meta(ge=0)]
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+PerSecond = Annotated[float, msgspec.Meta(gt=0)]
 
 
 class SettingsError(ValueError):
@@ -26,29 +34,35 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nats_url: str = "nats://127.0.0.1:4222"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/gatehouse"
     http_host: str = "127.0.0.1"
-    http_port: int = 8080
+    http_port: Port = 8080
     # Public base URL of the gateway, used in Link headers and printed by `gatehouse up`.
     public_url: str = ""
     log_level: str = "info"
-    log_format: str = "json"
+    log_format: Literal["json", "console"] = "json"
     stream_name: str = "GATEHOUSE"
-    stream_replicas: int = 1
+    stream_replicas: Annotated[int, msgspec.Meta(ge=1, le=5)] = 1
     data_dir: str = ".gatehouse"
     # Deadline for gateway -> service request/reply calls.
-    rpc_timeout_seconds: float = 5.0
+    rpc_timeout_seconds: Seconds = 5.0
     # How long a write waits for its own projection before answering 504.
-    read_your_writes_timeout_seconds: float = 10.0
-    max_body_bytes: int = 1_048_576
-    rate_limit_per_token: float = 50.0
-    rate_limit_per_ip: float = 20.0
-    rate_limit_burst: int = 200
+    read_your_writes_timeout_seconds: Seconds = 10.0
+    max_body_bytes: AtLeastOne = 1_048_576
+    rate_limit_per_token: PerSecond = 50.0
+    rate_limit_per_ip: PerSecond = 20.0
+    rate_limit_burst: AtLeastOne = 200
     # Readiness fails when a projection is further behind the stream than this.
-    max_ready_lag: int = 10_000
-    projection_batch_size: int = 256
+    max_ready_lag: NotNegative = 10_000
+    projection_batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 256
     bootstrap_token: str = ""
     bootstrap_token_file: str = ""
-    db_pool_min: int = 1
-    db_pool_max: int = 10
+    db_pool_min: NotNegative = 1
+    db_pool_max: AtLeastOne = 10
+
+    def __post_init__(self) -> None:
+        if self.db_pool_min > self.db_pool_max:
+            raise ValueError(
+                f"db_pool_min ({self.db_pool_min}) must not exceed db_pool_max ({self.db_pool_max})"
+            )
 
     def with_(self, **changes: Any) -> Settings:
         return msgspec.structs.replace(self, **changes)
@@ -81,7 +95,13 @@ def documented_settings() -> list[tuple[str, str, Any]]:
     """(variable, type, default) for the README table."""
     out = []
     for field in msgspec.structs.fields(Settings):
-        out.append(
-            (env_name(field.name), getattr(field.type, "__name__", str(field.type)), field.default)
-        )
+        out.append((env_name(field.name), _type_name(field.type), field.default))
     return out
+
+
+def _type_name(annotation: Any) -> str:
+    if typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) is Literal:
+        return " | ".join(repr(v) for v in typing.get_args(annotation))
+    return str(getattr(annotation, "__name__", annotation))

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import asyncpg
 
@@ -146,12 +146,19 @@ async def connect(dsn: str) -> asyncpg.Connection:
 
 
 def with_database(dsn: str, database: str) -> str:
+    """The same DSN naming another database; keeps ``postgresql:///db?host=/socket`` forms
+    intact (``urlunsplit`` would drop the empty authority and break them)."""
     parts = urlsplit(dsn)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
+    url = f"{parts.scheme}://{parts.netloc}/{quote(database, safe='')}"
+    if parts.query:
+        url += f"?{parts.query}"
+    if parts.fragment:
+        url += f"#{parts.fragment}"
+    return url
 
 
 def database_name(dsn: str) -> str:
-    return urlsplit(dsn).path.lstrip("/") or "postgres"
+    return unquote(urlsplit(dsn).path.lstrip("/")) or "postgres"
 
 
 async def ensure_database(dsn: str) -> None:

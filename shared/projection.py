@@ -59,6 +59,8 @@ STANDBY_POLL_SECONDS = 0.5
 # How often the leader asks the server for its consumer's pending count while busy.
 LAG_REFRESH_SECONDS = 1.0
 RETRY_BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
+# While NATS is reconnecting the leader checks back this often.
+DISCONNECTED_POLL_SECONDS = 0.1
 
 _TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,  # class 08: the connection failed
@@ -229,8 +231,9 @@ class ProjectionRunner:
     ) -> tuple[int, bool]:
         """Consume from checkpoint + 1 until stopped, caught up (``until_caught_up``) or the
         consumer has to be recreated; returns (events applied, caught up)."""
-        sub = await self._subscribe()
+        # Read before subscribing: a reconnect during the subscribe also means a resync.
         reconnects = self.bus.reconnects
+        sub = await self._subscribe()
         applied = 0
         lag_checked_at = 0.0
         loop = asyncio.get_running_loop()
@@ -242,6 +245,10 @@ class ProjectionRunner:
                     # Deliveries may have been lost with the old connection: resync.
                     self._log.info("projection_resync", reason="nats_reconnected")
                     return applied, False
+                if not self.bus.connected:
+                    # Pull requests and consumer info would only wait out their timeouts.
+                    await self._pause(DISCONNECTED_POLL_SECONDS)
+                    continue
                 if until_caught_up and await self._refresh_lag(sub) == 0:
                     return applied, True
                 msgs = await self._fetch(sub)

@@ -276,11 +276,19 @@ async def test_the_catalog_route_serves_every_event_to_any_role() -> None:
     }
 
     etag = response.headers["ETag"]
-    again = await route.handler(
-        RequestContext(
-            request=make_mocked_request("GET", route.path, headers={"If-None-Match": etag}),
-            request_id="req-2",
-            runtime=None,  # type: ignore[arg-type]
+    for if_none_match, status in [
+        (etag, 304),
+        (f'"other", W/{etag}', 304),
+        ("*", 304),
+        ('"other"', 200),
+    ]:
+        again = await route.handler(
+            RequestContext(
+                request=make_mocked_request(
+                    "GET", route.path, headers={"If-None-Match": if_none_match}
+                ),
+                request_id="req-2",
+                runtime=None,  # type: ignore[arg-type]
+            )
         )
-    )
-    assert again.status == 304
+        assert again.status == status, if_none_match

@@ -22,9 +22,15 @@ def _catalog_body() -> tuple[bytes, str]:
 async def get_event_catalog(ctx: RequestContext) -> web.StreamResponse:
     body, etag = _catalog_body()
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
-    if etag in ctx.request.headers.get("If-None-Match", ""):
+    if _matches(ctx.request.headers.get("If-None-Match", ""), etag):
         return web.Response(status=304, headers=headers)
     return web.Response(body=body, headers=headers, content_type="application/json")
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 §13.1.2: a weak comparison against a list of tags, or ``*``."""
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in tags or etag in tags
 
 
 ROUTES: list[Route] = [

@@ -209,8 +209,10 @@ class ProjectionRunner:
                     self._log.info("projection_leader")
                     await self._lead(lock_conn)
                     return
-                # A standby follows the leader's checkpoint so that wait_for works anywhere.
+                # A standby follows the leader's checkpoint so that wait_for works anywhere;
+                # the lag is the leader's to report.
                 self._set_checkpoint(await self._read_checkpoint(lock_conn))
+                self.lag = 0
                 self._failures = 0
                 await self._pause(STANDBY_POLL_SECONDS)
         finally:

@@ -8,6 +8,7 @@ authenticates, authorises, rate-limits, decodes and then calls the handler with 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,9 @@ from shared.rpc import CallContext
 from shared.service import Runtime
 
 ALL_ROLES: frozenset[str] = frozenset(ROLES)
+# Reads of identity and most resources: any role.
+READ_ROLES = ALL_ROLES
+ADMIN_ONLY: frozenset[str] = frozenset({"ADMIN"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,6 +33,9 @@ class Principal:
     name: str
     roles: frozenset[str]
     project_id: str | None = None
+    prefix: str = ""
+    expires_at: dt.datetime | None = None
+    bootstrap: bool = False
 
     @property
     def actor(self) -> str:
@@ -74,10 +81,24 @@ class Route:
     # Problem codes this route can answer besides the common ones (for OpenAPI).
     errors: tuple[int, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    # Project scope. A key limited to one project may call a route only when the route names
+    # the project in this path parameter (id or slug; any other project is a 404), or when
+    # the route sets ``allow_project_scoped`` and its handler filters to
+    # ``ctx.principal.project_id`` itself. Every other route answers such a key 403: closed
+    # by default, so a new route cannot leak other projects' data to a scoped key.
+    project_param: str | None = None
+    allow_project_scoped: bool = False
+    # Top-level response fields an Idempotency-Key replay answers as null instead of storing
+    # them (secrets shown once, such as a new API key's token).
+    redact_on_replay: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.roles is not None and (not self.roles or not self.roles <= ALL_ROLES):
-            raise ValueError(f"{self.method} {self.path}: roles must be a non-empty subset of {ALL_ROLES}")
+            raise ValueError(
+                f"{self.method} {self.path}: roles must be a non-empty subset of {ALL_ROLES}"
+            )
+        if self.project_param is not None and "{" + self.project_param + "}" not in self.path:
+            raise ValueError(f"{self.method} {self.path}: no path parameter {self.project_param}")
 
 
 def roles(*names: str) -> frozenset[str]:

@@ -1,0 +1,1 @@
+"""I/O of the gateway: PostgreSQL read model and bookkeeping, the stream, advisory locks."""

@@ -1,0 +1,89 @@
+"""Wiring of the gateway: the identity read model, the dispatcher and every route module,
+the bootstrap admin key and the idempotency-key janitor."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from pathlib import Path
+
+from services.gateway.adapters.idempotency_store import purge_expired
+from services.gateway.bootstrap import ensure_bootstrap_admin
+from services.gateway.deps import DEPS_KEY, GatewayDeps
+from services.gateway.dispatch import install_routes
+from services.gateway.projection import IdentityProjection
+from services.gateway.ratelimiter import RateLimiter
+from services.gateway.routes import collect_routes
+from services.gateway.routing import Route
+from services.gateway.writes import CommandWriter
+from shared.logging import get_logger
+from shared.service import Runtime, ServiceDefinition
+
+log = get_logger(__name__)
+
+# Expired Idempotency-Keys are ignored at once; this only bounds the table's size.
+PURGE_EVERY_SECONDS = 3600.0
+
+
+@functools.cache
+def _routes() -> tuple[Route, ...]:
+    return tuple(collect_routes())
+
+
+def collected_routes() -> list[Route]:
+    """Every route of every module in ``services.gateway.routes``."""
+    return list(_routes())
+
+
+async def setup(runtime: Runtime) -> None:
+    settings = runtime.settings
+    runner = runtime.add_projection(IdentityProjection())
+    deps = GatewayDeps(
+        runtime=runtime,
+        runner=runner,
+        writer=CommandWriter(bus=runtime.bus, runner=runner, settings=settings),
+        routes=collected_routes(),
+        token_limiter=RateLimiter(
+            rate=settings.rate_limit_per_token, burst=settings.rate_limit_burst
+        ),
+        ip_limiter=RateLimiter(rate=settings.rate_limit_per_ip, burst=settings.rate_limit_burst),
+    )
+    runtime.state[DEPS_KEY] = deps
+    install_routes(runtime.app, deps.routes, deps)
+    janitor: list[asyncio.Task[None]] = []
+
+    async def started() -> None:
+        await deps.writer.open()
+        await ensure_bootstrap_admin(deps)
+        janitor.append(asyncio.create_task(_purge_idempotency_keys(deps), name="idempotency"))
+
+    async def stopping() -> None:
+        for task in janitor:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await deps.writer.close()
+
+    runtime.on_started.append(started)
+    runtime.on_stopping.append(stopping)
+
+
+async def _purge_idempotency_keys(deps: GatewayDeps) -> None:
+    while True:
+        try:
+            purged = await purge_expired(deps.pool)
+            if purged:
+                log.info("idempotency_keys_purged", count=purged)
+        except Exception as exc:  # the database may be restarting: try again next round
+            log.warning("idempotency_purge_failed", error=f"{type(exc).__name__}: {exc}")
+        await asyncio.sleep(PURGE_EVERY_SECONDS)
+
+
+DEFINITION = ServiceDefinition(
+    name="gateway",
+    schema="gateway",
+    migrations_dir=Path(__file__).parent / "migrations",
+    description="HTTP edge: projects, API keys, users; auth, roles, rate limits, OpenAPI",
+    setup=setup,
+)

@@ -1,0 +1,139 @@
+"""The dispatcher: every Route runs behind the same steps, in this order.
+
+authenticate (Bearer) → authorise (roles) → project scope → rate limit → decode query and
+body → Idempotency-Key (POST) → handler.
+
+Public routes (``roles=None``) skip the first three and are rate-limited by client address.
+Errors are raised as GatehouseErrors; the kit's edge middleware answers them as problem+json.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import types
+import typing
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from services.gateway.adapters.read_model import find_project, key_by_token_hash
+from services.gateway.deps import GatewayDeps
+from services.gateway.domain.access import (
+    bearer_token,
+    may_see_project,
+    require_roles,
+    require_scope_allows,
+    usable_key,
+)
+from services.gateway.domain.errors import ProjectNotFound
+from services.gateway.domain.idempotency import check_key
+from services.gateway.domain.tokens import token_sha256
+from services.gateway.idempotency import run_idempotent
+from services.gateway.routing import Principal, RequestContext, Route
+from shared.errors import ValidationFailed
+from shared.http import decode_json_body, request_id_of
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def install_routes(app: web.Application, routes: list[Route], deps: GatewayDeps) -> None:
+    for route in routes:
+        app.router.add_route(route.method, route.path, _dispatcher(route, deps))
+
+
+def _dispatcher(route: Route, deps: GatewayDeps) -> Any:
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        ctx = RequestContext(
+            request=request, request_id=request_id_of(request), runtime=deps.runtime
+        )
+        if route.roles is None:
+            deps.ip_limiter.check(f"ip:{request.remote or 'unknown'}")
+        else:
+            ctx.principal = await authenticate(request, deps)
+            require_roles(ctx.principal.roles, route.roles)
+            await _check_project_scope(ctx.principal, route, request, deps)
+            deps.token_limiter.check(f"key:{ctx.principal.key_id}")
+        if route.query is not None:
+            ctx.query = decode_query(request, route.query)
+        if route.body is not None:
+            ctx.body = await decode_json_body(
+                request, route.body, max_bytes=deps.settings.max_body_bytes
+            )
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if request.method == "POST" and key is not None and ctx.principal is not None:
+            return await run_idempotent(ctx, route, check_key(key), deps)
+        return await route.handler(ctx)
+
+    dispatch.__name__ = f"{route.method.lower()}_{route.handler.__name__}"
+    return dispatch
+
+
+async def authenticate(request: web.Request, deps: GatewayDeps) -> Principal:
+    """The caller's key, read from the read model on every request: a revocation or expiry
+    applies to the very next request, on every replica."""
+    token = bearer_token(request.headers.get("Authorization"))
+    stored = await key_by_token_hash(deps.pool, token_sha256(token))
+    key = usable_key(stored, now=dt.datetime.now(dt.UTC))
+    return Principal(
+        key_id=key.key_id,
+        name=key.name,
+        roles=key.roles,
+        project_id=key.project_id,
+        prefix=key.prefix,
+        expires_at=key.expires_at,
+        bootstrap=key.bootstrap,
+    )
+
+
+async def _check_project_scope(
+    principal: Principal, route: Route, request: web.Request, deps: GatewayDeps
+) -> None:
+    require_scope_allows(
+        key_project=principal.project_id,
+        route_has_project_param=route.project_param is not None,
+        route_allows_scoped=route.allow_project_scoped,
+    )
+    if principal.project_id is None or route.project_param is None:
+        return
+    ref = request.match_info.get(route.project_param, "")
+    project = await find_project(deps.pool, ref)
+    # Another project answers exactly like a missing one: a scoped key learns nothing.
+    if project is None or not may_see_project(
+        key_project=principal.project_id, project_id=project.id
+    ):
+        raise ProjectNotFound(ref)
+
+
+def decode_query(request: web.Request, type_: type) -> Any:
+    """The query string as ``type_`` (values converted from text); 422 naming the field."""
+    list_fields = _list_fields(type_)
+    raw: dict[str, Any] = {}
+    for name in set(request.query.keys()):
+        values = request.query.getall(name)
+        raw[name] = values if name in list_fields else values[-1]
+    try:
+        return msgspec.convert(raw, type_, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        field = message.rsplit("- at `", 1)[-1].rstrip("`") if "- at `" in message else "$"
+        raise ValidationFailed(
+            f"query parameter: {message}",
+            extra={
+                "errors": [{"field": field, "in": "query", "message": message.split(" - at ")[0]}]
+            },
+        ) from exc
+
+
+def _list_fields(type_: type) -> set[str]:
+    names = set()
+    for field in msgspec.structs.fields(type_):
+        annotation = field.type
+        while typing.get_origin(annotation) is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        origin = typing.get_origin(annotation)
+        union = origin in (typing.Union, types.UnionType)
+        options = typing.get_args(annotation) if union else (annotation,)
+        if any(typing.get_origin(option) is list for option in options):
+            names.add(field.encode_name)
+    return names

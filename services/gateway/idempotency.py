@@ -1,0 +1,111 @@
+"""``Idempotency-Key`` on POST: the first response is stored for 24 h per principal and key,
+and a retry with the same key and the same request gets it again (``Idempotent-Replayed``).
+
+Only answers worth repeating are stored (2xx-4xx from the handler). A 5xx, a crash or a
+cancelled request forgets the attempt so that the client's retry runs again. Secrets in a
+response (``Route.redact_on_replay``) are never stored: the replay answers them as null.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+from aiohttp import web
+
+from services.gateway.adapters import idempotency_store as store
+from services.gateway.deps import GatewayDeps
+from services.gateway.domain.errors import IdempotencyKeyInProgress, IdempotencyKeyReused
+from services.gateway.domain.idempotency import REPLAYED_HEADERS, Outcome, decide, fingerprint
+from services.gateway.routing import RequestContext, Route
+from shared.errors import GatehouseError
+from shared.http import problem_response
+
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def request_fingerprint(ctx: RequestContext) -> str:
+    # The decoded body re-encoded: key order and whitespace do not make a different request.
+    body = msgspec.json.encode(ctx.body) if ctx.body is not None else b""
+    request = ctx.request
+    return fingerprint(
+        method=request.method, path=request.path, query=request.query_string, body=body
+    )
+
+
+async def run_idempotent(
+    ctx: RequestContext, route: Route, key: str, deps: GatewayDeps
+) -> web.StreamResponse:
+    assert ctx.principal is not None
+    principal = ctx.principal.actor
+    pool = deps.pool
+    wanted = request_fingerprint(ctx)
+    claimed, attempt, stored, now = await store.claim(
+        pool, principal=principal, key=key, fingerprint=wanted
+    )
+    if not claimed:
+        outcome = decide(
+            attempt, fingerprint=wanted, now=now, stale_after=deps.idempotency_stale_after
+        )
+        if outcome is Outcome.REUSED:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used for a different request"
+            )
+        if outcome is Outcome.IN_PROGRESS:
+            raise IdempotencyKeyInProgress("retry once the first request has been answered")
+        if outcome is Outcome.REPLAY:
+            assert stored is not None
+            return _replay(stored)
+        assert attempt is not None  # START after expiry, or TAKE_OVER of an abandoned one
+        if not await store.restart(
+            pool, principal=principal, key=key, fingerprint=wanted, previous=attempt
+        ):
+            raise IdempotencyKeyInProgress("another request took this Idempotency-Key over")
+    return await _run_and_store(ctx, route, key, principal, deps)
+
+
+async def _run_and_store(
+    ctx: RequestContext, route: Route, key: str, principal: str, deps: GatewayDeps
+) -> web.StreamResponse:
+    pool = deps.pool
+    try:
+        try:
+            response = await route.handler(ctx)
+        except GatehouseError as exc:
+            if exc.status >= 500:
+                raise
+            response = problem_response(exc, request_id=ctx.request_id, instance=ctx.request.path)
+    except BaseException:
+        await asyncio.shield(store.release(pool, principal=principal, key=key))
+        raise
+    if response.status >= 500 or not isinstance(response, web.Response):
+        await store.release(pool, principal=principal, key=key)
+        return response
+    headers = {
+        name: response.headers[name] for name in REPLAYED_HEADERS if name in response.headers
+    }
+    body = response.body if isinstance(response.body, bytes) else b""
+    if route.redact_on_replay and body:
+        body = _redacted(body, route.redact_on_replay)
+    await store.finish(
+        pool,
+        principal=principal,
+        key=key,
+        response=store.StoredResponse(response.status, headers, body),
+    )
+    return response
+
+
+def _redacted(body: bytes, fields: tuple[str, ...]) -> bytes:
+    document = msgspec.json.decode(body)
+    if isinstance(document, dict):
+        document.update({name: None for name in fields if name in document})
+    return msgspec.json.encode(document)
+
+
+def _replay(stored: store.StoredResponse) -> web.Response:
+    return web.Response(
+        status=stored.status,
+        body=stored.body or None,
+        headers={**stored.headers, REPLAYED_HEADER: "true"},
+    )

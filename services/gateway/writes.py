@@ -1,0 +1,71 @@
+"""The write path: lock the aggregate, validate against the read model, publish the event,
+and answer only once the gateway's own projection has applied it (read-your-writes).
+
+Commands run on a pool of their own. A command holds its connection (and the advisory lock)
+until the projection has applied its event, and the projection needs a connection of the
+main pool to do that: with one shared pool, enough concurrent commands would starve the
+projection they are waiting for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from contracts.envelope import EventPayload
+from services.gateway.adapters.locks import aggregate_locks
+from services.gateway.domain.errors import WriteNotVisibleYet
+from shared.bus import Bus
+from shared.db import create_pool
+from shared.projection import ProjectionRunner
+from shared.settings import Settings
+
+
+@dataclass
+class CommandWriter:
+    bus: Bus
+    runner: ProjectionRunner
+    settings: Settings
+    _pool: asyncpg.Pool | None = field(default=None, init=False)
+
+    async def open(self) -> None:
+        self._pool = await create_pool(
+            self.settings.database_url, min_size=0, max_size=self.settings.db_pool_max
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @asynccontextmanager
+    async def locked(self, *aggregates: str) -> AsyncIterator[asyncpg.Connection]:
+        """Serialise on ``aggregates``; validate with the yielded connection, then emit."""
+        if self._pool is None:
+            raise RuntimeError("the command pool is not open (the gateway is not started)")
+        async with aggregate_locks(self._pool, *aggregates) as conn:
+            yield conn
+
+    async def emit(
+        self, payload: EventPayload, *, aggregate: str, actor: str, correlation_id: str | None
+    ) -> int:
+        """Publish one event and wait until the read model shows it; returns its sequence."""
+        _, sequence = await self.bus.publish(
+            payload, aggregate=aggregate, actor=actor, correlation_id=correlation_id
+        )
+        await self.visible(sequence)
+        return sequence
+
+    async def visible(self, sequence: int) -> None:
+        timeout = self.settings.read_your_writes_timeout_seconds
+        try:
+            await self.runner.wait_for(sequence, timeout=timeout)
+        except TimeoutError:
+            raise WriteNotVisibleYet(
+                f"the change was recorded (stream sequence {sequence}) but is not readable "
+                f"within {timeout:g}s; read it again shortly",
+                extra={"stream_sequence": sequence},
+            ) from None

@@ -168,15 +168,24 @@ async def decode_json_body(request: web.Request, type_: type[T], *, max_bytes: i
     try:
         return msgspec.json.decode(raw, type=type_)
     except msgspec.ValidationError as exc:
-        raise ValidationFailed(str(exc), extra={"errors": [_field_error(str(exc))]}) from exc
+        raise ValidationFailed(str(exc), extra={"errors": [field_error(str(exc))]}) from exc
     except msgspec.DecodeError as exc:
         raise ValidationFailed(f"malformed JSON: {exc}", code="malformed_json") from exc
 
 
-def _field_error(message: str) -> dict[str, str]:
+def field_error(message: str) -> dict[str, str]:
+    """``{field, message}`` from a msgspec validation message, the field as a JSON path."""
     match = re.search(r"- at `(\$[^`]*)`", message)
     path = match.group(1) if match else "$"
+    # "Object missing required field `x`" / "contains unknown field `x`" are reported at the
+    # enclosing object: name the field itself.
+    named = re.match(r"Object (?:missing required|contains unknown) field `([^`]*)`", message)
+    if named:
+        path = f"{path}.{named.group(1)}"
     return {"field": path, "message": message.split(" - at ")[0]}
+
+
+_field_error = field_error  # the name it had first
 
 
 def add_health_routes(

@@ -32,7 +32,7 @@ from services.gateway.domain.tokens import token_sha256
 from services.gateway.idempotency import run_idempotent
 from services.gateway.routing import Principal, RequestContext, Route
 from shared.errors import ValidationFailed
-from shared.http import decode_json_body, request_id_of
+from shared.http import decode_json_body, field_error, request_id_of
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -115,14 +115,8 @@ def decode_query(request: web.Request, type_: type) -> Any:
     try:
         return msgspec.convert(raw, type_, strict=False)
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        field = message.rsplit("- at `", 1)[-1].rstrip("`") if "- at `" in message else "$"
-        raise ValidationFailed(
-            f"query parameter: {message}",
-            extra={
-                "errors": [{"field": field, "in": "query", "message": message.split(" - at ")[0]}]
-            },
-        ) from exc
+        error = {**field_error(str(exc)), "in": "query"}
+        raise ValidationFailed(f"query parameter: {exc}", extra={"errors": [error]}) from exc
 
 
 def _list_fields(type_: type) -> set[str]:

@@ -12,6 +12,7 @@ from services.gateway.adapters.idempotency_store import purge_expired
 from services.gateway.bootstrap import ensure_bootstrap_admin
 from services.gateway.deps import DEPS_KEY, GatewayDeps
 from services.gateway.dispatch import install_routes
+from services.gateway.keycache import KeyCache
 from services.gateway.projection import IdentityProjection
 from services.gateway.ratelimiter import RateLimiter
 from services.gateway.routes import collect_routes
@@ -48,6 +49,7 @@ async def setup(runtime: Runtime) -> None:
             rate=settings.rate_limit_per_token, burst=settings.rate_limit_burst
         ),
         ip_limiter=RateLimiter(rate=settings.rate_limit_per_ip, burst=settings.rate_limit_burst),
+        key_cache=KeyCache(runner),
     )
     runtime.state[DEPS_KEY] = deps
     install_routes(runtime.app, deps.routes, deps)

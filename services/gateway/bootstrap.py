@@ -31,6 +31,8 @@ log = get_logger(__name__)
 
 BOOTSTRAP_KEY_NAME = "bootstrap-admin"
 _LOCK = advisory_key("gateway:bootstrap")
+# Catching up on a long history at start-up may take longer than one request may wait.
+CATCH_UP_SECONDS = 120.0
 
 
 async def ensure_bootstrap_admin(deps: GatewayDeps) -> str | None:
@@ -45,9 +47,15 @@ async def ensure_bootstrap_admin(deps: GatewayDeps) -> str | None:
         )
     conn = await connect(settings.database_url)
     try:
+        # Keys are never deleted: one already in the read model settles it without waiting.
+        if await bootstrap_key_exists(conn):
+            return None
         await conn.execute("SELECT pg_advisory_lock($1)", _LOCK)
         subjects = deps.runner.projection.subjects or [">"]
-        await deps.writer.visible(await last_sequence_of(deps.runtime.bus, subjects))
+        last = await last_sequence_of(deps.runtime.bus, subjects)
+        await deps.writer.visible(
+            last, timeout=max(CATCH_UP_SECONDS, settings.read_your_writes_timeout_seconds)
+        )
         if await bootstrap_key_exists(conn):
             return None
         key_id = new_id()
@@ -64,7 +72,7 @@ async def ensure_bootstrap_admin(deps: GatewayDeps) -> str | None:
             actor="system",
             correlation_id=None,
         )
-        log.info("bootstrap_admin_created", key_id=key_id, prefix=display_prefix(token))
+        log.info("bootstrap_admin_created", key_id=key_id)
         if settings.bootstrap_token_file:
             write_secret_file(Path(settings.bootstrap_token_file), token)
         return key_id

@@ -32,7 +32,7 @@ from services.gateway.domain.tokens import token_sha256
 from services.gateway.idempotency import run_idempotent
 from services.gateway.routing import Principal, RequestContext, Route
 from shared.errors import ValidationFailed
-from shared.http import decode_json_body, field_error, request_id_of
+from shared.http import Handler, decode_json_body, field_error, request_id_of
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -42,7 +42,7 @@ def install_routes(app: web.Application, routes: list[Route], deps: GatewayDeps)
         app.router.add_route(route.method, route.path, _dispatcher(route, deps))
 
 
-def _dispatcher(route: Route, deps: GatewayDeps) -> Any:
+def _dispatcher(route: Route, deps: GatewayDeps) -> Handler:
     async def dispatch(request: web.Request) -> web.StreamResponse:
         ctx = RequestContext(
             request=request, request_id=request_id_of(request), runtime=deps.runtime
@@ -70,10 +70,12 @@ def _dispatcher(route: Route, deps: GatewayDeps) -> Any:
 
 
 async def authenticate(request: web.Request, deps: GatewayDeps) -> Principal:
-    """The caller's key, read from the read model on every request: a revocation or expiry
-    applies to the very next request, on every replica."""
-    token = bearer_token(request.headers.get("Authorization"))
-    stored = await key_by_token_hash(deps.pool, token_sha256(token))
+    """The caller's key from the read model (through the checkpoint-bound cache): a
+    revocation applies to the very next request, an expiry the moment it passes."""
+    token_hash = token_sha256(bearer_token(request.headers.get("Authorization")))
+    stored = await deps.key_cache.lookup(
+        token_hash, lambda: key_by_token_hash(deps.pool, token_hash)
+    )
     key = usable_key(stored, now=dt.datetime.now(dt.UTC))
     return Principal(
         key_id=key.key_id,

@@ -38,7 +38,7 @@ async def _project_created(conn: asyncpg.Connection, event: Event) -> None:
     assert isinstance(p, ProjectCreated)
     at = event.envelope.occurred_at
     await conn.execute(
-        "INSERT INTO gateway.projects (project_id, slug, name, description, default_branch, "
+        "INSERT INTO gateway.projects (id, slug, name, description, default_branch, "
         "repos, badge, created_at, created_by, updated_at, archived_at, version) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, NULL, $10)",
         p.project_id,
@@ -64,7 +64,7 @@ async def _project_updated(conn: asyncpg.Connection, event: Event) -> None:
         conn,
         "UPDATE gateway.projects SET "
         + ", ".join(["updated_at = $2", "version = $3", *assignments])
-        + " WHERE project_id = $1",
+        + " WHERE id = $1",
         p.project_id,
         event.envelope.occurred_at,
         event.sequence,
@@ -78,8 +78,7 @@ async def _project_archived(conn: asyncpg.Connection, event: Event) -> None:
     assert isinstance(p, ProjectArchived)
     await _must_touch(
         conn,
-        "UPDATE gateway.projects SET archived_at = $2, updated_at = $2, version = $3 "
-        "WHERE project_id = $1",
+        "UPDATE gateway.projects SET archived_at = $2, updated_at = $2, version = $3 WHERE id = $1",
         p.project_id,
         event.envelope.occurred_at,
         event.sequence,
@@ -91,7 +90,7 @@ async def _apikey_created(conn: asyncpg.Connection, event: Event) -> None:
     p = event.payload
     assert isinstance(p, ApiKeyCreated)
     await conn.execute(
-        "INSERT INTO gateway.api_keys (key_id, name, prefix, token_sha256, roles, project_id, "
+        "INSERT INTO gateway.api_keys (id, name, prefix, token_sha256, roles, project_id, "
         "expires_at, bootstrap, created_at, created_by, revoked_at, revoked_by, version) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL, $11)",
         p.key_id,
@@ -115,7 +114,7 @@ async def _apikey_revoked(conn: asyncpg.Connection, event: Event) -> None:
     await _must_touch(
         conn,
         "UPDATE gateway.api_keys SET revoked_at = coalesce(revoked_at, $2), "
-        "revoked_by = coalesce(revoked_by, $3), version = $4 WHERE key_id = $1",
+        "revoked_by = coalesce(revoked_by, $3), version = $4 WHERE id = $1",
         p.key_id,
         event.envelope.occurred_at,
         event.envelope.actor,

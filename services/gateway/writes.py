@@ -59,8 +59,9 @@ class CommandWriter:
         await self.visible(sequence)
         return sequence
 
-    async def visible(self, sequence: int) -> None:
-        timeout = self.settings.read_your_writes_timeout_seconds
+    async def visible(self, sequence: int, *, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Wait until the read model has applied ``sequence`` (504 problem after ``timeout``)."""
+        timeout = timeout or self.settings.read_your_writes_timeout_seconds
         try:
             await self.runner.wait_for(sequence, timeout=timeout)
         except TimeoutError:

@@ -187,3 +187,21 @@ async def test_project_scoped_keys_see_only_their_project(start_service: StartSe
         )
         reply = await api.call("DELETE", f"/api/v1/api-keys/{bootstrap['id']}", token=scoped)
         assert reply.status == 404
+
+
+async def test_revocation_reaches_every_replica(start_service: StartService) -> None:
+    async with gateway_api(start_service) as first:
+        second_runtime = await start_service("gateway")
+        second = Api(runtime=second_runtime, http=first.http, admin=first.admin)
+        key_id, token = await first.new_key("VIEWER")
+        # Both replicas have the key cached now.
+        for api in (first, second, first, second):
+            assert (await api.call("GET", "/api/v1/me", token=token)).status == 200
+        assert (await second.call("DELETE", f"/api/v1/api-keys/{key_id}")).status == 204
+        reply = await second.call("GET", "/api/v1/me", token=token)
+        assert (reply.status, reply.code) == (401, "token_revoked")
+
+        async def refused_by_first() -> bool:
+            return (await first.call("GET", "/api/v1/me", token=token)).status == 401
+
+        await wait_until(refused_by_first, timeout=5)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.conftest import StartService
-from tests.integration.test_gateway_support import gateway_api
+from tests.integration.test_gateway_support import gateway_api, row_count
 
 
 async def test_create_then_read_sees_it_every_time(start_service: StartService) -> None:
@@ -154,3 +156,18 @@ async def test_policy_authors_manage_projects_but_do_not_archive(
         assert (
             await api.call("PATCH", "/api/v1/projects/pa", token=viewer, json={"name": "R"})
         ).status == 403
+
+
+async def test_concurrent_creates_of_one_slug_make_one_project(start_service: StartService) -> None:
+    # A tiny pool: commands waiting for the projection must not starve it of connections.
+    async with gateway_api(start_service, db_pool_max=2) as api:
+        body = {"slug": "race", "name": "Race"}
+        replies = await asyncio.gather(
+            *(api.call("POST", "/api/v1/projects", json=body) for _ in range(8)),
+            *(api.new_project(f"many-{i}") for i in range(12)),
+        )
+        statuses = sorted(reply.status for reply in replies[:8])
+        assert statuses == [201] + [409] * 7
+        listing = await api.call("GET", "/api/v1/projects?limit=500")
+        assert len(listing.body["items"]) == 13
+        assert await row_count(api.runtime, "projects") == 13

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -12,21 +12,20 @@ from services.gateway.domain.users import email_key, login_key
 from services.gateway.dto import ApiKeyView, EmailView, ProjectView, UserView
 
 # Anything that can run a query: the pool or a connection inside a transaction.
-Queryable = asyncpg.Pool | asyncpg.Connection
+Queryable: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 _PROJECT_COLUMNS = (
-    "project_id, slug, name, description, default_branch, repos, badge, created_at, "
+    "id, slug, name, description, default_branch, repos, badge, created_at, "
     "created_by, updated_at, archived_at, version"
 )
 _KEY_COLUMNS = (
-    "key_id, name, prefix, roles, project_id, expires_at, created_at, created_by, revoked_at, "
-    "bootstrap"
+    "id, name, prefix, roles, project_id, expires_at, created_at, created_by, revoked_at, bootstrap"
 )
 
 
 def _project(row: asyncpg.Record) -> ProjectView:
     return ProjectView(
-        id=row["project_id"],
+        id=row["id"],
         slug=row["slug"],
         name=row["name"],
         description=row["description"],
@@ -55,7 +54,7 @@ def project_state(view: ProjectView) -> ProjectState:
 
 async def find_project(db: Queryable, ref: str) -> ProjectView | None:
     """A project by id (when ``ref`` is a UUID) or by slug."""
-    column = "project_id" if looks_like_id(ref) else "slug"
+    column = "id" if looks_like_id(ref) else "slug"
     row = await db.fetchrow(
         f"SELECT {_PROJECT_COLUMNS} FROM gateway.projects WHERE {column} = $1", ref
     )
@@ -77,7 +76,7 @@ async def list_projects(
     rows = await db.fetch(
         f"SELECT {_PROJECT_COLUMNS} FROM gateway.projects "
         "WHERE ($1::text IS NULL OR slug > $1) AND ($2 OR archived_at IS NULL) "
-        "AND ($3::text IS NULL OR project_id = $3) ORDER BY slug LIMIT $4",
+        "AND ($3::text IS NULL OR id = $3) ORDER BY slug LIMIT $4",
         after_slug,
         include_archived,
         only_project,
@@ -88,7 +87,7 @@ async def list_projects(
 
 def _key_view(row: asyncpg.Record) -> ApiKeyView:
     return ApiKeyView(
-        id=row["key_id"],
+        id=row["id"],
         name=row["name"],
         prefix=row["prefix"],
         roles=list(row["roles"]),
@@ -103,14 +102,14 @@ def _key_view(row: asyncpg.Record) -> ApiKeyView:
 
 async def key_by_token_hash(db: Queryable, token_sha256: str) -> StoredKey | None:
     row = await db.fetchrow(
-        "SELECT key_id, name, prefix, roles, project_id, expires_at, revoked_at, bootstrap "
+        "SELECT id, name, prefix, roles, project_id, expires_at, revoked_at, bootstrap "
         "FROM gateway.api_keys WHERE token_sha256 = $1",
         token_sha256,
     )
     if row is None:
         return None
     return StoredKey(
-        key_id=row["key_id"],
+        key_id=row["id"],
         name=row["name"],
         prefix=row["prefix"],
         roles=frozenset(row["roles"]),
@@ -122,9 +121,7 @@ async def key_by_token_hash(db: Queryable, token_sha256: str) -> StoredKey | Non
 
 
 async def find_key(db: Queryable, key_id: str) -> ApiKeyView | None:
-    row = await db.fetchrow(
-        f"SELECT {_KEY_COLUMNS} FROM gateway.api_keys WHERE key_id = $1", key_id
-    )
+    row = await db.fetchrow(f"SELECT {_KEY_COLUMNS} FROM gateway.api_keys WHERE id = $1", key_id)
     return _key_view(row) if row else None
 
 
@@ -138,8 +135,8 @@ async def list_keys(
 ) -> list[ApiKeyView]:
     rows = await db.fetch(
         f"SELECT {_KEY_COLUMNS} FROM gateway.api_keys "
-        "WHERE ($1::text IS NULL OR key_id > $1) AND ($2 OR revoked_at IS NULL) "
-        "AND ($3::text IS NULL OR project_id = $3) ORDER BY key_id LIMIT $4",
+        "WHERE ($1::text IS NULL OR id > $1) AND ($2 OR revoked_at IS NULL) "
+        "AND ($3::text IS NULL OR project_id = $3) ORDER BY id LIMIT $4",
         after_id,
         include_revoked,
         only_project,

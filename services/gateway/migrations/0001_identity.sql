@@ -3,7 +3,7 @@
 -- from now() or random defaults, so a replay from sequence 0 rebuilds identical rows.
 
 CREATE TABLE projects (
-    project_id text PRIMARY KEY,
+    id text PRIMARY KEY,
     slug text NOT NULL UNIQUE,
     name text NOT NULL,
     description text NOT NULL,
@@ -19,7 +19,7 @@ CREATE TABLE projects (
 );
 
 CREATE TABLE api_keys (
-    key_id text PRIMARY KEY,
+    id text PRIMARY KEY,
     name text NOT NULL,
     prefix text NOT NULL,
     token_sha256 text NOT NULL UNIQUE,
@@ -33,8 +33,8 @@ CREATE TABLE api_keys (
     revoked_by text,
     version bigint NOT NULL
 );
-CREATE INDEX api_keys_by_project ON api_keys (project_id, key_id);
-CREATE INDEX api_keys_bootstrap ON api_keys (key_id) WHERE bootstrap;
+CREATE INDEX api_keys_by_project ON api_keys (project_id, id);
+CREATE INDEX api_keys_bootstrap ON api_keys (id) WHERE bootstrap;
 
 CREATE TABLE users (
     login text PRIMARY KEY,

@@ -215,6 +215,19 @@ async def test_idempotency_key_replays_the_first_answer(start_service: StartServ
             "POST", "/api/v1/projects", json=body, headers={"Idempotency-Key": "has space"}
         )
         assert (bad.status, bad.code) == (422, "invalid_idempotency_key")
+        # After 24 hours a key is forgotten: the same key runs a new request.
+        conn = await asyncpg.connect(api.runtime.settings.database_url)
+        try:
+            await conn.execute(
+                "UPDATE gateway.idempotency_keys SET started_at = started_at - interval '25 hours', "
+                "expires_at = expires_at - interval '25 hours'"
+            )
+        finally:
+            await conn.close()
+        fresh = await api.call(
+            "POST", "/api/v1/projects", json={"slug": "after-a-day", "name": "x"}, headers=key
+        )
+        assert fresh.status == 201 and "Idempotent-Replayed" not in fresh.headers
 
 
 async def test_a_replayed_key_creation_never_repeats_the_token(start_service: StartService) -> None:

@@ -1,9 +1,11 @@
 """The ``gatehouse`` command: run the stack, one service, migrations or a replay.
 
-    gatehouse up                   embedded NATS + PostgreSQL + all six services
+    gatehouse up                   embedded NATS + PostgreSQL + all six services, supervised
     gatehouse serve <service>      one service (HTTP health/metrics; the gateway serves the API)
     gatehouse migrate [service…]   apply migrations (all services when none is named)
     gatehouse replay <service>     drop the service's read models and rebuild them from seq 0
+
+Settings come from GATEHOUSE_* environment variables (see the README).
 """
 
 from __future__ import annotations
@@ -11,12 +13,54 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import NoReturn
+
+import asyncpg
 
 from services.registry import SERVICES, definition
+from shared.db import create_pool, ensure_database
 from shared.errors import GatehouseError
 from shared.logging import configure_logging
 from shared.service import Runtime, serve
 from shared.settings import SettingsError, load_settings
+
+USAGE_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad input ends in one line on stderr and exit code 2, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def service_name(text: str) -> str:
+    """An argparse type: a service of the registry, or a one-line error listing them."""
+    if text not in SERVICES:
+        raise argparse.ArgumentTypeError(
+            f"unknown service {text!r}; choose from {', '.join(SERVICES)}"
+        )
+    return text
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (0-65535)")
+    return port
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return seconds
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -28,8 +72,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 async def _migrate(names: list[str]) -> None:
     for name in names:
         runtime = Runtime(definition(name), load_settings(service=name))
-        from shared.db import create_pool, ensure_database
-
         await ensure_database(runtime.settings.database_url)
         runtime.pool = await create_pool(runtime.settings.database_url, min_size=1, max_size=2)
         try:
@@ -41,7 +83,9 @@ async def _migrate(names: list[str]) -> None:
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
     configure_logging(service="migrate", level="warning")
-    asyncio.run(_migrate(args.services or list(SERVICES)))
+    # Each service once, in registry order (owners first), however they were named.
+    chosen = set(args.services)
+    asyncio.run(_migrate([name for name in SERVICES if not chosen or name in chosen]))
     return 0
 
 
@@ -71,21 +115,60 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gatehouse", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="run the whole stack with embedded NATS and PostgreSQL")
-    up.add_argument("--data-dir", default=None, help="where data lives (default ./.gatehouse)")
-    up.add_argument("--port", type=int, default=None, help="gateway port (default 8080)")
+    parser = _Parser(
+        prog="gatehouse", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    up = sub.add_parser(
+        "up",
+        help="run the whole stack (embedded NATS and PostgreSQL unless configured otherwise)",
+        description="Run NATS, PostgreSQL and all six services, supervised, until Ctrl-C.",
+    )
+    up.add_argument(
+        "--data-dir",
+        default=None,
+        help="where data and logs live (default: $GATEHOUSE_DATA_DIR or ./.gatehouse)",
+    )
+    up.add_argument(
+        "--port",
+        type=_port,
+        default=None,
+        help="gateway port; fails if busy (default: $GATEHOUSE_HTTP_PORT, else 8080 or a free one)",
+    )
+    up.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="echo every service log line, not only warnings and errors",
+    )
+    up.add_argument(
+        "--ready-timeout",
+        type=_positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="how long services may take to become ready (default 120)",
+    )
     up.set_defaults(func=_cmd_up)
-    s = sub.add_parser("serve", help="run one service")
-    s.add_argument("service", choices=list(SERVICES))
+
+    s = sub.add_parser("serve", help="run one service", description="Run one service.")
+    s.add_argument("service", type=service_name, help=", ".join(SERVICES))
     s.set_defaults(func=_cmd_serve)
-    m = sub.add_parser("migrate", help="apply database migrations")
-    m.add_argument("services", nargs="*", choices=list(SERVICES) + [[]])
+
+    m = sub.add_parser(
+        "migrate",
+        help="apply database migrations",
+        description="Apply pending migrations of the named services (all when none is named).",
+    )
+    m.add_argument("services", nargs="*", type=service_name, metavar="service", default=[])
     m.set_defaults(func=_cmd_migrate)
-    r = sub.add_parser("replay", help="rebuild a service's read models from stream sequence 0")
-    r.add_argument("service", choices=list(SERVICES))
+
+    r = sub.add_parser(
+        "replay",
+        help="rebuild a service's read models from stream sequence 0",
+        description="Drop a service's read models and rebuild them from stream sequence 0.",
+    )
+    r.add_argument("service", type=service_name, help=", ".join(SERVICES))
     r.set_defaults(func=_cmd_replay)
     return parser
 
@@ -94,9 +177,17 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (SettingsError, GatehouseError) as exc:
+    except SettingsError as exc:
         print(f"gatehouse: {exc}", file=sys.stderr)
-        return 2
+        return USAGE_ERROR
+    except GatehouseError as exc:
+        print(f"gatehouse: {exc}", file=sys.stderr)
+        # A refused input (4xx) is the caller's to fix; an unreachable upstream is not.
+        return USAGE_ERROR if 400 <= exc.status < 500 else 1
+    except (OSError, asyncpg.PostgresError) as exc:
+        # An unreachable or refusing server is a one-line message, not a traceback.
+        print(f"gatehouse: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -170,7 +170,9 @@ async def ensure_database(dsn: str) -> None:
         if not exists:
             try:
                 await conn.execute(f'CREATE DATABASE "{name}"')
-            except asyncpg.DuplicateDatabaseError:
+            except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+                # Another service created it between our check and CREATE (services start
+                # together); the catalog's unique index reports the race as a violation.
                 pass
     finally:
         await conn.close()

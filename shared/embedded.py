@@ -135,6 +135,9 @@ class EmbeddedNats:
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            # Own session: a terminal's Ctrl-C reaches only the owner, which stops its
+            # children in order (services before the servers they use).
+            start_new_session=True,
             preexec_fn=die_with_parent,
         )
         log_file.close()
@@ -229,6 +232,7 @@ class EmbeddedPostgres:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             user=user,
+            start_new_session=True,  # see EmbeddedNats.start
             preexec_fn=lambda: die_with_parent(signal.SIGINT),  # SIGINT = fast shutdown
         )
         log_file.close()

@@ -58,8 +58,12 @@ def infra() -> Iterator[Infra]:
         embedded_pg.start()
         pg_url = embedded_pg.url("postgres")
     try:
-        yield Infra(nats_url=nats_url, database_url=with_database(pg_url, "postgres"),
-                    nats=embedded_nats, postgres=embedded_pg)
+        yield Infra(
+            nats_url=nats_url,
+            database_url=with_database(pg_url, "postgres"),
+            nats=embedded_nats,
+            postgres=embedded_pg,
+        )
     finally:
         if embedded_pg:
             embedded_pg.stop()
@@ -126,8 +130,13 @@ async def start_service(settings: Settings) -> AsyncIterator[StartService]:
         await runtime.stop()
 
 
-async def wait_until(predicate: Callable[[], Awaitable[bool]], *, timeout: float = 10.0,
-                     interval: float = 0.02) -> None:
+# A polling deadline, not a cancellation scope: the predicate is never interrupted mid-query.
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool]],
+    *,
+    timeout: float = 10.0,  # noqa: ASYNC109
+    interval: float = 0.02,
+) -> None:
     """Await a condition instead of sleeping for a guessed time."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -155,7 +164,8 @@ async def table_digest(database_url: str, schema: str, tables: list[str]) -> str
     try:
         for table in sorted(tables):
             rows = await conn.fetch(
-                f'SELECT t::text AS row FROM "{schema}"."{table}" t ORDER BY t::text')
+                f'SELECT t::text AS row FROM "{schema}"."{table}" t ORDER BY t::text'
+            )
             digest.update(table.encode())
             for row in rows:
                 digest.update(row["row"].encode())

@@ -1,1 +1,1 @@
-"""The release-decision service: release decisions, promotions, release candidates and deployments."""
+"""The release-decision service: decisions, promotions, release candidates and deployments."""

@@ -219,7 +219,8 @@ async def test_idempotency_key_replays_the_first_answer(start_service: StartServ
         conn = await asyncpg.connect(api.runtime.settings.database_url)
         try:
             await conn.execute(
-                "UPDATE gateway.idempotency_keys SET started_at = started_at - interval '25 hours', "
+                "UPDATE gateway.idempotency_keys "
+                "SET started_at = started_at - interval '25 hours', "
                 "expires_at = expires_at - interval '25 hours'"
             )
         finally:

@@ -361,7 +361,13 @@ class ProjectionRunner:
         for msg, seq, error in poison:
             await msg.term()
             DEAD_LETTERED.labels(*self._labels).inc()
-            self._log.error("event_dead_lettered", stream_sequence=seq, error=error[:500])
+            self._log.error(
+                "event_dead_lettered",
+                stream_sequence=seq,
+                subject=msg.subject,
+                event_id=(msg.headers or {}).get("Nats-Msg-Id"),
+                error=error[:500],
+            )
         if good:
             EVENTS_APPLIED.labels(*self._labels).inc(len(good))
         self._set_checkpoint(top)

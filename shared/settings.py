@@ -65,7 +65,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             )
 
     def with_(self, **changes: Any) -> Settings:
-        return msgspec.structs.replace(self, **changes)
+        """A copy with ``changes``, checked by the same rules as the environment."""
+        return _validated({**msgspec.structs.asdict(self), **changes})
 
 
 def env_name(field: str) -> str:
@@ -80,6 +81,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         if name in env:
             raw[field.name] = env[name]
     raw.update(overrides)
+    return _validated(raw)
+
+
+def _validated(raw: Mapping[str, Any]) -> Settings:
     try:
         return msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
@@ -89,6 +94,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             if f"`$.{field.name}`" in message:
                 raise SettingsError(f"{env_name(field.name)}: {message}") from None
         raise SettingsError(message) from None
+    except ValueError as exc:  # __post_init__'s cross-field rules
+        raise SettingsError(str(exc)) from None
 
 
 def documented_settings() -> list[tuple[str, str, Any]]:

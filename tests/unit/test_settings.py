@@ -73,6 +73,15 @@ def test_with_changes_fields_and_leaves_the_original_alone() -> None:
     assert (base.service, base.http_port) == ("gateway", 8080)
 
 
+@pytest.mark.parametrize(
+    ("changes", "complaint"),
+    [({"http_port": 70000}, "GATEHOUSE_HTTP_PORT"), ({"db_pool_min": 50}, "db_pool_min")],
+)
+def test_with_checks_changes_like_the_environment(changes: dict[str, int], complaint: str) -> None:
+    with pytest.raises(SettingsError, match=complaint):
+        load_settings({}).with_(**changes)
+
+
 def test_every_field_is_documented_with_its_variable_type_and_default() -> None:
     documented = {name: (type_name, default) for name, type_name, default in documented_settings()}
     fields = msgspec.structs.fields(Settings)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 
 import structlog
+
+from contracts.envelope import Event
 
 
 def configure_logging(*, service: str, level: str = "info", fmt: str = "json") -> None:
@@ -34,3 +38,16 @@ def configure_logging(*, service: str, level: str = "info", fmt: str = "json") -
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return structlog.get_logger(name)  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def event_log_context(event: Event) -> Iterator[None]:
+    """Bind an event's ids to every log line written while it is handled."""
+    envelope = event.envelope
+    with structlog.contextvars.bound_contextvars(
+        event_id=envelope.id,
+        event_type=envelope.type,
+        correlation_id=envelope.correlation_id,
+        causation_id=envelope.causation_id,
+    ):
+        yield

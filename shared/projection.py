@@ -41,7 +41,7 @@ from contracts.envelope import Event, UnknownEventType, decode_event
 from shared.bus import Bus
 from shared.db import advisory_key, connect
 from shared.errors import GatehouseError
-from shared.logging import get_logger
+from shared.logging import event_log_context, get_logger
 from shared.metrics import CONSUMER_PENDING, DEAD_LETTERED, EVENTS_APPLIED, PROJECTION_LAG
 from shared.settings import Settings
 
@@ -405,15 +405,17 @@ class ProjectionRunner:
         good: list[Msg] = []
         rejected: list[tuple[Msg, int, str]] = []
         for msg, event in fresh:
-            try:
-                async with conn.transaction():  # a savepoint: a failure undoes this event only
-                    await self.projection.apply(conn, [event])
-            except Exception as exc:
-                if is_transient(exc):
-                    raise _Transient(f"{type(exc).__name__}: {exc}") from exc
-                rejected.append((msg, event.sequence, f"{type(exc).__name__}: {exc}"))
-            else:
-                good.append(msg)
+            with event_log_context(event):
+                try:
+                    async with conn.transaction():  # a savepoint: undoes this event only
+                        await self.projection.apply(conn, [event])
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise _Transient(f"{type(exc).__name__}: {exc}") from exc
+                    self._log.warning("event_rejected", error=f"{type(exc).__name__}: {exc}")
+                    rejected.append((msg, event.sequence, f"{type(exc).__name__}: {exc}"))
+                else:
+                    good.append(msg)
         return good, rejected
 
     async def _move_checkpoint(self, conn: asyncpg.Connection, top: int) -> None:

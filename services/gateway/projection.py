@@ -26,6 +26,7 @@ from contracts.events.identity import (
 )
 from services.gateway.domain.users import email_key, login_key
 from shared.errors import PermanentEventError
+from shared.logging import event_log_context
 
 SCHEMA = "gateway"
 PROJECTION_TABLES = ("projects", "api_keys", "users", "user_emails")
@@ -223,4 +224,5 @@ class IdentityProjection:
         for event in events:
             applier = _APPLIERS.get(type(event.payload))
             if applier is not None:  # a newer event type of these domains: not ours to model
-                await applier(conn, event)
+                with event_log_context(event):
+                    await applier(conn, event)

@@ -88,7 +88,9 @@ class _Interrupted(Exception):
 
 def restart_delay(consecutive_crashes: int) -> float:
     """Seconds to wait before restarting a child that crashed this many times in a row."""
-    return min(BACKOFF_CAP_SECONDS, 2.0 ** max(0, consecutive_crashes - 1))
+    # The exponent is bounded: a child crash-looping for a day must not overflow the float.
+    doublings = min(max(0, consecutive_crashes - 1), 32)
+    return min(BACKOFF_CAP_SECONDS, 2.0**doublings)
 
 
 def redact_url(url: str) -> str:
@@ -151,7 +153,8 @@ def http_url(host: str, port: int) -> str:
 @dataclass(frozen=True)
 class StackOptions:
     data_dir: Path
-    # The gateway port the user asked for (--port or GATEHOUSE_HTTP_PORT); None: any free one.
+    # The gateway port the user asked for (--port or GATEHOUSE_HTTP_PORT): None when not
+    # asked (the one used last time, else 8080, else a free one), 0 for any free port.
     gateway_port: int | None
     gateway_port_origin: str
     verbose: bool
@@ -171,7 +174,7 @@ def options_from(args: argparse.Namespace, environ: Mapping[str, str]) -> StackO
         port, origin = settings.http_port, env_name("http_port")
     return StackOptions(
         data_dir=data_dir,
-        gateway_port=port or None,  # 0 means "any free port"
+        gateway_port=port,
         gateway_port_origin=origin,
         verbose=bool(getattr(args, "verbose", False)),
         ready_timeout=float(getattr(args, "ready_timeout", None) or READY_TIMEOUT_SECONDS),
@@ -452,6 +455,9 @@ class Stack:
     def choose_gateway_port(self, remembered: Mapping[str, int]) -> None:
         asked = self.options.gateway_port
         host = self.settings.http_host
+        if asked == 0:
+            self.ports[GATEWAY] = free_port(probe_host(host))
+            return
         if asked is not None:
             if not port_is_free(asked, probe_host(host)):
                 raise StackError(

@@ -46,10 +46,15 @@ class ConnectionEvents:
 
     def __init__(self, on_state_change: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.reconnects = 0
+        # Set by Bus.close(): the disconnect that follows is ours, not a fault worth a warning.
+        self.closing = False
         self._on_state_change = on_state_change
 
     async def disconnected(self) -> None:
-        log.warning("nats_disconnected")
+        if self.closing:
+            log.info("nats_closed")
+        else:
+            log.warning("nats_disconnected")
         if self._on_state_change:
             await self._on_state_change("disconnected")
 
@@ -218,6 +223,7 @@ class Bus:
     async def close(self) -> None:
         if self.nc.is_closed:
             return
+        self.events.closing = True
         try:
             await asyncio.wait_for(self.nc.drain(), timeout=5)
         except (TimeoutError, nats.errors.Error):

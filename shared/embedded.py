@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,8 +39,12 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
 
 
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
@@ -49,7 +54,7 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
@@ -148,6 +153,15 @@ class EmbeddedNats:
         self.proc = None
 
 
+def _pgserver_bin_path() -> Path:
+    # Importing pgserver asks platformdirs for a runtime dir that is never used here, which
+    # warns on every start where XDG_RUNTIME_DIR is unset (containers, CI, sudo).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        from pgserver._commands import POSTGRES_BIN_PATH
+    return Path(POSTGRES_BIN_PATH)
+
+
 @dataclass
 class EmbeddedPostgres:
     data_dir: Path
@@ -162,14 +176,12 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def _bin(self, name: str) -> str:
-        from pgserver._commands import POSTGRES_BIN_PATH
-
-        return str(POSTGRES_BIN_PATH / name)
+        return str(_pgserver_bin_path() / name)
 
     def _run_as(self) -> str | None:
         if os.geteuid() != 0:
             return None
-        from pgserver._commands import POSTGRES_BIN_PATH
+        bin_path = _pgserver_bin_path()
         from pgserver.utils import (
             ensure_folder_permissions,
             ensure_prefix_permissions,
@@ -178,9 +190,9 @@ class EmbeddedPostgres:
 
         ensure_user_exists(PG_USER_WHEN_ROOT)
         ensure_prefix_permissions(self.pgdata)
-        ensure_prefix_permissions(POSTGRES_BIN_PATH)
-        ensure_folder_permissions(POSTGRES_BIN_PATH, 0o055)
-        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", 0o044)
+        ensure_prefix_permissions(bin_path)
+        ensure_folder_permissions(bin_path, 0o055)
+        ensure_folder_permissions(bin_path.parent / "lib", 0o044)
         shutil.chown(self.pgdata, PG_USER_WHEN_ROOT, PG_USER_WHEN_ROOT)
         return PG_USER_WHEN_ROOT
 

@@ -64,6 +64,9 @@ class Component(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     version: str | None = None
     purl: str | None = None
     ecosystem: str | None = None  # OSV ecosystem, when known (from the purl or the lockfile)
+    # The name as the ecosystem's registry and OSV spell it ("@scope/name", "group:artifact",
+    # a Go module path), from the purl or the lockfile; ``name`` stays as the document gave it.
+    package: str | None = None
     type: str = "library"
     group: str | None = None
     hashes: tuple[Hash, ...] = ()
@@ -77,3 +80,30 @@ class Dependency(msgspec.Struct, frozen=True):
 
     ref: str
     depends_on: tuple[str, ...]
+
+
+class IngestWarning(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Something a reader kept going past; ``code`` is stable (``duplicate_component``,
+    ``invalid_purl``, ``unknown_dependency_ref``, ``unpinned_requirement``, ...)."""
+
+    code: str
+    detail: str
+    ref: str | None = None  # the component concerned, when there is one
+    location: str | None = None  # JSON path, ``line N`` or ``path:line``
+
+
+class Bom(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One parsed SBOM: what the document describes, flattened and de-duplicated.
+
+    ``metadata_component`` is the subject (CycloneDX ``metadata.component``, or the one
+    package an SPDX document DESCRIBES); it is the root of ``direct`` and is not repeated in
+    ``components``.
+    """
+
+    format: Literal["cyclonedx", "spdx"]
+    encoding: Literal["json", "xml", "tag-value"]
+    spec_version: str
+    components: tuple[Component, ...]
+    dependencies: tuple[Dependency, ...] = ()
+    metadata_component: Component | None = None
+    warnings: tuple[IngestWarning, ...] = ()

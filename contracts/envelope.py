@@ -164,3 +164,21 @@ def decode_event(raw: bytes, *, sequence: int) -> Event:
     cls = payload_type(env.type, env.schema_version)
     payload = msgspec.json.decode(env.data, type=cls)
     return Event(envelope=env, payload=payload, sequence=sequence, raw=raw)
+
+
+class OpaquePayload(EventPayload, frozen=True, kw_only=True):
+    """The payload of an event read by its envelope alone (see :func:`decode_envelope`); the
+    payload's JSON is still in ``Event.raw``. Never registered, never published."""
+
+    event_type = ""
+
+
+def decode_envelope(raw: bytes, *, sequence: int) -> Event:
+    """Decode the envelope only, whatever the event type or payload shape.
+
+    For consumers that record every event rather than interpret it (the audit log): an event
+    type newer than this code, or a payload that does not match its Struct, is still a fact on
+    the stream. Raises msgspec.DecodeError / ValidationError when the bytes are no envelope.
+    """
+    env = _raw_decoder.decode(raw)
+    return Event(envelope=env, payload=OpaquePayload(), sequence=sequence, raw=raw)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -76,7 +76,13 @@ _TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class Projection(Protocol):
-    """A read model fed by events. ``apply`` runs inside the runner's transaction."""
+    """A read model fed by events. ``apply`` runs inside the runner's transaction.
+
+    Events are decoded with :func:`contracts.envelope.decode_event` (a payload type this code
+    does not know, or a payload that does not match it, is dead-lettered). A projection may
+    define ``decode(raw, *, sequence) -> Event`` to read events its own way: the audit log
+    decodes the envelope alone, so that it records every event whatever its payload.
+    """
 
     name: str
     schema: str
@@ -152,6 +158,7 @@ class ProjectionRunner:
         self._next_delivery = 1
         self._labels = (settings.service, projection.name)
         self._log = log.bind(projection=projection.name)
+        self._decode: Callable[..., Event] = getattr(projection, "decode", None) or decode_event
 
     @property
     def durable(self) -> str:
@@ -343,7 +350,7 @@ class ProjectionRunner:
                 continue
             top = max(top, seq)
             try:
-                fresh.append((msg, decode_event(msg.data, sequence=seq)))
+                fresh.append((msg, self._decode(msg.data, sequence=seq)))
             except (msgspec.DecodeError, msgspec.ValidationError, UnknownEventType) as exc:
                 undecodable.append((msg, seq, f"undecodable: {exc}"))
 
@@ -476,6 +483,9 @@ class ProjectionRunner:
     async def reset(self, conn: asyncpg.Connection) -> None:
         schema = self.projection.schema
         async with conn.transaction():
+            # Announces the replay to triggers guarding a read model against TRUNCATE (the
+            # append-only audit log); the setting ends with this transaction.
+            await conn.execute("SELECT set_config('gatehouse.replay', 'on', true)")
             for table in self.projection.tables:
                 await conn.execute(f'TRUNCATE "{schema}"."{table}" RESTART IDENTITY CASCADE')
             await conn.execute(

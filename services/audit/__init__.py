@@ -1,0 +1,1 @@
+"""The audit service: an append-only, hash-chained log of every event on the stream."""

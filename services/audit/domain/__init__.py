@@ -1,0 +1,1 @@
+"""Pure rules of the audit log: the hash chain and how an event becomes an entry."""

@@ -57,6 +57,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     bootstrap_token_file: str = ""
     db_pool_min: NotNegative = 1
     db_pool_max: AtLeastOne = 10
+    # Most rows one GET /api/v1/audit/export.csv streams (X-Export-Truncated says when cut).
+    audit_export_max_rows: AtLeastOne = 100_000
 
     def __post_init__(self) -> None:
         if self.db_pool_min > self.db_pool_max:

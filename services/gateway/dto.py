@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import msgspec
 
 from contracts.events.identity import Email, Login, Role, Slug, UserEmail, Visibility
+from contracts.rpc.audit import PAGE_SIZE_DEFAULT, PageNumber, PageSize
 from shared.pagination import PageQuery
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -174,3 +175,70 @@ class UserView(msgspec.Struct, kw_only=True):
 class PublicConfig(msgspec.Struct, kw_only=True):
     version: str
     features: list[str]
+
+
+# ---- audit ---------------------------------------------------------------------------------
+class AuditFilterQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """Filters of the audit log; all given ones must match."""
+
+    actor: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                min_length=1, max_length=512, description="Who caused the event (apikey:<id>)"
+            ),
+        ]
+        | None
+    ) = None
+    type: (
+        Annotated[
+            str,
+            msgspec.Meta(min_length=1, max_length=512, description="Event type (project.created)"),
+        ]
+        | None
+    ) = None
+    aggregate: (
+        Annotated[
+            str,
+            msgspec.Meta(min_length=1, max_length=512, description="Aggregate (project:<id>)"),
+        ]
+        | None
+    ) = None
+    from_: (
+        Annotated[
+            AwareDatetime,
+            msgspec.Meta(description="Occurred at or after (RFC 3339 with offset, e.g. …Z)"),
+        ]
+        | None
+    ) = msgspec.field(default=None, name="from")
+    to: (
+        Annotated[
+            AwareDatetime,
+            msgspec.Meta(description="Occurred before (RFC 3339 with offset); after `from`"),
+        ]
+        | None
+    ) = None
+    q: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                min_length=1,
+                max_length=200,
+                description='Full text over the event\'s values (web search syntax: "a b", -x, or)',
+            ),
+        ]
+        | None
+    ) = None
+    min_sequence: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0,
+            description="Wait until the log has applied this stream sequence (e.g. the "
+            "version of a resource you just changed)",
+        ),
+    ] = 0
+
+
+class AuditListQuery(AuditFilterQuery, frozen=True, kw_only=True):
+    page: PageNumber = 1
+    page_size: PageSize = PAGE_SIZE_DEFAULT

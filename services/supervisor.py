@@ -5,7 +5,8 @@ Starts an embedded NATS JetStream and an embedded PostgreSQL (unless ``GATEHOUSE
 :data:`services.registry.SERVICES` as a child process (``python -m services.cli serve <name>``),
 waits until each answers ``/health/ready``, prints the gateway URL and, on the very first
 start, the bootstrap admin token. A child that crashes is restarted with back-off.
-SIGINT / SIGTERM stop everything in order: the gateway, the other services, PostgreSQL, NATS.
+SIGINT / SIGTERM (and SIGHUP: the terminal closed) stop everything in order: the gateway, the
+other services, PostgreSQL, NATS.
 
 Everything lives in the data dir (``./.gatehouse`` by default)::
 
@@ -190,12 +191,15 @@ class Console:
         self._lock = threading.Lock()
 
     def say(self, message: str = "") -> None:
-        with self._lock:
-            print(message, file=self._out, flush=True)
+        self._write(self._out, message)
 
     def echo(self, message: str) -> None:
-        with self._lock:
-            print(message, file=self._err, flush=True)
+        self._write(self._err, message)
+
+    def _write(self, stream: TextIO, message: str) -> None:
+        # A closed terminal (SIGHUP) or pipe must not stop the orderly shutdown half-way.
+        with self._lock, contextlib.suppress(OSError, ValueError):
+            print(message, file=stream, flush=True)
 
 
 def relative(path: Path) -> str:
@@ -716,7 +720,10 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 @contextlib.contextmanager
 def stop_signals(on_signal: Callable[[int], None]) -> Iterator[None]:
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # SIGHUP too: a closed terminal would otherwise kill the supervisor outright and leave the
+    # children to the parent-death signal, unordered.
+    stopping = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.getsignal(sig) for sig in stopping}
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         on_signal(signum)

@@ -30,6 +30,7 @@ from services.supervisor import (
     redact_url,
     restart_delay,
     save_state,
+    stop_signals,
 )
 from shared.settings import SettingsError, load_settings
 
@@ -293,3 +294,22 @@ def test_the_bootstrap_token_is_taken_once(tmp_path: Path) -> None:
     assert stack.take_bootstrap_token() == "gh_abc"
     assert not stack.token_file.exists()
     assert stack.take_bootstrap_token() is None
+
+
+def test_the_console_survives_a_closed_terminal() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    console = Console(out, err)
+    out.close()
+    err.close()
+    console.say("Stopping …")  # no exception: the shutdown goes on
+    console.echo("[gateway] warning x")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_stop_signals_catch_interrupt_terminate_and_hangup(sig: signal.Signals) -> None:
+    received: list[int] = []
+    before = signal.getsignal(sig)
+    with stop_signals(received.append):
+        signal.raise_signal(sig)
+    assert received == [sig]
+    assert signal.getsignal(sig) is before

@@ -39,12 +39,12 @@ def package_key(ecosystem: str, name: str) -> str:
     return name
 
 
-class Hash(msgspec.Struct, frozen=True):
+class Hash(msgspec.Struct, frozen=True, gc=False):
     alg: str  # e.g. "SHA-256" as CycloneDX spells it
     value: str
 
 
-class License(msgspec.Struct, frozen=True, omit_defaults=True):
+class License(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     """One license statement as the document gave it: an SPDX id, an expression, or a name."""
 
     id: str | None = None
@@ -52,7 +52,7 @@ class License(msgspec.Struct, frozen=True, omit_defaults=True):
     name: str | None = None
 
 
-class Component(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class Component(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """One package found in an SBOM or a lockfile.
 
     ``ref`` is the document-local identity (CycloneDX bom-ref, SPDX SPDXID, or
@@ -75,7 +75,7 @@ class Component(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     direct: bool | None = None  # None: the document has no dependency graph to tell
 
 
-class Dependency(msgspec.Struct, frozen=True):
+class Dependency(msgspec.Struct, frozen=True, gc=False):
     """``ref`` depends directly on each of ``depends_on`` (refs of components)."""
 
     ref: str

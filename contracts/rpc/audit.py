@@ -79,7 +79,10 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
     hash: Annotated[str, msgspec.Meta(description="Hex SHA-256(prev_hash bytes ‖ event bytes)")]
     event: Annotated[
         msgspec.Raw,
-        msgspec.Meta(description="The whole event envelope, canonical JSON (sorted keys)"),
+        msgspec.Meta(
+            description="The whole event envelope, canonical JSON (sorted keys)",
+            extra_json_schema={"type": "object"},
+        ),
     ]
 
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 import asyncpg
 import msgspec
 import pytest
@@ -265,3 +266,25 @@ async def test_events_published_directly_are_searchable(start_service: StartServ
         await _settled(api)
         reply = await api.call("GET", "/api/v1/audit?q=ledger")
         assert _ids(reply) == [envelope.id]
+
+
+async def test_an_export_cut_short_never_looks_whole(start_service: StartService) -> None:
+    """The audit service goes away in the middle of an export: the client gets an incomplete
+    response (a transfer error), not a CSV that ends cleanly."""
+    audit = await start_service("audit")
+    # A short RPC deadline: the next page is asked for while the audit service is going.
+    async with gateway_api(start_service, rpc_timeout_seconds=1.0) as api:
+        # Several pages of the audit service, far more than socket buffers hold, so the
+        # gateway is still streaming while the client has read only the start.
+        await publish_burst(api.runtime.bus, [project_created() for _ in range(3000)])
+        await _settled(api)
+        url = f"{api.base}/api/v1/audit/export.csv"
+        headers = {"Authorization": f"Bearer {api.admin}"}
+        async with api.http.get(url, headers=headers) as response:
+            assert response.status == 200
+            assert response.headers["X-Export-Rows"] == str(await api.runtime.bus.last_sequence())
+            start = await response.content.read(1024)
+            assert start.startswith(b"sequence,event_id,")
+            await audit.stop()
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await response.read()

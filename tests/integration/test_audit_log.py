@@ -21,6 +21,7 @@ from contracts.rpc.audit import (
 )
 from services.audit.domain.chain import GENESIS_HASH, link_hash
 from shared.embedded import die_with_parent
+from shared.errors import ValidationFailed
 from shared.rpc import call
 from shared.settings import Settings
 from tests.conftest import StartService, table_digest, wait_until
@@ -190,7 +191,7 @@ async def test_verify_works_in_bounded_steps(start_service: StartService) -> Non
     assert (checked, steps, step.last_sequence, step.up_to_sequence) == (25, 3, 25, 25)
     whole = await verify(audit.bus)
     assert whole.last_hash == step.last_hash
-    with pytest.raises(Exception, match="no audit entry at sequence 999"):
+    with pytest.raises(ValidationFailed, match="no audit entry at sequence 999"):
         await verify(audit.bus, after_sequence=999)
 
 

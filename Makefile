@@ -12,8 +12,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Extra pytest arguments, e.g. `make test PYTEST_ARGS="-x tests/unit"`.
+# Extra arguments, e.g. `make test PYTEST_ARGS="-x tests/unit"`,
+# `make bench BENCH_ARGS="--duration 5 --rounds 2"`.
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: help install run test lint fmt bench clean
 
@@ -55,7 +57,7 @@ fmt: install
 	$(BIN)/ruff check --fix .
 
 bench: install
-	$(BIN)/python -m tests.bench
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis bench-report.json

@@ -22,9 +22,12 @@ class GatehouseError(Exception):
         *,
         code: str | None = None,
         status: int | None = None,
+        title: str | None = None,
         extra: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ):
+        if title is not None:
+            self.title = title
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         if code is not None:

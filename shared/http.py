@@ -12,6 +12,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any, TypeVar
 
 import msgspec
@@ -140,7 +141,10 @@ def _from_http_exception(exc: web.HTTPException) -> GatehouseError:
         400: "bad_request",
     }
     return GatehouseError(
-        exc.reason, code=codes.get(exc.status, f"http_{exc.status}"), status=exc.status
+        exc.reason,
+        code=codes.get(exc.status, f"http_{exc.status}"),
+        status=exc.status,
+        title=HTTPStatus(exc.status).phrase,
     )
 
 

@@ -137,6 +137,7 @@ async def test_unknown_paths_and_methods_are_problem_json(start_service: StartSe
             assert reply.status == status, (method, path)
             assert reply.headers["Content-Type"].startswith("application/problem+json")
             assert reply.body["status"] == status and reply.body["request_id"]
+            assert reply.body["title"] != "Internal error", reply.body
 
 
 async def test_request_id_is_echoed_or_made_up(start_service: StartService) -> None:

@@ -8,8 +8,9 @@ import pytest
 from tests.conftest import StartService
 
 
-@pytest.mark.parametrize("name", ["scanner", "signature-verifier", "release-decision",
-                                  "webhook-fanout"])
+@pytest.mark.parametrize(
+    "name", ["scanner", "signature-verifier", "release-decision", "webhook-fanout"]
+)
 async def test_service_starts_and_reports_ready(start_service: StartService, name: str) -> None:
     runtime = await start_service(name)
     async with aiohttp.ClientSession() as http:

@@ -96,7 +96,9 @@ names = st.text(
     purl_type=st.sampled_from(["generic", "npm", "golang", "maven", "cargo"]),
     namespace=st.none() | names,
     name=names,
-    version=st.none() | st.text(min_size=1).filter(lambda s: s.strip() == s),
+    # packageurl-python leaves '/' unencoded in versions ("pkg:generic/0@/"), which makes
+    # "@..." after a '/' indistinguishable from an npm scope; such versions are left out.
+    version=st.none() | st.text(min_size=1).filter(lambda s: s.strip() == s and "/" not in s),
 )
 def test_reads_what_the_library_builds_as_the_library_does(
     purl_type: str, namespace: str | None, name: str, version: str | None

@@ -137,3 +137,12 @@ def test_spdx_json_with_security_refs() -> None:
         "Maven",
     )
     assert xlsx.direct is True  # tools-java DYNAMIC_LINK xlsx
+
+
+def test_requirements_reader_agrees_with_the_sbom_generated_from_it() -> None:
+    from services.scanner.domain.lockfiles import DictTree, scan_tree
+
+    requirements = shared_data("sbom", "cyclonedx", "python-legacy-app.requirements.txt")
+    scan = scan_tree(DictTree({"python-legacy-app.requirements.txt": requirements.read_bytes()}))
+    bom = load("cyclonedx", "python-legacy-app.cdx-1.5.json")
+    assert {c.purl for c in scan.components} == {c.purl for c in bom.components}

@@ -7,6 +7,9 @@ anything (an event with two kinds, ``fixed`` and ``last_affected`` together, no
 ``introduced``, a GIT range without ``repo``, a version the ecosystem cannot parse), each
 with its JSON path, so an import can refuse or record exactly what is broken.
 
+The Structs are ``gc=False``: JSON-shaped data never forms reference cycles, and an index of
+100k advisories otherwise spends most of its load time in the cyclic garbage collector.
+
 Spec: https://ossf.github.io/osv-schema/ (evaluation algorithm: ``osv_match``).
 """
 
@@ -58,18 +61,18 @@ class BrokenRanges(OsvError):
         self.extra["problems"] = [{"path": p.path, "message": p.message} for p in problems]
 
 
-class Severity(msgspec.Struct, frozen=True):
+class Severity(msgspec.Struct, frozen=True, gc=False):
     type: str
     score: str
 
 
-class Package(msgspec.Struct, frozen=True, omit_defaults=True):
+class Package(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     ecosystem: str
     name: str
     purl: str | None = None
 
 
-class Event(msgspec.Struct, frozen=True, omit_defaults=True):
+class Event(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     introduced: str | None = None
     fixed: str | None = None
     last_affected: str | None = None
@@ -86,14 +89,14 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
         return [(kind, value) for kind, value in pairs if value is not None]
 
 
-class Range(msgspec.Struct, frozen=True, omit_defaults=True):
+class Range(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     type: str
     events: tuple[Event, ...] = ()
     repo: str | None = None
     database_specific: dict[str, Any] | None = None
 
 
-class Affected(msgspec.Struct, frozen=True, omit_defaults=True):
+class Affected(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     package: Package | None = None
     severity: tuple[Severity, ...] = ()
     ranges: tuple[Range, ...] = ()
@@ -102,12 +105,12 @@ class Affected(msgspec.Struct, frozen=True, omit_defaults=True):
     database_specific: dict[str, Any] | None = None
 
 
-class Reference(msgspec.Struct, frozen=True, omit_defaults=True):
+class Reference(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     type: str
     url: str
 
 
-class Advisory(msgspec.Struct, frozen=True, omit_defaults=True):
+class Advisory(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     id: str
     modified: datetime
     schema_version: str | None = None
@@ -144,7 +147,7 @@ def decode_advisory(data: bytes | str) -> Advisory:
     return advisory
 
 
-class RangeProblem(msgspec.Struct, frozen=True):
+class RangeProblem(msgspec.Struct, frozen=True, gc=False):
     path: str
     message: str
 

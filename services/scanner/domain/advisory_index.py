@@ -12,6 +12,11 @@
   order: the lowest CVE id (by year, then number) when the group has one, because CVE is the
   id every database cross-references, else the lexicographically lowest id. A new alias can
   merge groups and so change a group's id; findings keep the advisory ids too.
+
+Measured (``python -m tests.bench.match_micro``, 2-core dev machine): 103,447 advisories
+(3,461 real PyPI + Go, the rest synthetic) load in ~0.55 s; matching 10,000 purl components
+takes ~0.24 s cold (compiling every package it touches) and ~0.15 s warm; the loaded index
+grows max RSS by ~90 MB.
 """
 
 from __future__ import annotations

@@ -4,35 +4,42 @@ A key is a plain, hashable tuple; keys of one ecosystem are totally ordered with
 equal exactly when the ecosystem considers the versions equal. Matching compiles OSV range
 events to keys once and bisects, so nothing here is called per comparison.
 
-Library decision (measured with ``python -m tests.bench.versions_micro`` on the 2-core dev
-machine; parses per second, single thread; "wrong" counts the tricky-case table entries the
-candidate orders differently from the ecosystem's own tool):
+Library decision, measured with ``python -m tests.bench.versions_micro --seconds 1`` on the
+2-core dev machine (shared and noisy: treat +-30% as noise). "parse+cmp/s" parses realistic
+strings (the OSV data for PyPI and Go, generated shapes otherwise) and compares each once
+(some candidates parse lazily on compare); "wrong" counts the pairs of the tricky-case table
+(tests/unit/version_cases.py) a candidate orders differently from the ecosystem's own tool,
+a refusal counting as wrong.
 
-=============  =========================  ===========  =====  ==========================
-ecosystem      candidate                   parses/s     wrong  verdict
-=============  =========================  ===========  =====  ==========================
-PyPI           packaging.Version + legacy  ~335k        0      **used** (packaging 26)
-PyPI           univers PypiVersion         ~38k         5      legacy versions refused
-npm/crates/Go  own regex -> tuple          ~430k        0      **used**
-npm/crates/Go  semver (python-semver 3)    ~95k         3      no ``v`` prefix, no Go tags
-npm/crates/Go  univers SemverVersion       ~30k         4      coerces ``1.2`` and orders
-                                                               by build metadata
-Maven          own spec tokens -> tuple    ~120k        0      **used**
-Maven          univers MavenVersion        ~40k         3      older port, no total order
-RubyGems       own Gem::Version -> tuple   ~260k        0      **used**
-RubyGems       univers RubygemsVersion     ~18k         0      correct, 14x slower, and
-                                                               its objects are not tuples
-Packagist      own Composer + PHP order    ~150k        0      **used**
-Packagist      univers ComposerVersion     ~30k         6      plain SemVer coercion: wrong
-                                                               for 4-part and ``-patch``
-NuGet          own regex -> tuple          ~390k        0      **used**
-NuGet          univers NugetVersion        ~35k         0      correct, ~11x slower
-=============  =========================  ===========  =====  ==========================
+=========  ===========================  ===========  ======  ===================================
+ecosystem  candidate                    parse+cmp/s  wrong   why not / why
+=========  ===========================  ===========  ======  ===================================
+PyPI       **packaging + legacy order**     441k     0/30    used: packaging is exact and fast
+PyPI       packaging.Version alone          334k     8/30    refuses legacy versions in OSV data
+PyPI       univers PypiVersion              149k     8/30    same refusal, slower
+npm        **regex -> tuple**               549k     0/17    used
+npm        python-semver 3                  231k     1/17    no leading "v"
+npm        univers SemverVersion             60k     2/17    coerces, orders by build metadata
+Go         **regex -> tuple**               494k     0/22    used
+Go         python-semver 3                     -    22/22    refuses the "v" prefix outright
+Go         univers GolangVersion             61k    12/22    no go1.21rc1 tags, build metadata
+crates.io  **regex -> tuple**               494k     0/7     used
+crates.io  python-semver 3                  211k     0/7     correct, 2.3x slower, not a tuple
+crates.io  univers SemverVersion             56k     1/7     orders by build metadata
+Maven      **spec tokens -> tuple**         162k     0/75    used
+Maven      univers MavenVersion              75k     2/75    older port; no total order
+RubyGems   **Gem::Version -> tuple**        260k     0/21    used
+RubyGems   univers RubygemsVersion           49k     0/21    correct, 5x slower, not a tuple
+Packagist  **Composer + PHP order**         134k     0/22    used
+Packagist  univers ComposerVersion           67k    10/22    plain SemVer coercion: 4-part,
+                                                             -patch, stability words wrong
+NuGet      **regex -> tuple**               547k     0/15    used
+NuGet      univers NugetVersion              33k     0/15    correct, 17x slower
+=========  ===========================  ===========  ======  ===================================
 
-So ``packaging`` is kept for PEP 440 (maintained, exact, fast since 24.x); everything else
-is a small tuple builder here, because univers' classes are either wrong for the OSV
-semantics (SemVer coercion, legacy PyPI) or an order of magnitude slower and not usable as
-bisectable tuple keys. The figures are re-measured by the bench script; see its output.
+So ``packaging`` stays for PEP 440 (maintained, exact, and the fastest candidate); the other
+ecosystems are small tuple builders here, because univers' classes are either wrong for OSV's
+semantics or several times slower, and none of the libraries yields bisectable tuple keys.
 
 Errors: an unparseable version raises ``InvalidVersion`` and an ecosystem without an ordering
 raises ``UnsupportedEcosystem`` (both ``VersionError``). Nothing orders silently wrong.

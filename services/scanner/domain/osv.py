@@ -21,8 +21,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from shared.errors import GatehouseError
-
+from .errors import ScannerError
 from .versions import PARSERS, SEMVER_NATIVE, VersionError, base_ecosystem, semver_key
 
 RangeType = Literal["SEMVER", "ECOSYSTEM", "GIT"]
@@ -30,7 +29,7 @@ EVALUABLE_RANGE_TYPES = frozenset({"SEMVER", "ECOSYSTEM"})
 INTRODUCED_ZERO = "0"
 
 
-class OsvError(GatehouseError):
+class OsvError(ScannerError):
     """Root of the OSV errors; ``location`` is a JSON path into the advisory."""
 
     code, status, title = "osv_invalid", 422, "Invalid OSV advisory"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from shared.errors import GatehouseError
+from ..errors import ScannerError
 
 # An opaque, totally ordered, hashable sort key. Keys are only ever compared with keys of the
 # same ecosystem (the same parser); every parser builds plain tuples whose positions never mix
@@ -18,7 +18,7 @@ Parser = Callable[[str], VersionKey]
 MAX_VERSION_LENGTH = 256
 
 
-class VersionError(GatehouseError):
+class VersionError(ScannerError):
     """Root of the version errors: permanent, the same string always fails the same way."""
 
     code, status, title = "version_error", 422, "Version cannot be ordered"

@@ -24,6 +24,7 @@ import nats
 import nats.js.errors
 import pytest
 
+from shared.blobs import bucket_for
 from shared.db import with_database
 from shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from shared.logging import configure_logging
@@ -78,6 +79,8 @@ async def _reset_stream(nats_url: str, stream: str) -> None:
         js = nc.jetstream()
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await js.delete_stream(stream)
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await js.delete_object_store(bucket_for(stream))
     finally:
         await nc.close()
 

@@ -1,18 +1,18 @@
-"""Wiring of the scanner service.
-
-Its domain arrives with a later issue; today it starts, connects to the bus and the database,
-owns its schema (`scanner`), answers health and metrics, and projects nothing yet.
-"""
+"""Wiring of the scanner service: the vulnerability database, then scans (which match
+against it). Each part registers its own projections, workers and request/reply endpoints."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from services.scanner.scans import wiring as scans
+from services.scanner.vulndb import wiring as vulndb
 from shared.service import Runtime, ServiceDefinition
 
 
 async def setup(runtime: Runtime) -> None:
-    """Nothing to register until the scanner domain lands."""
+    await vulndb.setup(runtime)
+    await scans.setup(runtime)
 
 
 DEFINITION = ServiceDefinition(

@@ -1,0 +1,1 @@
+"""Scans: SBOM and source uploads, the scan lifecycle, components and findings."""

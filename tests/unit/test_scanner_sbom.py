@@ -526,11 +526,11 @@ def test_cyclonedx_xml(version: str) -> None:
     }
 
 
-def test_cyclonedx_xml_semantic_errors_name_the_line() -> None:
+def test_cyclonedx_xml_semantic_errors_name_the_element() -> None:
     data = XML_DOCUMENT.format(version="1.4", sha="").replace("<name>werkzeug</name>", "").encode()
     with pytest.raises(MalformedDocument) as caught:
         parse_sbom(data)
-    assert caught.value.location == "line 30"  # the <component> that has no <name>
+    assert caught.value.location == "/bom/components/component[2]"  # the one with no <name>
 
 
 def test_cyclonedx_xml_not_well_formed() -> None:

@@ -1,211 +1,228 @@
-"""CycloneDX 1.2-1.6 XML over pyexpat, with every DTD refused.
+"""CycloneDX 1.2-1.6 XML, streamed, with every DTD refused.
 
-A CycloneDX document never needs a DOCTYPE, so one is refused before expat reads any entity
-declaration: no billion laughs, no external entities, no DTD retrieval, whatever the expat
-build. The parser builds a small tree of its own nodes (tag, attributes, text, line) so that
-a semantic error can still say which line it is on.
+A CycloneDX document never needs a DOCTYPE. Before parsing, pyexpat reads the prolog up to
+the root element with a handler that refuses any DOCTYPE: without a DTD no entity can be
+declared, so nothing can expand (billion laughs) and nothing external can be fetched (XXE),
+whatever the expat build. The document is then parsed by the C ``XMLPullParser``; each
+top-level component and dependency is converted when its end tag arrives and cleared, so
+memory stays proportional to one component, not to the document.
+
+Locations are element paths (``/bom/components/component[3]``, 1-based like XPath);
+syntax errors give line and column. The cyclic garbage collector is paused while the tree
+is built: the parser makes no reference cycles, and collections triggered by a million
+short-lived elements would otherwise double the parse time.
 """
 
 from __future__ import annotations
 
-from typing import NoReturn
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from typing import NoReturn, cast
 from xml.parsers import expat
 
 from ..errors import ForbiddenXml, MalformedDocument
 from ..model import Bom, Component, Hash, License
 from .assemble import Draft, finish
-from .common import cyclonedx_version
+from .common import cyclonedx_version, gc_paused
 from .cyclonedx import component_scope
 
 NAMESPACE_PREFIX = "http://cyclonedx.org/schema/bom/"
+_CHUNK = 1 << 20
 
 
-class Node:
-    __slots__ = ("attrs", "children", "line", "ns", "tag", "text")
-
-    def __init__(self, ns: str, tag: str, attrs: dict[str, str], line: int) -> None:
-        self.ns = ns
-        self.tag = tag
-        self.attrs = attrs
-        self.line = line
-        self.children: list[Node] = []
-        self.text: list[str] = []
-
-    def child(self, tag: str) -> Node | None:
-        for node in self.children:
-            if node.tag == tag and node.ns == self.ns:
-                return node
-        return None
-
-    def all(self, tag: str) -> list[Node]:
-        return [n for n in self.children if n.tag == tag and n.ns == self.ns]
-
-    def value(self, tag: str) -> str | None:
-        node = self.child(tag)
-        if node is None:
-            return None
-        return "".join(node.text).strip()
+class _RootReached(Exception):
+    pass
 
 
-def _forbidden(what: str, parser: expat.XMLParserType) -> NoReturn:
-    raise ForbiddenXml(
-        f"{what} are not allowed in a CycloneDX document",
-        location=f"line {parser.CurrentLineNumber}",
-    )
-
-
-def parse_xml_tree(data: bytes) -> Node:
-    """The element tree of ``data``; DOCTYPE, entity declarations and external entity
-    references are refused with ``ForbiddenXml``."""
-    parser = expat.ParserCreate(namespace_separator=" ")
-    parser.buffer_text = True
+def refuse_dtd(data: bytes) -> None:
+    """Read the prolog; ``ForbiddenXml`` for a DOCTYPE, ``MalformedDocument`` for bad XML."""
+    parser = expat.ParserCreate()
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    stack: list[Node] = []
-    roots: list[Node] = []
 
-    def start(name: str, attrs: dict[str, str]) -> None:
-        ns, _, tag = name.rpartition(" ")
-        node = Node(ns, tag, attrs, parser.CurrentLineNumber)
-        (stack[-1].children if stack else roots).append(node)
-        stack.append(node)
+    def doctype(*args: object) -> NoReturn:
+        raise ForbiddenXml(
+            "DOCTYPE declarations are not allowed in a CycloneDX document",
+            location=f"line {parser.CurrentLineNumber}",
+        )
 
-    def end(name: str) -> None:
-        stack.pop()
+    def root(*args: object) -> NoReturn:
+        raise _RootReached
 
-    def text(data: str) -> None:
-        if stack:
-            stack[-1].text.append(data)
-
-    def doctype(*args: object) -> None:
-        _forbidden("DOCTYPE declarations", parser)
-
-    def entity(*args: object) -> None:
-        _forbidden("entity declarations", parser)
-
-    def external(*args: object) -> int:
-        _forbidden("external entities", parser)
-
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = text
     parser.StartDoctypeDeclHandler = doctype
-    parser.EntityDeclHandler = entity
-    parser.ExternalEntityRefHandler = external
+    parser.StartElementHandler = root
     try:
         parser.Parse(data, True)
+    except _RootReached:
+        return
     except expat.ExpatError as exc:
         raise MalformedDocument(
             f"CycloneDX XML is not well-formed: {expat.ErrorString(exc.code)}",
             location=f"line {exc.lineno}, column {exc.offset + 1}",
         ) from None
-    return roots[0]
 
 
-def _component(node: Node, draft: Draft) -> Component:
-    location = f"line {node.line}"
-    name = node.value("name")
-    if not name:
-        raise MalformedDocument("component has no <name>", location=location)
-    ref = node.attrs.get("bom-ref") or f"#{location}"
-    purl = draft.read_purl(node.value("purl"), ref=ref, location=location)
-    hashes_node = node.child("hashes")
-    hashes = (
-        tuple(
-            Hash(h.attrs.get("alg", ""), "".join(h.text).strip()) for h in hashes_node.all("hash")
+def _text(element: ET.Element | None) -> str | None:
+    if element is None:
+        return None
+    return (element.text or "").strip()
+
+
+class _Reader:
+    def __init__(self, ns: str, draft: Draft) -> None:
+        self.ns = ns
+        self.q = f"{{{ns}}}"
+        self.draft = draft
+
+    def value(self, element: ET.Element, tag: str) -> str | None:
+        return _text(element.find(self.q + tag))
+
+    def component(self, element: ET.Element, path: str) -> tuple[Component, str | None]:
+        """The component of one ``<component>`` element, and its purl identity."""
+        q = self.q
+        name = self.value(element, "name")
+        if not name:
+            raise MalformedDocument("component has no <name>", location=path)
+        ref = element.get("bom-ref") or f"#{path}"
+        purl = self.draft.read_purl(self.value(element, "purl"), ref=ref, location=path)
+        hashes = tuple(
+            Hash(h.get("alg", ""), (h.text or "").strip())
+            for h in element.iterfind(f"{q}hashes/{q}hash")
         )
-        if hashes_node is not None
-        else ()
-    )
-    licenses: list[License] = []
-    licenses_node = node.child("licenses")
-    if licenses_node is not None:
-        for item in licenses_node.children:
-            if item.tag == "expression":
-                licenses.append(License(expression="".join(item.text).strip()))
-            elif item.tag == "license":
-                if license_id := item.value("id"):
-                    licenses.append(License(id=license_id))
-                elif license_name := item.value("name"):
-                    licenses.append(License(name=license_name))
-    properties_node = node.child("properties")
-    properties = (
-        [
-            (p.attrs.get("name", ""), "".join(p.text).strip())
-            for p in properties_node.all("property")
+        licenses: list[License] = []
+        licenses_element = element.find(q + "licenses")
+        if licenses_element is not None:
+            for item in licenses_element:
+                if item.tag == q + "expression":
+                    licenses.append(License(expression=(item.text or "").strip()))
+                elif item.tag == q + "license":
+                    if license_id := self.value(item, "id"):
+                        licenses.append(License(id=license_id))
+                    elif license_name := self.value(item, "name"):
+                        licenses.append(License(name=license_name))
+        properties = [
+            (p.get("name", ""), (p.text or "").strip())
+            for p in element.iterfind(f"{q}properties/{q}property")
         ]
-        if properties_node is not None
-        else []
-    )
-    component = Component(
-        ref=ref,
-        name=name,
-        version=node.value("version"),
-        purl=purl.purl,
-        ecosystem=purl.ecosystem,
-        package=purl.package,
-        type=node.attrs.get("type", "library"),
-        group=node.value("group") or None,
-        hashes=hashes,
-        licenses=tuple(licenses),
-        scope=component_scope(node.value("scope"), properties, draft, ref=ref, location=location),
-    )
-    draft.add(component, location=location, identity=purl.identity)
-    return component
-
-
-def _flatten(container: Node | None, draft: Draft) -> None:
-    if container is None:
-        return
-    stack = list(reversed(container.all("component")))
-    while stack:
-        node = stack.pop()
-        _component(node, draft)
-        nested = node.child("components")
-        if nested is not None:
-            stack.extend(reversed(nested.all("component")))
-
-
-def _edges(node: Node, draft: Draft) -> None:
-    """``<dependency ref>`` elements; CycloneDX XML nests a ref's direct dependencies."""
-    stack = list(reversed(node.all("dependency")))
-    while stack:
-        dependency = stack.pop()
-        ref = dependency.attrs.get("ref")
-        if not ref:
-            raise MalformedDocument("<dependency> has no ref", location=f"line {dependency.line}")
-        children = dependency.all("dependency")
-        draft.edges.append(
-            (ref, [c.attrs.get("ref", "") for c in children], f"line {dependency.line}")
+        component = Component(
+            ref=ref,
+            name=name,
+            version=self.value(element, "version"),
+            purl=purl.purl,
+            ecosystem=purl.ecosystem,
+            package=purl.package,
+            type=element.get("type", "library"),
+            group=self.value(element, "group") or None,
+            hashes=hashes,
+            licenses=tuple(licenses),
+            scope=component_scope(
+                self.value(element, "scope"), properties, self.draft, ref=ref, location=path
+            ),
         )
-        # A nested dependency with children of its own states those edges too.
-        stack.extend(reversed([c for c in children if c.children]))
+        return component, purl.identity
+
+    def flatten(self, element: ET.Element, path: str) -> None:
+        """A component and its nested components, parent first (document order)."""
+        stack = [(path, element)]
+        while stack:
+            location, node = stack.pop()
+            component, identity = self.component(node, location)
+            self.draft.add(component, location=location, identity=identity)
+            nested = node.findall(f"{self.q}components/{self.q}component")
+            stack.extend(
+                (f"{location}/components/component[{i}]", child)
+                for i, child in reversed(list(enumerate(nested, start=1)))
+            )
+
+    def dependency(self, element: ET.Element, path: str) -> None:
+        """``<dependency ref>``: its nested ``<dependency>`` elements are what it depends on."""
+        stack = [(path, element)]
+        while stack:
+            location, node = stack.pop()
+            ref = node.get("ref")
+            if not ref:
+                raise MalformedDocument("<dependency> has no ref", location=location)
+            children = node.findall(self.q + "dependency")
+            self.draft.edges.append((ref, [c.get("ref", "") for c in children], location))
+            stack.extend(
+                (f"{location}/dependency[{i}]", child)
+                for i, child in enumerate(children, start=1)
+                if len(child)
+            )
 
 
 def parse_cyclonedx_xml(data: bytes) -> Bom:
-    """Parse a CycloneDX 1.2-1.6 XML document. Raises ``MalformedDocument`` (with the line),
-    ``ForbiddenXml`` or ``UnsupportedSpecVersion``."""
-    root = parse_xml_tree(data)
-    if root.tag != "bom" or not root.ns.startswith(NAMESPACE_PREFIX):
-        raise MalformedDocument(
-            f"root element is {{{root.ns}}}{root.tag}, not a CycloneDX <bom>", location="line 1"
-        )
-    spec_version, note = cyclonedx_version(
-        root.ns[len(NAMESPACE_PREFIX) :], location=f"line {root.line} (xmlns)"
-    )
+    """Parse a CycloneDX 1.2-1.6 XML document. Raises ``MalformedDocument`` (element path, or
+    line and column), ``ForbiddenXml`` or ``UnsupportedSpecVersion``."""
+    refuse_dtd(data)
     draft = Draft()
-    if note:
-        draft.warn("spec_version_newer", note, location=f"line {root.line}")
-    metadata = root.child("metadata")
-    subject = metadata.child("component") if metadata is not None else None
-    if subject is not None:
-        draft.metadata = _component(subject, draft)
-        # The subject is not one of its own components: take it back out of the list.
-        draft.components.pop()
-        draft.locations.pop()
-        draft.identities.pop()
-        _flatten(subject.child("components"), draft)
-    _flatten(root.child("components"), draft)
-    dependencies = root.child("dependencies")
-    if dependencies is not None:
-        _edges(dependencies, draft)
+    with gc_paused():
+        spec_version = _stream(data, draft)
     return finish(draft, format="cyclonedx", encoding="xml", spec_version=spec_version)
+
+
+def _stream(data: bytes, draft: Draft) -> str:
+    """Feed the document through the pull parser; convert each child of a child of <bom>
+    (a component, a dependency, the subject) when it ends, then free it."""
+    pull: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
+    reader: _Reader | None = None
+    spec_version = ""
+    depth = 0
+    container = ""  # the open child of <bom>, e.g. "components"
+    seen: dict[str, int] = {}  # children of the open container, by tag
+    try:
+        for offset in range(0, max(len(data), 1), _CHUNK):
+            pull.feed(data[offset : offset + _CHUNK])
+            for event, element in cast("Iterator[tuple[str, ET.Element]]", pull.read_events()):
+                if event == "start":
+                    depth += 1
+                    if depth == 1:
+                        reader, spec_version = _root(element, draft)
+                    elif depth == 2:
+                        container, seen = element.tag.rpartition("}")[2], {}
+                    continue
+                depth -= 1
+                if depth == 2 and reader is not None:
+                    tag = element.tag.rpartition("}")[2]
+                    index = seen[tag] = seen.get(tag, 0) + 1
+                    _top_level(reader, element, f"/bom/{container}/{tag}[{index}]", container)
+        pull.close()
+    except ET.ParseError as exc:
+        line, column = exc.position
+        raise MalformedDocument(
+            f"CycloneDX XML is not well-formed: {str(exc).split(':')[0]}",
+            location=f"line {line}, column {column + 1}",
+        ) from None
+    return spec_version
+
+
+def _root(element: ET.Element, draft: Draft) -> tuple[_Reader, str]:
+    if element.tag.startswith("{"):
+        ns, _, tag = element.tag[1:].partition("}")
+    else:
+        ns, tag = "", element.tag
+    if tag != "bom" or not ns.startswith(NAMESPACE_PREFIX):
+        raise MalformedDocument(
+            f"root element is {element.tag}, not a CycloneDX <bom>", location="/" + tag
+        )
+    spec_version, note = cyclonedx_version(ns[len(NAMESPACE_PREFIX) :], location="/bom/@xmlns")
+    if note:
+        draft.warn("spec_version_newer", note, location="/bom/@xmlns")
+    return _Reader(ns, draft), spec_version
+
+
+def _top_level(reader: _Reader, element: ET.Element, path: str, container: str) -> None:
+    """A child of a child of <bom> has ended: convert it if it is one, then free it."""
+    q = reader.q
+    if element.tag == q + "component" and container == "components":
+        reader.flatten(element, path)
+    elif element.tag == q + "dependency" and container == "dependencies":
+        reader.dependency(element, path)
+    elif element.tag == q + "component" and container == "metadata":
+        subject, _ = reader.component(element, path)
+        reader.draft.metadata = subject
+        nested = element.findall(f"{q}components/{q}component")
+        for i, child in enumerate(nested, start=1):
+            reader.flatten(child, f"{path}/components/component[{i}]")
+    else:
+        return
+    element.clear()

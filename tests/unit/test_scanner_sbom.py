@@ -496,6 +496,14 @@ XML_DOCUMENT = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
+def test_cyclonedx_xml_in_utf16_with_its_declaration() -> None:
+    text = XML_DOCUMENT.format(version="1.5", sha="").replace(
+        'encoding="UTF-8"', 'encoding="UTF-16"'
+    )
+    bom = parse_sbom(text.encode("utf-16"))
+    assert [c.name for c in bom.components] == ["Flask", "vendored", "werkzeug"]
+
+
 @pytest.mark.parametrize("version", ["1.2", "1.3", "1.4", "1.5", "1.6"])
 def test_cyclonedx_xml(version: str) -> None:
     bom = parse_sbom(XML_DOCUMENT.format(version=version, sha="cd" * 32).encode())

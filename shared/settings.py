@@ -47,6 +47,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # How long a write waits for its own projection before answering 504.
     read_your_writes_timeout_seconds: Seconds = 10.0
     max_body_bytes: AtLeastOne = 1_048_576
+    # Largest upload (SBOM, source zip, OSV zip, EPSS CSV): stored as a blob, not held as JSON.
+    max_upload_bytes: AtLeastOne = 64 * 1_048_576
     rate_limit_per_token: PerSecond = 50.0
     rate_limit_per_ip: PerSecond = 20.0
     rate_limit_burst: AtLeastOne = 200

@@ -31,6 +31,7 @@ from services.gateway.domain.idempotency import check_key
 from services.gateway.domain.tokens import token_sha256
 from services.gateway.idempotency import run_idempotent
 from services.gateway.routing import Principal, RequestContext, Route
+from services.gateway.uploads import read_upload
 from shared.errors import ValidationFailed
 from shared.http import Handler, decode_json_body, field_error, request_id_of
 
@@ -59,6 +60,10 @@ def _dispatcher(route: Route, deps: GatewayDeps) -> Handler:
         if route.body is not None:
             ctx.body = await decode_json_body(
                 request, route.body, max_bytes=deps.settings.max_body_bytes
+            )
+        elif route.upload:
+            ctx.body = await read_upload(
+                request, route.upload, max_bytes=deps.settings.max_upload_bytes
             )
         key = request.headers.get(IDEMPOTENCY_HEADER)
         if request.method == "POST" and key is not None and ctx.principal is not None:

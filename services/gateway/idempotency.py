@@ -17,7 +17,7 @@ from services.gateway.adapters import idempotency_store as store
 from services.gateway.deps import GatewayDeps
 from services.gateway.domain.errors import IdempotencyKeyInProgress, IdempotencyKeyReused
 from services.gateway.domain.idempotency import REPLAYED_HEADERS, Outcome, decide, fingerprint
-from services.gateway.routing import RequestContext, Route
+from services.gateway.routing import RequestContext, Route, Upload
 from shared.errors import GatehouseError
 from shared.http import problem_response
 
@@ -26,7 +26,11 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 
 def request_fingerprint(ctx: RequestContext) -> str:
     # The decoded body re-encoded: key order and whitespace do not make a different request.
-    body = msgspec.json.encode(ctx.body) if ctx.body is not None else b""
+    # An upload is named by its digest.
+    if isinstance(ctx.body, Upload):
+        body = f"{ctx.body.media_type} {ctx.body.digest}".encode()
+    else:
+        body = msgspec.json.encode(ctx.body) if ctx.body is not None else b""
     request = ctx.request
     return fingerprint(
         method=request.method, path=request.path, query=request.query_string, body=body

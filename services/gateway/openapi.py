@@ -124,6 +124,12 @@ def _operation(
             "required": True,
             "content": {"application/json": {"schema": ref_of[route.body]}},
         }
+    elif route.upload:
+        binary = {"type": "string", "format": "binary"}
+        operation["requestBody"] = {
+            "required": True,
+            "content": {media_type: {"schema": binary} for media_type in route.upload},
+        }
     operation.update({k: v for k, v in route.extra.items() if k.startswith("x-")})
     if not operation["parameters"]:
         del operation["parameters"]
@@ -208,7 +214,7 @@ def _errors(route: Route) -> dict[str, Any]:
     statuses = {429, 500}
     if route.roles is not None:
         statuses |= {401, 403}
-    if route.body is not None:
+    if route.body is not None or route.upload:
         statuses |= {413, 415, 422}
     if route.query is not None or route.method == "POST":
         statuses.add(422)

@@ -91,6 +91,9 @@ class Route:
     # Top-level response fields an Idempotency-Key replay answers as null instead of storing
     # them (secrets shown once, such as a new API key's token).
     redact_on_replay: tuple[str, ...] = ()
+    # Media types of a raw upload body (a zip, an SBOM, a CSV): the dispatcher reads it up to
+    # ``max_upload_bytes`` into ``ctx.body`` as an :class:`Upload` (415 for another type).
+    upload: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.roles is not None and (not self.roles or not self.roles <= ALL_ROLES):
@@ -99,6 +102,17 @@ class Route:
             )
         if self.project_param is not None and "{" + self.project_param + "}" not in self.path:
             raise ValueError(f"{self.method} {self.path}: no path parameter {self.project_param}")
+        if self.upload and self.body is not None:
+            raise ValueError(f"{self.method} {self.path}: a JSON body or an upload, not both")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Upload:
+    """A raw request body as uploaded: its media type (parameters dropped), bytes and digest."""
+
+    media_type: str
+    data: bytes
+    digest: str  # sha256:<hex>, the blob store's name for it
 
 
 def roles(*names: str) -> frozenset[str]:

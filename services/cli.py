@@ -4,6 +4,8 @@
     gatehouse serve <service>      one service (HTTP health/metrics; the gateway serves the API)
     gatehouse migrate [service…]   apply migrations (all services when none is named)
     gatehouse replay <service>     drop the service's read models and rebuild them from seq 0
+    gatehouse vulndb import PATH   import OSV advisories (a zip, or a folder of JSON files)
+    gatehouse vulndb epss PATH     import EPSS scores (FIRST's CSV, plain or .gz)
 
 Settings come from GATEHOUSE_* environment variables (see the README).
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 import asyncpg
@@ -108,6 +111,20 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_vulndb(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from services.scanner.vulndb.cli import load, run_import
+
+    configure_logging(service="vulndb", level="warning")
+    settings = load_settings(service="cli")
+    path = Path(args.path)
+    data, fmt = load(path, kind=args.kind)
+    summary = asyncio.run(run_import(settings, data, kind=args.kind, name=path.name, fmt=fmt))
+    print(msgspec.json.format(msgspec.json.encode(summary)).decode())
+    return 0
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     from services.supervisor import run_stack
 
@@ -170,6 +187,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("service", type=service_name, help=", ".join(SERVICES))
     r.set_defaults(func=_cmd_replay)
+
+    v = sub.add_parser(
+        "vulndb",
+        help="import OSV advisories or EPSS scores (through NATS, GATEHOUSE_NATS_URL)",
+        description="Import into the scanner's vulnerability database; prints the summary.",
+    )
+    vsub = v.add_subparsers(dest="vulndb_command", required=True, metavar="command")
+    vi = vsub.add_parser("import", help="OSV advisories: a .zip, or a folder of JSON files")
+    vi.add_argument("path")
+    vi.set_defaults(func=_cmd_vulndb, kind="osv")
+    ve = vsub.add_parser("epss", help="EPSS scores: FIRST's CSV, plain or .csv.gz")
+    ve.add_argument("path")
+    ve.set_defaults(func=_cmd_vulndb, kind="epss")
     return parser
 
 

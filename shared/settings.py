@@ -61,6 +61,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_pool_max: AtLeastOne = 10
     # Most rows one GET /api/v1/audit/export.csv streams (X-Export-Truncated says when cut).
     audit_export_max_rows: AtLeastOne = 100_000
+    # Largest SBOM document accepted for a scan (413 above; also bounded by max_upload_bytes).
+    max_sbom_bytes: AtLeastOne = 32 * 1_048_576
+    # EPSS probability at or above which a finding blocks by default and is announced with
+    # finding.threshold-exceeded.
+    epss_threshold: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.1
+    # A job's lease: a worker that dies mid-job is replaced this long after its last renewal.
+    job_lease_seconds: Seconds = 30.0
+    # Testing and diagnostics: the scan worker pauses this long after each stage (0: never).
+    scan_stage_pause_seconds: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
 
     def __post_init__(self) -> None:
         if self.db_pool_min > self.db_pool_max:

@@ -86,18 +86,25 @@ def test_a_bundle_reads_advisories_and_records_the_broken_ones() -> None:
             }
         )
     )
-    assert [e.advisory.id for e in bundle.entries] == ["A", "B"]
+    assert [e.advisory.id for e in bundle.advisories] == ["A", "B", "BROKEN"]  # path order
     assert bundle.skipped_files == 1
-    rejected = [
-        (r.record.id, r.record.file, r.record.location, r.record.code) for r in bundle.rejected
-    ]
+    plan = plan_import(bundle, {})
+    assert [e.advisory.id for e in plan.changes] == ["A", "B"]
+    rejected = [(r.id, r.file, r.location, r.code) for r in plan.rejected]
     assert rejected == [
-        ("BROKEN", "PyPI/broken.json", "$.affected[0].ranges[0].events[0]", "osv_broken_ranges"),
         (None, "PyPI/no-id.json", "$", "osv_malformed"),
         (None, "PyPI/not-json.json", "$", "osv_malformed"),
+        ("BROKEN", "PyPI/broken.json", "$.affected[0].ranges[0].events[0]", "osv_broken_ranges"),
     ]
-    assert bundle.rejected[0].ecosystems == ("PyPI",)
-    assert "id" in bundle.rejected[1].record.message
+    assert plan.counts_by_ecosystem["PyPI"].rejected == 1
+    assert plan.counts_by_ecosystem["unknown"].rejected == 2
+    assert "id" in plan.rejected[0].message
+
+
+def test_a_broken_copy_the_database_already_holds_is_not_checked_again() -> None:
+    bundle = read_bundle(zip_of({"x.json": osv("X", events=[{"fixed": "1"}])}))
+    assert plan_import(bundle, {"X": Held(T0, False)}).counts.unchanged == 1
+    assert plan_import(bundle, {}).counts.rejected == 1
 
 
 def test_the_newest_copy_of_an_id_wins() -> None:
@@ -105,16 +112,23 @@ def test_the_newest_copy_of_an_id_wins() -> None:
     bundle = read_bundle(
         zip_of({"a/X.json": osv("X"), "b/X.json": osv("X", modified=later), "c/X.json": osv("X")})
     )
-    assert [(e.path, e.advisory.modified) for e in bundle.entries] == [("b/X.json", later)]
-    assert len(bundle.duplicates) == 2
     plan = plan_import(bundle, {})
+    assert [(e.path, e.advisory.modified) for e in plan.changes] == [("b/X.json", later)]
     assert (plan.counts.added, plan.counts.unchanged) == (1, 2)
+    # A broken newest copy does not hide a valid older one.
+    bundle = read_bundle(
+        zip_of(
+            {"a/X.json": osv("X"), "b/X.json": osv("X", modified=later, events=[{"fixed": "1"}])}
+        )
+    )
+    plan = plan_import(bundle, {})
+    assert [e.path for e in plan.changes] == ["a/X.json"] and plan.counts.rejected == 1
 
 
 def test_oversized_advisories_are_rejected_alone() -> None:
     big = osv("BIG", details="x" * MAX_ADVISORY_BYTES)
     bundle = read_bundle(zip_of({"BIG.json": big, "OK.json": osv("OK")}))
-    assert [e.advisory.id for e in bundle.entries] == ["OK"]
+    assert [e.advisory.id for e in bundle.advisories] == ["OK"]
     assert bundle.rejected[0].record.code == "osv_too_large"
 
 
@@ -172,8 +186,6 @@ def test_plan_is_incremental_by_modified_and_counts_per_ecosystem() -> None:
         "GONE": "withdrawn",
         "NEW": "added",
         "NEWER": "updated",
-        "OLDER": "unchanged",
-        "SAME": "unchanged",
     }
     assert [e.advisory.id for e in plan.changes] == ["AGAIN", "GONE", "NEW", "NEWER"]
     c = plan.counts
@@ -191,7 +203,7 @@ def test_rows_derive_severity_packages_and_aliases() -> None:
         severity=[{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
         summary="s" * 2000,
     )
-    entry = read_bundle(zip_of({"a.json": doc})).entries[0]
+    entry = read_bundle(zip_of({"a.json": doc})).advisories[0]
     row = advisory_row(entry)
     assert (row.severity, row.cvss_score, row.severity_source) == ("CRITICAL", 9.8, "CVSS_V3")
     assert row.packages == (("PyPI", "django-rest"),)
@@ -208,12 +220,12 @@ def test_alias_groups_agree_with_the_matcher() -> None:
         osv("GHSA-2", aliases=("GHSA-3",)),
     ]
     bundle = read_bundle(zip_of({f"{d['id']}.json": d for d in docs}))
-    rows = [advisory_row(e) for e in bundle.entries]
+    rows = [advisory_row(e) for e in bundle.advisories]
     groups = alias_groups(
         [r.id for r in rows], [(r.id, alias) for r in rows for alias in r.aliases]
     )
     index = AdvisoryIndex()
-    index.upsert_many(e.advisory for e in bundle.entries)
+    index.upsert_many(e.advisory for e in bundle.advisories)
     for member, group in groups.items():
         assert index.group_of(member) == group, member
     assert groups["PYSEC-1"] == "CVE-2024-9" and groups["GO-1"] == "GO-1"
@@ -292,3 +304,16 @@ def test_epss_counts_follow_the_date_rule() -> None:
     newer = (0.5, 0.5, dt.date(2024, 6, 1))
     older = (0.5, 0.5, dt.date(2024, 4, 1))
     assert epss_counts(scores, {"CVE-2024-1000": newer, "CVE-2024-2000": older}) == (0, 1, 1)
+
+
+def test_overlapping_gc_pauses_end_with_the_last() -> None:
+    import gc
+
+    from services.scanner.vulndb.offload import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused:
+        with gc_paused:
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()

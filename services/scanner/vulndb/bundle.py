@@ -1,15 +1,16 @@
 """Reading an OSV bundle (a zip of advisory JSON files) and planning its import. Pure.
 
 ``read_bundle`` opens the zip safely (``domain.archive``: traversal, symlinks, bombs are
-refused for the whole upload), decodes and checks every ``*.json`` entry and sorts the
-advisories from the refused ones: a broken advisory is one record refused with its id, file
-and JSON path, never a reason to drop the rest. When one id appears in several files the
-newest ``modified`` wins (the first in path order on a tie); the others count as unchanged.
+refused for the whole upload) and decodes every ``*.json`` entry; a file that is not an OSV
+advisory is one record refused with its file and JSON path, never a reason to drop the rest.
 
-``plan_import`` compares the bundle with what the database holds (id → modified, withdrawn)
-and says, per advisory and per ecosystem, what the import adds, updates, withdraws or leaves
-alone. The projection applies the same bundle with the same rule (newer ``modified`` wins),
-so the plan published in the event is what the read model becomes.
+``plan_import`` compares the advisories with what the database holds (id → modified,
+withdrawn). Incremental by ``modified``: a copy not newer than the held one is unchanged
+(and not checked again: the held copy passed). Every other copy is checked
+(``osv.check_advisory``); a broken one is refused with its id and the JSON path of the
+problem. When one id has several newer, valid copies the newest wins (the first in path
+order on a tie) and the others count as unchanged. The projection applies the same bundle
+with the same plan, so the counts published in the event are what the read model becomes.
 """
 
 from __future__ import annotations
@@ -59,10 +60,13 @@ class Rejected:
 
 @dataclass(frozen=True, slots=True)
 class Bundle:
-    entries: tuple[BundleEntry, ...]  # one per id, sorted by id
-    rejected: tuple[Rejected, ...]  # in path order
-    duplicates: tuple[BundleEntry, ...]  # older copies of an id (counted unchanged)
+    advisories: tuple[BundleEntry, ...]  # decoded, not yet checked; in path order
+    rejected: tuple[Rejected, ...]  # files that are not advisories; in path order
     skipped_files: int
+
+    @property
+    def ids(self) -> list[str]:
+        return list(dict.fromkeys(entry.advisory.id for entry in self.advisories))
 
 
 def ecosystems_of(advisory: Advisory) -> tuple[str, ...]:
@@ -76,7 +80,7 @@ def ecosystems_of(advisory: Advisory) -> tuple[str, ...]:
 
 
 def read_entry(path: str, raw: bytes) -> BundleEntry | Rejected:
-    """One file of a bundle: an advisory, or the record of why it is refused."""
+    """One file of a bundle: a decoded advisory, or the record of why it is refused."""
     if len(raw) > MAX_ADVISORY_BYTES:
         record = RejectedRecord(
             file=path,
@@ -91,22 +95,27 @@ def read_entry(path: str, raw: bytes) -> BundleEntry | Rejected:
             id=None, file=path, location=exc.location or "$", code=exc.code, message=exc.detail
         )
         return Rejected(record, (UNKNOWN_ECOSYSTEM,))
+    return BundleEntry(path, advisory, raw)
+
+
+def check_entry(entry: BundleEntry) -> Rejected | None:
+    """None when the advisory's ranges can be evaluated, else the record of what is broken."""
     try:
-        check_advisory(advisory)
+        check_advisory(entry.advisory)
     except OsvError as exc:
         record = RejectedRecord(
-            id=advisory.id,
-            file=path,
+            id=entry.advisory.id,
+            file=entry.path,
             location=exc.location or "$",
             code=exc.code,
             message=exc.detail,
         )
-        return Rejected(record, ecosystems_of(advisory))
-    return BundleEntry(path, advisory, raw)
+        return Rejected(record, ecosystems_of(entry.advisory))
+    return None
 
 
 def read_bundle(data: bytes) -> Bundle:
-    """Every advisory of a zip bundle (``ArchiveError`` refuses the upload as a whole;
+    """Every file of a zip bundle, decoded (``ArchiveError`` refuses the upload as a whole;
     ``NoAdvisories`` when it holds no ``*.json`` file at all)."""
     archive = SafeZip.open(data, BUNDLE_LIMITS)
     try:
@@ -117,25 +126,9 @@ def read_bundle(data: bytes) -> Bundle:
         read = [read_entry(path, archive.read(path)) for path in json_paths]
     finally:
         archive.close()
-    newest: dict[str, BundleEntry] = {}
-    duplicates: list[BundleEntry] = []
-    rejected: list[Rejected] = []
-    for item in read:
-        if isinstance(item, Rejected):
-            rejected.append(item)
-            continue
-        held = newest.get(item.advisory.id)
-        if held is None:
-            newest[item.advisory.id] = item
-        elif item.advisory.modified > held.advisory.modified:
-            duplicates.append(held)
-            newest[item.advisory.id] = item
-        else:
-            duplicates.append(item)
     return Bundle(
-        entries=tuple(newest[key] for key in sorted(newest)),
-        rejected=tuple(rejected),
-        duplicates=tuple(duplicates),
+        advisories=tuple(item for item in read if isinstance(item, BundleEntry)),
+        rejected=tuple(item for item in read if isinstance(item, Rejected)),
         skipped_files=len(paths) - len(json_paths),
     )
 
@@ -180,7 +173,7 @@ class ImportPlan:
     changes: tuple[BundleEntry, ...]  # added, updated or withdrawn; sorted by id
     counts: ImportCounts
     counts_by_ecosystem: dict[str, ImportCounts]
-    rejected: tuple[RejectedRecord, ...]
+    rejected: tuple[RejectedRecord, ...]  # unreadable files first, then broken advisories
     outcomes: dict[str, Outcome] = field(default_factory=dict)
 
 
@@ -194,22 +187,40 @@ def plan_import(bundle: Bundle, held: Mapping[str, Held]) -> ImportPlan:
             tally = by_ecosystem.setdefault(ecosystem, _Tally())
             setattr(tally, kind, getattr(tally, kind) + 1)
 
+    rejected = list(bundle.rejected)
+    newest: dict[str, BundleEntry] = {}
+    for entry in bundle.advisories:
+        advisory = entry.advisory
+        known = held.get(advisory.id)
+        if known is not None and advisory.modified <= known.modified:
+            count("unchanged", ecosystems_of(advisory))
+            continue
+        broken = check_entry(entry)
+        if broken is not None:
+            rejected.append(broken)
+            continue
+        chosen = newest.get(advisory.id)
+        if chosen is None:
+            newest[advisory.id] = entry
+        elif advisory.modified > chosen.advisory.modified:
+            newest[advisory.id] = entry
+            count("unchanged", ecosystems_of(chosen.advisory))  # an older copy in the bundle
+        else:
+            count("unchanged", ecosystems_of(advisory))
     changes: list[BundleEntry] = []
     outcomes: dict[str, Outcome] = {}
-    for entry in bundle.entries:
-        outcome = outcome_of(entry.advisory, held.get(entry.advisory.id))
-        outcomes[entry.advisory.id] = outcome
+    for advisory_id in sorted(newest):
+        entry = newest[advisory_id]
+        outcome = outcome_of(entry.advisory, held.get(advisory_id))
+        outcomes[advisory_id] = outcome
         count(outcome, ecosystems_of(entry.advisory))
-        if outcome != "unchanged":
-            changes.append(entry)
-    for entry in bundle.duplicates:
-        count("unchanged", ecosystems_of(entry.advisory))
-    for rejected in bundle.rejected:
-        count("rejected", rejected.ecosystems)
+        changes.append(entry)
+    for item in rejected:
+        count("rejected", item.ecosystems)
     return ImportPlan(
         changes=tuple(changes),
         counts=total.counts(),
         counts_by_ecosystem={k: by_ecosystem[k].counts() for k in sorted(by_ecosystem)},
-        rejected=tuple(r.record for r in bundle.rejected),
+        rejected=tuple(r.record for r in rejected),
         outcomes=outcomes,
     )

@@ -43,6 +43,8 @@ from services.scanner.vulndb import store
 from services.scanner.vulndb.bundle import ImportPlan, plan_import, read_bundle
 from services.scanner.vulndb.epss import epss_counts, read_epss
 from services.scanner.vulndb.memory import VulnDb
+from services.scanner.vulndb.offload import offload
+from services.scanner.vulndb.prepared import Prepared, PreparedImports
 from shared.blobs import BlobStore
 from shared.bus import Bus
 from shared.db import advisory_key
@@ -71,16 +73,18 @@ class VulnDbHandlers:
     memory: VulnDb
     blobs: BlobStore
     bus: Bus
+    prepared: PreparedImports
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     # ---- commands ---------------------------------------------------------------------------
 
     async def import_osv(self, request: OsvImportRequest, ctx: CallContext) -> ImportSummary:
         data = await self._blob(request.digest)
-        bundle = await asyncio.to_thread(read_bundle, data)
+        bundle = await offload(read_bundle, data)
+        del data
         async with self._serialised() as conn:
-            held = await store.held_advisories(conn, [e.advisory.id for e in bundle.entries])
-            plan = plan_import(bundle, held)
+            held = await store.held_advisories(conn, bundle.ids)
+            plan = await offload(plan_import, bundle, held)
             changed_ids, packages, rematch_all = await _rematch_scope(conn, plan)
             payload = VulnDbUpdated(
                 import_id=new_id(),
@@ -96,12 +100,21 @@ class VulnDbHandlers:
                 changed_packages=packages,
                 rematch_all=rematch_all,
             )
-            sequence = await self._publish(payload, ctx)
-        return _summary(payload, sequence, changed=len(plan.changes))
+            changed = len(plan.changes)
+            # The projection in this process applies the event from this very plan (it
+            # checks that the database is still as planned) instead of reading it again;
+            # it holds the only reference, so the bundle is freed as soon as it is applied.
+            self.prepared.put(payload.import_id, Prepared(bundle, held, plan))
+            del bundle, held, plan
+            try:
+                sequence = await self._publish(payload, ctx)
+            finally:
+                self.prepared.drop(payload.import_id)
+        return _summary(payload, sequence, changed=changed)
 
     async def import_epss(self, request: EpssImportRequest, ctx: CallContext) -> ImportSummary:
         data = await self._blob(request.digest)
-        scores = await asyncio.to_thread(read_epss, data)
+        scores = await offload(read_epss, data)
         async with self._serialised() as conn:
             held = await store.held_epss(conn, [row.cve for row in scores.rows])
             added, updated, unchanged = epss_counts(scores, held)

@@ -24,6 +24,7 @@ import asyncpg
 from services.scanner.domain.advisory_index import AdvisoryIndex
 from services.scanner.domain.osv import Advisory, decode_advisory
 from services.scanner.vulndb import store
+from services.scanner.vulndb.offload import offload, return_free_memory
 from shared.logging import get_logger
 from shared.projection import ProjectionRunner, is_transient
 
@@ -97,6 +98,7 @@ class VulnDb:
                 if not self._loaded.is_set():
                     gc.collect()
                     gc.freeze()
+                    return_free_memory()
                     self._loaded.set()
                     log.info(
                         "vulndb_loaded",
@@ -128,7 +130,7 @@ class VulnDb:
                 return self.version
             changed = 0
             async for documents in store.documents_since(conn, self.version):
-                advisories = await asyncio.to_thread(_decode_all, documents)
+                advisories = await offload(_decode_all, documents)
                 self.index.upsert_many(advisories)
                 changed += len(advisories)
             scores = await store.epss_since(conn, self.version)
@@ -141,4 +143,6 @@ class VulnDb:
         reached_event.set()
         if changed or scores:
             log.info("vulndb_refreshed", advisories=changed, epss=len(scores), version=reached)
+            if self._loaded.is_set():
+                return_free_memory()  # what the import read and decoded is garbage now
         return reached

@@ -11,7 +11,6 @@ unreachable blob store is transient (retried).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -21,8 +20,10 @@ from contracts.envelope import Event
 from contracts.events.vulndb import VulnDbUpdated
 from services.scanner.domain.errors import ScannerError
 from services.scanner.vulndb import store
-from services.scanner.vulndb.bundle import outcome_of, read_bundle
+from services.scanner.vulndb.bundle import plan_import, read_bundle
 from services.scanner.vulndb.epss import read_epss
+from services.scanner.vulndb.offload import offload
+from services.scanner.vulndb.prepared import PreparedImports
 from services.scanner.vulndb.rows import advisory_row
 from shared.blobs import BlobStore
 from shared.errors import NotFound, PermanentEventError
@@ -34,6 +35,7 @@ log = get_logger(__name__)
 @dataclass(eq=False)
 class VulnDbProjection:
     blobs: BlobStore
+    prepared: PreparedImports = field(default_factory=PreparedImports)
     name: str = store.PROJECTION
     schema: str = store.SCHEMA
     subjects: Sequence[str] | None = ("vulndb.>",)
@@ -54,12 +56,11 @@ class VulnDbProjection:
             if not recorded:
                 log.info("vulndb_import_seen_before", import_id=payload.import_id)
                 continue
-            data = await self._blob(payload.digest)
             try:
                 if payload.source == "osv":
-                    await self._apply_osv(conn, data, payload, event.sequence)
+                    await self._apply_osv(conn, payload, event.sequence)
                 else:
-                    await self._apply_epss(conn, data, payload, event.sequence)
+                    await self._apply_epss(conn, payload, event.sequence)
             except ScannerError as exc:
                 # The command read this very blob before publishing: a reader that now
                 # refuses it is a code change, never a state to retry into.
@@ -72,24 +73,31 @@ class VulnDbProjection:
             raise PermanentEventError(f"the blob {digest} is missing") from exc
 
     async def _apply_osv(
-        self, conn: asyncpg.Connection, data: bytes, payload: VulnDbUpdated, sequence: int
+        self, conn: asyncpg.Connection, payload: VulnDbUpdated, sequence: int
     ) -> None:
-        candidates = await asyncio.to_thread(read_bundle, data)
-        held = await store.held_advisories(conn, [e.advisory.id for e in candidates.entries])
-        rows = await asyncio.to_thread(
-            lambda: [
-                advisory_row(entry)
-                for entry in candidates.entries
-                if outcome_of(entry.advisory, held.get(entry.advisory.id)) != "unchanged"
-            ]
-        )
+        prepared = self.prepared.take(payload.import_id)
+        if prepared is not None:
+            bundle = prepared.bundle
+        else:
+            bundle = await offload(read_bundle, await self._blob(payload.digest))
+        held = await store.held_advisories(conn, bundle.ids)
+        if prepared is not None and prepared.held == held:
+            plan = prepared.plan
+        else:
+            plan = await offload(plan_import, bundle, held)
+        rows = await offload(lambda: [advisory_row(entry) for entry in plan.changes])
         await store.upsert_advisories(conn, rows, import_id=payload.import_id, sequence=sequence)
-        log.info("vulndb_osv_applied", import_id=payload.import_id, changed=len(rows))
+        log.info(
+            "vulndb_osv_applied",
+            import_id=payload.import_id,
+            changed=len(rows),
+            planned_here=prepared is not None,
+        )
 
     async def _apply_epss(
-        self, conn: asyncpg.Connection, data: bytes, payload: VulnDbUpdated, sequence: int
+        self, conn: asyncpg.Connection, payload: VulnDbUpdated, sequence: int
     ) -> None:
-        scores = await asyncio.to_thread(read_epss, data)
+        scores = await offload(read_epss, await self._blob(payload.digest))
         await store.upsert_epss(
             conn,
             scores.rows,

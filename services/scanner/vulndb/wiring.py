@@ -15,6 +15,7 @@ from contracts.rpc.scanner_vulndb import (
 )
 from services.scanner.vulndb.handlers import VulnDbHandlers
 from services.scanner.vulndb.memory import VulnDb
+from services.scanner.vulndb.prepared import PreparedImports
 from services.scanner.vulndb.projection import VulnDbProjection
 from shared.blobs import BlobStore
 from shared.service import Runtime
@@ -24,11 +25,17 @@ STATE_KEY = "vulndb"
 
 async def setup(runtime: Runtime) -> None:
     blobs = await BlobStore.open(runtime.bus)
-    runner = runtime.add_projection(VulnDbProjection(blobs=blobs))
+    prepared = PreparedImports()
+    runner = runtime.add_projection(VulnDbProjection(blobs=blobs, prepared=prepared))
     memory = VulnDb(runtime.pool, runner)
     runtime.state[STATE_KEY] = memory
     handlers = VulnDbHandlers(
-        pool=runtime.pool, runner=runner, memory=memory, blobs=blobs, bus=runtime.bus
+        pool=runtime.pool,
+        runner=runner,
+        memory=memory,
+        blobs=blobs,
+        bus=runtime.bus,
+        prepared=prepared,
     )
     runtime.rpc.add(IMPORT_OSV, OsvImportRequest, handlers.import_osv)
     runtime.rpc.add(IMPORT_EPSS, EpssImportRequest, handlers.import_epss)

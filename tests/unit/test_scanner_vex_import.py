@@ -361,3 +361,32 @@ def test_plan_runs_the_triage_rules() -> None:
     ).statements
     rows = plan_vex_import([finding()], impact_only, roles=("POLICY_AUTHOR",))
     assert [(r.status, r.code) for r in rows] == [("failed", "vex_justification_required")]
+
+
+def test_a_bom_link_to_our_exported_sbom_matches_the_component_ref() -> None:
+    statements = parse_vex(
+        doc(
+            {
+                "bomFormat": "CycloneDX",
+                "specVersion": "1.6",
+                "vulnerabilities": [
+                    {
+                        "id": "GHSA-aaaa-bbbb-cccc",
+                        "analysis": {"state": "false_positive", "detail": "wrong package"},
+                        "affects": [
+                            {
+                                "ref": "urn:cdx:3e671687-395b-41f5-a30f-a58921a69b79/1"
+                                "#pkg%3Apypi%2Fdjango%403.2.0"
+                            }
+                        ],
+                    }
+                ],
+            }
+        )
+    ).statements
+    assert statements[0].products[0].ref == "pkg:pypi/django@3.2.0"
+    other_ref = finding(id="f-2", component_ref="elsewhere", purl=None, ecosystem=None)
+    applied = apply_statements([finding(), other_ref], statements)
+    assert [(a.finding_id, a.state, a.detail) for a in applied] == [
+        ("f-1", "false_positive", "wrong package")
+    ]

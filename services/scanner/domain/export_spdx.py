@@ -150,6 +150,8 @@ def spdx_document(
     timestamp: datetime,
     tool_version: str = "0.1.0",
 ) -> dict[str, Any]:
+    if subject is not None:
+        components = [c for c in components if c.ref != subject.ref]
     everything = ([subject] if subject is not None else []) + list(components)
     ids = {c.ref: spdx_id(c.ref) for c in everything}
     advisories: dict[str, list[str]] = {}

@@ -390,3 +390,24 @@ def test_a_bom_link_to_our_exported_sbom_matches_the_component_ref() -> None:
     assert [(a.finding_id, a.state, a.detail) for a in applied] == [
         ("f-1", "false_positive", "wrong package")
     ]
+
+
+def test_a_justification_is_kept_with_not_affected_only() -> None:
+    parsed = parse_vex(
+        doc(
+            {
+                "bomFormat": "CycloneDX",
+                "specVersion": "1.5",
+                "vulnerabilities": [
+                    {
+                        "id": "CVE-2023-0001",
+                        "analysis": {"state": "exploitable", "justification": "code_not_present"},
+                        "affects": [{"ref": "pkg:pypi/django@3.2.0"}],
+                    }
+                ],
+            }
+        )
+    )
+    assert parsed.statements[0].justification is None
+    rows = plan_vex_import([finding()], parsed.statements, roles=("POLICY_AUTHOR",))
+    assert [(r.status, r.to_state) for r in rows] == [("updated", "exploitable")]

@@ -18,6 +18,7 @@ OpenVEX status              not_affected         not_affected
                             under_investigation  analyzing
 ==========================  ===================  ==========================================
 
+A justification is kept with ``not_affected`` only (elsewhere it explains nothing).
 Nothing maps to ``suppressed``: accepting a risk is our own policy decision, not a fact a
 supplier's VEX can state. Justifications are kept in the document's vocabulary (see
 ``vex.to_cyclonedx`` / ``vex.to_openvex``). Detail: CycloneDX ``analysis.detail`` (with its
@@ -228,6 +229,11 @@ def _cdx_product(
     return VexProduct(purl=_purl_or_none(local), ref=local, versions=versions, ranges=ranges)
 
 
+def _only_not_affected(state: VexState, justification: str | None) -> str | None:
+    # A justification explains "not affected"; on any other state it says nothing we keep.
+    return justification if state == "not_affected" else None
+
+
 def _clip(text: str) -> str:
     # Triage keeps at most MAX_DETAIL_LENGTH characters; a supplier's essay is cut, not refused.
     return text if len(text) <= MAX_DETAIL_LENGTH else text[: MAX_DETAIL_LENGTH - 1] + "…"
@@ -295,7 +301,9 @@ def parse_cyclonedx_vex(data: bytes) -> VexDocument:
                 products=products,
                 state=_CDX_STATE[analysis.state],
                 source_state=analysis.state,
-                justification=analysis.justification,
+                justification=_only_not_affected(
+                    _CDX_STATE[analysis.state], analysis.justification
+                ),
                 detail=_cdx_detail(analysis),
                 responses=tuple(analysis.response),
                 location=location,
@@ -467,7 +475,7 @@ def parse_openvex(data: bytes) -> VexDocument:
                 products=tuple(products),
                 state=_OPENVEX_STATE[raw.status],
                 source_state=raw.status,
-                justification=raw.justification,
+                justification=_only_not_affected(_OPENVEX_STATE[raw.status], raw.justification),
                 detail=_ov_detail(raw),
                 location=location,
             )

@@ -38,7 +38,8 @@ def test_every_lockfile_type_is_found_and_read() -> None:
         "RubyGems": 6,
     }
     assert len({c.ref for c in scan.components}) == len(scan.components)
-    assert ("unpinned_requirement", "requirements.txt:2") in [(w.code, w.location) for w in scan.warnings]
+    warnings = [(w.code, w.location) for w in scan.warnings]
+    assert ("unpinned_requirement", "requirements.txt:2") in warnings
 
 
 def test_dependency_and_vcs_directories_are_skipped() -> None:
@@ -70,7 +71,10 @@ def test_the_same_package_in_two_lockfiles_merges() -> None:
                 "requirements.txt": "requests==2.31.0\n",
                 "requirements-dev.txt": "Requests==2.31.0\npytest==8.0.0\n",
                 "svc/Pipfile.lock": json.dumps(
-                    {"default": {}, "develop": {"requests": {"version": "==2.31.0", "hashes": ["sha256:ab"]}}}
+                    {
+                        "default": {},
+                        "develop": {"requests": {"version": "==2.31.0", "hashes": ["sha256:ab"]}},
+                    }
                 ),
             }
         )
@@ -91,7 +95,11 @@ def test_a_broken_lockfile_fails_alone() -> None:
     scan = scan_tree(DictTree(files))
     assert [(f.path, f.code, f.location) for f in scan.failures] == [
         ("broken/go.mod", "lockfile_malformed", "broken/go.mod:2"),
-        ("broken/package-lock.json", "lockfile_malformed", "broken/package-lock.json: end of input, line 1, column 14"),
+        (
+            "broken/package-lock.json",
+            "lockfile_malformed",
+            "broken/package-lock.json: end of input, line 1, column 14",
+        ),
     ]
     assert len(scan.lockfiles) == 9
 
@@ -111,7 +119,8 @@ def test_requirements_included_twice_warn_once() -> None:
         )
     )
     scan = scan_tree(tree)
-    assert [(w.code, w.location) for w in scan.warnings] == [("unpinned_requirement", "requirements-base.txt:1")]
+    warnings = [(w.code, w.location) for w in scan.warnings]
+    assert warnings == [("unpinned_requirement", "requirements-base.txt:1")]
 
 
 def test_zip_tree_gives_the_same_scan_as_a_dict_tree() -> None:

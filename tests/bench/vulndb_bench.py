@@ -9,7 +9,8 @@ drives it over NATS as the CLI does (blob put, then ``svc.scanner.vulndb_import`
 1. the real PyPI + Go advisories of ../shared/data/osv, as one zip;
 2. a synthetic bundle (``tests.bench.synthetic_osv``) on top, 100,000 advisories by default;
 3. the same synthetic bundle again (everything unchanged: the incremental path);
-4. a restart: time until ready (the database loaded from the tables into memory).
+4. a synthetic EPSS file the size of FIRST's daily one (gzip, 270,000 CVEs by default);
+5. a restart: time until ready (the database loaded from the tables into memory).
 
 Each import time runs from the RPC request to its answer, i.e. read, validate, publish, the
 projection's transaction and the in-memory matcher's refresh; the blob upload is timed
@@ -20,15 +21,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import json
+import random
 import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from contracts.rpc.scanner_vulndb import (
+    IMPORT_EPSS,
     IMPORT_OSV,
     IMPORT_TIMEOUT_SECONDS,
     SERVICE,
+    EpssImportRequest,
     ImportSummary,
     OsvImportRequest,
 )
@@ -57,15 +64,34 @@ def memory_kib(pid: int | None) -> dict[str, int]:
     return found
 
 
-async def _import(bus: Bus, blobs: BlobStore, data: bytes, name: str) -> dict[str, Any]:
+def epss_file(count: int, *, seed: int = 3) -> bytes:
+    """A gzipped EPSS file in FIRST's format with ``count`` CVEs."""
+    rng = random.Random(seed)
+    lines = [
+        "#model_version:v2023.03.01,score_date:2024-05-02T00:00:00+0000",
+        "cve,epss,percentile",
+    ]
+    for i in range(count):
+        lines.append(f"CVE-{1999 + i % 26}-{10000 + i},{rng.random():.5f},{rng.random():.5f}")
+    return gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=6)
+
+
+async def _import(
+    bus: Bus, blobs: BlobStore, data: bytes, name: str, *, epss: bool = False
+) -> dict[str, Any]:
     started = time.perf_counter()
     digest = await blobs.put(data)
     stored = time.perf_counter()
+    request: msgspec.Struct = (
+        EpssImportRequest(digest=digest, name=name)
+        if epss
+        else OsvImportRequest(digest=digest, name=name)
+    )
     summary = await call(
         bus,
         SERVICE,
-        IMPORT_OSV,
-        OsvImportRequest(digest=digest, name=name),
+        IMPORT_EPSS if epss else IMPORT_OSV,
+        request,
         ImportSummary,
         ctx=CTX,
         timeout=IMPORT_TIMEOUT_SECONDS,
@@ -86,7 +112,7 @@ async def _import(bus: Bus, blobs: BlobStore, data: bytes, name: str) -> dict[st
     }
 
 
-async def measure(infra: Infra, synthetic: int) -> dict[str, Any]:
+async def measure(infra: Infra, synthetic: int, epss: int = 270_000) -> dict[str, Any]:
     await infra.reset_stream(BENCH_STREAM)
     database_url = await infra.fresh_database("vulndb")
     scanner: ChildProcess = service_process(infra, "scanner", database_url=database_url)
@@ -115,6 +141,12 @@ async def measure(infra: Infra, synthetic: int) -> dict[str, Any]:
             result["rss_after_synthetic_kib"] = memory_kib(scanner.pid)
             result["imports"].append(await _import(bus, blobs, bundle, name + " again"))
             result["rss_after_reimport_kib"] = memory_kib(scanner.pid)
+            del bundle
+            scores = await asyncio.to_thread(epss_file, epss)
+            result["imports"].append(
+                await _import(bus, blobs, scores, f"EPSS {epss} (gzip)", epss=True)
+            )
+            result["rss_after_epss_kib"] = memory_kib(scanner.pid)
         finally:
             await bus.close()
         scanner.stop()
@@ -131,11 +163,12 @@ async def measure(infra: Infra, synthetic: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--synthetic", type=int, default=100_000)
+    parser.add_argument("--epss", type=int, default=270_000)
     args = parser.parse_args()
     configure_logging(service="bench", level="error")
     infra = Infra.start()
     try:
-        result = asyncio.run(measure(infra, args.synthetic))
+        result = asyncio.run(measure(infra, args.synthetic, args.epss))
         asyncio.run(infra.drop_databases())
     finally:
         infra.stop()

@@ -137,6 +137,11 @@ async def test_the_real_pypi_and_go_advisories_import(
         assert counts["added"] + counts["withdrawn"] == files["PyPI"] + files["Go"]
         by_eco = reply.body["counts_by_ecosystem"]
         assert by_eco["PyPI"]["added"] + by_eco["PyPI"]["withdrawn"] == files["PyPI"]
+        # The data is pinned (../shared/data/README.md): 1,328 PyPI and 2,133 Go files.
+        assert files == {"PyPI": 1328, "Go": 2133}
+        assert (counts["added"], counts["withdrawn"]) == (3447, 14)
+        assert (by_eco["PyPI"]["added"], by_eco["PyPI"]["withdrawn"]) == (1325, 3)
+        assert (by_eco["Go"]["added"], by_eco["Go"]["withdrawn"]) == (2122, 11)
         status = (await api.call("GET", "/api/v1/vulndb/status")).body
         assert status["advisories"] + status["withdrawn"] == files["PyPI"] + files["Go"]
         assert status["by_ecosystem"]["PyPI"] + status["by_ecosystem"]["Go"] == status["advisories"]

@@ -86,7 +86,7 @@ def test_a_bundle_reads_advisories_and_records_the_broken_ones() -> None:
             }
         )
     )
-    assert [e.advisory.id for e in bundle.advisories] == ["A", "B", "BROKEN"]  # path order
+    assert [f.id for f in bundle.files] == ["A", "B", "BROKEN"]  # path order
     assert bundle.skipped_files == 1
     plan = plan_import(bundle, {})
     assert [e.advisory.id for e in plan.changes] == ["A", "B"]
@@ -99,6 +99,19 @@ def test_a_bundle_reads_advisories_and_records_the_broken_ones() -> None:
     assert plan.counts_by_ecosystem["PyPI"].rejected == 1
     assert plan.counts_by_ecosystem["unknown"].rejected == 2
     assert "id" in plan.rejected[0].message
+
+
+def test_a_file_malformed_beyond_its_head_is_refused_with_the_path() -> None:
+    doc = osv("X", ecosystem="Go", name="m", events=[{"introduced": "0"}])
+    doc["severity"] = "high"
+    bundle = read_bundle(zip_of({"x.json": doc}))
+    assert [(f.id, f.ecosystems) for f in bundle.files] == [("X", ("Go",))]
+    plan = plan_import(bundle, {})
+    assert [(r.id, r.location, r.code) for r in plan.rejected] == [
+        ("X", "$.severity", "osv_malformed")
+    ]
+    assert plan.counts_by_ecosystem["Go"].rejected == 1
+    assert plan_import(bundle, {"X": Held(T0, False)}).counts.unchanged == 1
 
 
 def test_a_broken_copy_the_database_already_holds_is_not_checked_again() -> None:
@@ -128,7 +141,7 @@ def test_the_newest_copy_of_an_id_wins() -> None:
 def test_oversized_advisories_are_rejected_alone() -> None:
     big = osv("BIG", details="x" * MAX_ADVISORY_BYTES)
     bundle = read_bundle(zip_of({"BIG.json": big, "OK.json": osv("OK")}))
-    assert [e.advisory.id for e in bundle.advisories] == ["OK"]
+    assert [f.id for f in bundle.files] == ["OK"]
     assert bundle.rejected[0].record.code == "osv_too_large"
 
 
@@ -203,7 +216,7 @@ def test_rows_derive_severity_packages_and_aliases() -> None:
         severity=[{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
         summary="s" * 2000,
     )
-    entry = read_bundle(zip_of({"a.json": doc})).advisories[0]
+    entry = plan_import(read_bundle(zip_of({"a.json": doc})), {}).changes[0]
     row = advisory_row(entry)
     assert (row.severity, row.cvss_score, row.severity_source) == ("CRITICAL", 9.8, "CVSS_V3")
     assert row.packages == (("PyPI", "django-rest"),)
@@ -220,12 +233,13 @@ def test_alias_groups_agree_with_the_matcher() -> None:
         osv("GHSA-2", aliases=("GHSA-3",)),
     ]
     bundle = read_bundle(zip_of({f"{d['id']}.json": d for d in docs}))
-    rows = [advisory_row(e) for e in bundle.advisories]
+    entries = plan_import(bundle, {}).changes
+    rows = [advisory_row(e) for e in entries]
     groups = alias_groups(
         [r.id for r in rows], [(r.id, alias) for r in rows for alias in r.aliases]
     )
     index = AdvisoryIndex()
-    index.upsert_many(e.advisory for e in bundle.advisories)
+    index.upsert_many(e.advisory for e in entries)
     for member, group in groups.items():
         assert index.group_of(member) == group, member
     assert groups["PYSEC-1"] == "CVE-2024-9" and groups["GO-1"] == "GO-1"
@@ -317,3 +331,49 @@ def test_overlapping_gc_pauses_end_with_the_last() -> None:
             assert not gc.isenabled()
         assert not gc.isenabled()
     assert gc.isenabled()
+
+
+def test_the_packed_epss_table() -> None:
+    from services.scanner.vulndb.epss_table import EpssRows, EpssTable, cve_key
+
+    def rows(*items: tuple[str, float, float]) -> EpssRows:
+        packed = EpssRows()
+        for item in items:
+            packed.append(*item)
+        return packed
+
+    assert cve_key("CVE-2024-1234") == 2024 * 10**10 + 1234
+    assert cve_key("GHSA-xxxx") is None and cve_key("CVE-2024-12") is None
+    table = EpssTable().merged(rows(("CVE-1999-0001", 0.01, 0.1), ("CVE-2024-1234", 0.5, 0.9)))
+    newer = table.merged(rows(("CVE-2023-44487", 0.8, 0.99), ("CVE-2024-1234", 0.7, 0.95)))
+    assert len(table) == 2 and len(newer) == 3
+    assert table.get("CVE-2024-1234") == (0.5, 0.9)  # a table never changes once built
+    assert newer.get_many(["CVE-2024-1234", "CVE-1999-0001", "CVE-2020-0001", "GHSA-1"]) == {
+        "CVE-2024-1234": (0.7, 0.95),
+        "CVE-1999-0001": (0.01, 0.1),
+    }
+    assert newer.get("CVE-2023-44487") == (0.8, 0.99)
+    with pytest.raises(ValueError, match="out of order"):
+        rows(("CVE-2024-1234", 0.1, 0.1), ("CVE-2023-0001", 0.1, 0.1))
+
+
+def test_merging_epss_tables_is_a_dict_update() -> None:
+    import random
+
+    from services.scanner.vulndb.epss_table import EpssRows, EpssTable, cve_key
+
+    rng = random.Random(7)
+    expected: dict[str, tuple[float, float]] = {}
+    table = EpssTable()
+    for _ in range(5):
+        batch = {
+            f"CVE-{rng.randint(2000, 2003)}-{rng.randint(1000, 1200)}": (rng.random(), 0.5)
+            for _ in range(150)
+        }
+        packed = EpssRows()
+        for cve in sorted(batch, key=lambda c: cve_key(c) or 0):
+            packed.append(cve, *batch[cve])
+        table = table.merged(packed)
+        expected.update(batch)
+    assert len(table) == len(expected)
+    assert table.get_many(expected) == expected

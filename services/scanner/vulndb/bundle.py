@@ -1,16 +1,19 @@
 """Reading an OSV bundle (a zip of advisory JSON files) and planning its import. Pure.
 
 ``read_bundle`` opens the zip safely (``domain.archive``: traversal, symlinks, bombs are
-refused for the whole upload) and decodes every ``*.json`` entry; a file that is not an OSV
-advisory is one record refused with its file and JSON path, never a reason to drop the rest.
+refused for the whole upload) and reads the head of every ``*.json`` entry (id, modified,
+ecosystems); a file that is not an OSV advisory is one record refused with its file and
+JSON path, never a reason to drop the rest.
 
-``plan_import`` compares the advisories with what the database holds (id → modified,
+``plan_import`` compares the files with what the database holds (id → modified,
 withdrawn). Incremental by ``modified``: a copy not newer than the held one is unchanged
-(and not checked again: the held copy passed). Every other copy is checked
-(``osv.check_advisory``); a broken one is refused with its id and the JSON path of the
-problem. When one id has several newer, valid copies the newest wins (the first in path
-order on a tie) and the others count as unchanged. The projection applies the same bundle
-with the same plan, so the counts published in the event are what the read model becomes.
+(and neither decoded in full nor checked again: the held copy passed, and a daily re-import
+of the whole OSV export is mostly that). Every other copy is decoded and checked
+(``osv.decode_advisory``, ``osv.check_advisory``); a broken one is refused with its id and
+the JSON path of the problem. When one id has several newer, valid copies the newest wins
+(the first in path order on a tie) and the others count as unchanged. The projection
+applies the same bundle with the same plan, so the counts published in the event are what
+the read model becomes.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
+
+import msgspec
 
 from contracts.events.vulndb import ImportCounts, RejectedRecord
 from services.scanner.domain.archive import ArchiveLimits, MiB, SafeZip
@@ -46,10 +51,40 @@ class NoAdvisories(ScannerError):
 
 
 @dataclass(frozen=True, slots=True)
+class BundleFile:
+    """One advisory file, read as far as planning needs."""
+
+    path: str
+    raw: bytes
+    id: str
+    modified: datetime
+    ecosystems: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class BundleEntry:
+    """An advisory to import: decoded and checked."""
+
     path: str
     advisory: Advisory
     raw: bytes
+
+
+class _HeadPackage(msgspec.Struct, frozen=True, gc=False):
+    ecosystem: str = ""
+
+
+class _HeadAffected(msgspec.Struct, frozen=True, gc=False):
+    package: _HeadPackage | None = None
+
+
+class _Head(msgspec.Struct, frozen=True, gc=False):
+    id: str
+    modified: datetime
+    affected: tuple[_HeadAffected, ...] = ()
+
+
+_HEAD = msgspec.json.Decoder(_Head)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,27 +95,36 @@ class Rejected:
 
 @dataclass(frozen=True, slots=True)
 class Bundle:
-    advisories: tuple[BundleEntry, ...]  # decoded, not yet checked; in path order
+    files: tuple[BundleFile, ...]  # in path order
     rejected: tuple[Rejected, ...]  # files that are not advisories; in path order
     skipped_files: int
 
     @property
     def ids(self) -> list[str]:
-        return list(dict.fromkeys(entry.advisory.id for entry in self.advisories))
+        return list(dict.fromkeys(file.id for file in self.files))
+
+
+def _ecosystems(names: Iterable[str]) -> tuple[str, ...]:
+    found = {base_ecosystem(name) for name in names if name.strip()}
+    return tuple(sorted(found)) or (UNKNOWN_ECOSYSTEM,)
 
 
 def ecosystems_of(advisory: Advisory) -> tuple[str, ...]:
     """The OSV base ecosystems an advisory names (sorted), or ``("unknown",)``."""
-    found = {
-        base_ecosystem(affected.package.ecosystem)
-        for affected in advisory.affected
-        if affected.package is not None and affected.package.ecosystem.strip()
-    }
-    return tuple(sorted(found)) or (UNKNOWN_ECOSYSTEM,)
+    return _ecosystems(a.package.ecosystem for a in advisory.affected if a.package is not None)
 
 
-def read_entry(path: str, raw: bytes) -> BundleEntry | Rejected:
-    """One file of a bundle: a decoded advisory, or the record of why it is refused."""
+def _refused(
+    path: str, exc: OsvError, *, advisory_id: str | None, ecosystems: tuple[str, ...]
+) -> Rejected:
+    record = RejectedRecord(
+        id=advisory_id, file=path, location=exc.location or "$", code=exc.code, message=exc.detail
+    )
+    return Rejected(record, ecosystems)
+
+
+def read_entry(path: str, raw: bytes) -> BundleFile | Rejected:
+    """One file of a bundle: its head, or the record of why it is not an advisory."""
     if len(raw) > MAX_ADVISORY_BYTES:
         record = RejectedRecord(
             file=path,
@@ -89,33 +133,30 @@ def read_entry(path: str, raw: bytes) -> BundleEntry | Rejected:
         )
         return Rejected(record, (UNKNOWN_ECOSYSTEM,))
     try:
-        advisory = decode_advisory(raw)
-    except OsvError as exc:
-        record = RejectedRecord(
-            id=None, file=path, location=exc.location or "$", code=exc.code, message=exc.detail
-        )
-        return Rejected(record, (UNKNOWN_ECOSYSTEM,))
-    return BundleEntry(path, advisory, raw)
+        head = _HEAD.decode(raw)
+        if not head.id.strip():
+            raise ValueError("empty id")
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+        try:  # the full decoder says precisely what is wrong, with the JSON path
+            advisory = decode_advisory(raw)
+        except OsvError as exc:
+            return _refused(path, exc, advisory_id=None, ecosystems=(UNKNOWN_ECOSYSTEM,))
+        return BundleFile(path, raw, advisory.id, advisory.modified, ecosystems_of(advisory))
+    names = (a.package.ecosystem for a in head.affected if a.package is not None)
+    return BundleFile(path, raw, head.id, head.modified, _ecosystems(names))
 
 
-def check_entry(entry: BundleEntry) -> Rejected | None:
-    """None when the advisory's ranges can be evaluated, else the record of what is broken."""
+def full_entry(file: BundleFile) -> BundleEntry | Rejected:
+    """The file decoded in full and checked, or the record of what is broken."""
     try:
-        check_advisory(entry.advisory)
+        advisory = check_advisory(decode_advisory(file.raw))
     except OsvError as exc:
-        record = RejectedRecord(
-            id=entry.advisory.id,
-            file=entry.path,
-            location=exc.location or "$",
-            code=exc.code,
-            message=exc.detail,
-        )
-        return Rejected(record, ecosystems_of(entry.advisory))
-    return None
+        return _refused(file.path, exc, advisory_id=file.id, ecosystems=file.ecosystems)
+    return BundleEntry(file.path, advisory, file.raw)
 
 
 def read_bundle(data: bytes) -> Bundle:
-    """Every file of a zip bundle, decoded (``ArchiveError`` refuses the upload as a whole;
+    """Every file of a zip bundle (``ArchiveError`` refuses the upload as a whole;
     ``NoAdvisories`` when it holds no ``*.json`` file at all)."""
     archive = SafeZip.open(data, BUNDLE_LIMITS)
     try:
@@ -127,7 +168,7 @@ def read_bundle(data: bytes) -> Bundle:
     finally:
         archive.close()
     return Bundle(
-        advisories=tuple(item for item in read if isinstance(item, BundleEntry)),
+        files=tuple(item for item in read if isinstance(item, BundleFile)),
         rejected=tuple(item for item in read if isinstance(item, Rejected)),
         skipped_files=len(paths) - len(json_paths),
     )
@@ -189,16 +230,16 @@ def plan_import(bundle: Bundle, held: Mapping[str, Held]) -> ImportPlan:
 
     rejected = list(bundle.rejected)
     newest: dict[str, BundleEntry] = {}
-    for entry in bundle.advisories:
+    for file in bundle.files:
+        known = held.get(file.id)
+        if known is not None and file.modified <= known.modified:
+            count("unchanged", file.ecosystems)
+            continue
+        entry = full_entry(file)
+        if isinstance(entry, Rejected):
+            rejected.append(entry)
+            continue
         advisory = entry.advisory
-        known = held.get(advisory.id)
-        if known is not None and advisory.modified <= known.modified:
-            count("unchanged", ecosystems_of(advisory))
-            continue
-        broken = check_entry(entry)
-        if broken is not None:
-            rejected.append(broken)
-            continue
         chosen = newest.get(advisory.id)
         if chosen is None:
             newest[advisory.id] = entry

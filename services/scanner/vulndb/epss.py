@@ -27,7 +27,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 MAX_CSV_BYTES = 256 * 1024 * 1024
 MAX_REPORTED_LINES = 20
 HEADER = ("cve", "epss", "percentile")
-_CVE = re.compile(r"CVE-\d{4}-\d{4,}")
+_CVE = re.compile(r"CVE-\d{4}-\d{4,10}")
 
 
 class EpssError(ScannerError):

@@ -24,6 +24,7 @@ import asyncpg
 from services.scanner.domain.advisory_index import AdvisoryIndex
 from services.scanner.domain.osv import Advisory, decode_advisory
 from services.scanner.vulndb import store
+from services.scanner.vulndb.epss_table import EpssTable
 from services.scanner.vulndb.offload import offload, return_free_memory
 from shared.logging import get_logger
 from shared.projection import ProjectionRunner, is_transient
@@ -49,7 +50,7 @@ class VulnDb:
         self.version = 0
         self._pool = pool
         self._runner = runner
-        self._epss: dict[str, tuple[float, float]] = {}
+        self._epss = EpssTable()
         self._loaded = asyncio.Event()
         self._progress = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -58,8 +59,7 @@ class VulnDb:
 
     def epss(self, ids: Iterable[str]) -> dict[str, tuple[float, float]]:
         """(score, percentile) of those ``ids`` that have an EPSS score (CVE ids)."""
-        scores = self._epss
-        return {i: scores[i] for i in ids if i in scores}
+        return self._epss.get_many(ids)
 
     @property
     def epss_count(self) -> int:
@@ -133,11 +133,11 @@ class VulnDb:
                 advisories = await offload(_decode_all, documents)
                 self.index.upsert_many(advisories)
                 changed += len(advisories)
-            scores = await store.epss_since(conn, self.version)
-        for cve, score, percentile, as_of in scores:
-            self._epss[cve] = (score, percentile)
-            if self.epss_as_of is None or as_of > self.epss_as_of:
-                self.epss_as_of = as_of
+            scores, newest = await store.epss_since(conn, self.version)
+        if scores:
+            self._epss = await offload(self._epss.merged, scores)
+            if newest is not None and (self.epss_as_of is None or newest > self.epss_as_of):
+                self.epss_as_of = newest
         self.version = reached
         reached_event, self._progress = self._progress, asyncio.Event()
         reached_event.set()

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Any
 
 import asyncpg
 import msgspec
 
-from contracts.events.vulndb import ImportCounts, PackageRef, RejectedRecord, VulnDbUpdated
+from contracts.events.vulndb import ImportCounts, PackageRef, VulnDbUpdated
 from contracts.rpc.scanner_vulndb import EpssStatus, ImportRecord
 from services.scanner.vulndb.bundle import Held
 from services.scanner.vulndb.epss import EpssRow
+from services.scanner.vulndb.epss_table import EpssRows
 from services.scanner.vulndb.rows import AdvisoryRow, alias_groups
 
 SCHEMA = "scanner"
@@ -372,14 +372,17 @@ async def documents_since(
         yield batch
 
 
-async def epss_since(
-    conn: asyncpg.Connection, after: int
-) -> list[tuple[str, float, float, dt.date]]:
-    rows = await conn.fetch(
-        f"SELECT cve, score, percentile, as_of FROM {_T}.epss WHERE sequence > $1", after
+async def epss_since(conn: asyncpg.Connection, after: int) -> tuple[EpssRows, dt.date | None]:
+    """Scores changed by imports after stream sequence ``after``, packed in CVE order, and
+    the newest as-of date among them (call inside a transaction: the cursor needs one)."""
+    rows = EpssRows()
+    newest: dt.date | None = None
+    query = (
+        f"SELECT cve, score, percentile, as_of FROM {_T}.epss WHERE sequence > $1 "
+        "ORDER BY split_part(cve, '-', 2)::int, split_part(cve, '-', 3)::bigint"
     )
-    return [(r["cve"], r["score"], r["percentile"], r["as_of"]) for r in rows]
-
-
-def rejected_records(value: Any) -> list[RejectedRecord]:
-    return msgspec.convert(value, list[RejectedRecord])
+    async for record in conn.cursor(query, after, prefetch=5000):
+        rows.append(record["cve"], record["score"], record["percentile"])
+        if newest is None or record["as_of"] > newest:
+            newest = record["as_of"]
+    return rows, newest

@@ -325,3 +325,21 @@ async def test_reads_answer_503_when_the_scanner_is_down(start_service: StartSer
             "POST", "/api/v1/vulndb/import", data=zip_of(first_bundle()), headers=ZIP
         )
         assert upload.status == 503
+
+
+async def test_an_upload_with_an_idempotency_key_is_imported_once(
+    start_service: StartService,
+) -> None:
+    async with vulndb_api(start_service) as api:
+        bundle = zip_of(first_bundle())
+        key = {"Idempotency-Key": "vulndb-import-1", **ZIP}
+        first = await api.call("POST", "/api/v1/vulndb/import", data=bundle, headers=key)
+        again = await api.call("POST", "/api/v1/vulndb/import", data=bundle, headers=key)
+        assert first.status == again.status == 200
+        assert again.headers.get("Idempotent-Replayed") == "true"
+        assert again.body["import_id"] == first.body["import_id"]
+        other = await api.call(
+            "POST", "/api/v1/vulndb/import", data=zip_of({"x.json": osv("X")}), headers=key
+        )
+        assert other.status == 422 and other.code == "idempotency_key_reused"
+        assert len(await _events(api)) == 1

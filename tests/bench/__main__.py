@@ -1,4 +1,5 @@
-"""``make bench``: measure the gateway and the audit service against same-run baselines.
+"""``make bench``: measure the gateway, the audit service and the scanner against same-run
+baselines.
 
     python -m tests.bench [--duration S] [--rounds N] [--out bench-report.json] [--strict]
 
@@ -25,6 +26,7 @@ from typing import Any
 from shared.logging import configure_logging
 from tests.bench import report
 from tests.bench.harness import ROOT, Infra
+from tests.bench.scan_bench import measure_scan
 from tests.bench.scenarios import BenchParameters, measure_audit, measure_gateway
 
 
@@ -60,15 +62,18 @@ def environment(infra: Infra) -> dict[str, Any]:
 
 
 async def run(params: BenchParameters, infra: Infra) -> list[report.Figure]:
-    """(a) and (c) share one gateway run; (b) needs the stream to itself. Reported a, b, c."""
+    """(a) and (c) share one gateway run; (b) and (d) need the stream to themselves.
+    Reported a, b, c, d."""
     try:
         print("measuring (a) gateway reads and (c) write -> audit visibility …", flush=True)
         read, visibility = await measure_gateway(infra, params)
         print("measuring (b) audit projection throughput …", flush=True)
         projection = await measure_audit(infra, params)
+        print("measuring (d) a 10,000-component SBOM scan against 100,000 advisories …", flush=True)
+        scan = await measure_scan(infra, rounds=params.rounds)
     finally:
         await infra.drop_databases()
-    return [read, projection, visibility]
+    return [read, projection, visibility, scan]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -58,3 +58,18 @@ async def test_content_that_does_not_match_its_name_is_refused(settings: Setting
             await store.get(claimed)
     finally:
         await bus.close()
+
+
+async def test_reads_leave_no_consumer_behind(settings: Settings) -> None:
+    bus = await Bus.connect(settings, name="test-blobs")
+    try:
+        await bus.ensure_stream()
+        store = await BlobStore.open(bus)
+        data = os.urandom(40 * 512 * 1024 + 1)  # more chunks than one pull request asks for
+        digest = await store.put(data)
+        for _ in range(3):
+            assert await store.get(digest) == data
+        info = await bus.js.stream_info(f"OBJ_{store.bucket}")
+        assert info.state.consumer_count == 0
+    finally:
+        await bus.close()

@@ -358,3 +358,24 @@ def test_reading_uploads() -> None:
         ("requirements.txt", None),
     ]
     assert (parsed.format, parsed.spec_version) == ("cyclonedx-json", "1.5")
+
+
+def test_the_package_shortcut_agrees_with_the_purl() -> None:
+    """``package_of`` skips re-parsing the purl when the reader took ecosystem and name from
+    it: over every real SBOM it must answer what ``component_package`` answers."""
+    from services.scanner.domain.package_ids import component_package
+    from services.scanner.scans.analysis import package_of
+    from tests.conftest import shared_data
+
+    checked = 0
+    for path in sorted(shared_data("sbom").rglob("*")):
+        if not path.is_file() or path.suffix not in (".json", ".xml", ".spdx"):
+            continue
+        try:
+            bom = parse_sbom(path.read_bytes())
+        except IngestError:
+            continue
+        for component in bom.components:
+            assert package_of(component) == component_package(component), component
+            checked += component.purl is not None
+    assert checked > 1000

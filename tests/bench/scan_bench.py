@@ -1,0 +1,304 @@
+"""(d) Scan: a 10,000-component CycloneDX SBOM against >= 100,000 advisories, from upload to
+``scan.completed``, as a ratio to the time msgspec alone needs to decode the same SBOM.
+
+    .venv/bin/python -m tests.bench.scan_bench [--rounds 3] [--advisories 100000]
+
+The scanner and the gateway run as child processes on their own database and the bench
+stream. The database holds the real PyPI + Go advisories of ../shared/data/osv (when present)
+plus synthetic ones (``tests.bench.synthetic_osv``) to the requested total. The SBOM
+(``generate_sbom``) is shaped like real generator output — purls, hashes, licenses, a
+dependency graph — and half of its components name a package that has advisories, at a
+random version, so the scan finds thousands of findings and publishes a ``finding.created``
+for each (every round scans into a new project: its first snapshot, the worst case).
+
+Timed per round, from the moment the upload request starts: the 202 answer, the
+``scan.completed`` event arriving on the stream (the headline), and ``GET /api/v1/scans/{id}``
+answering ``succeeded`` (the snapshot's rows committed). The floor is
+``msgspec.json.decode`` of the same bytes into Python objects, best of several runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from contracts.envelope import decode_event
+from contracts.events.scans import ScanCompleted
+from contracts.rpc.scanner_vulndb import (
+    IMPORT_OSV,
+    IMPORT_TIMEOUT_SECONDS,
+    SERVICE,
+    ImportSummary,
+    OsvImportRequest,
+)
+from shared.blobs import BlobStore
+from shared.bus import Bus
+from shared.logging import configure_logging
+from shared.rpc import CallContext, call
+from shared.settings import load_settings
+from tests.bench import report, synthetic_osv
+from tests.bench.harness import (
+    BENCH_STREAM,
+    BOOTSTRAP_TOKEN,
+    HarnessError,
+    Infra,
+    service_process,
+)
+
+TITLE = "(d) scan a 10,000-component CycloneDX SBOM against >= 100,000 advisories"
+SECONDS_MAX = 3.0
+RATIO_MAX = 10.0
+SHARED_OSV = Path(__file__).resolve().parents[3] / "shared" / "data" / "osv"
+CTX = CallContext(request_id="bench", actor="bench", roles=("ADMIN",))
+LICENSES = ("MIT", "Apache-2.0", "BSD-3-Clause", "ISC", "GPL-3.0-only", "MPL-2.0")
+SCAN_TIMEOUT_SECONDS = 120.0
+
+
+def targets(*, seconds: float | None = None, ratio: float | None = None) -> list[report.Target]:
+    return [
+        report.check(
+            "upload -> scan.completed", op="<=", threshold=SECONDS_MAX, actual=seconds, unit=" s"
+        ),
+        report.check(
+            "vs msgspec decode floor", op="<=", threshold=RATIO_MAX, actual=ratio, unit="x"
+        ),
+    ]
+
+
+def generate_sbom(count: int, *, packages: int, seed: int = 7) -> bytes:
+    """A CycloneDX 1.5 JSON SBOM of ``count`` components; half hit synthetic advisories."""
+    rng = random.Random(seed)
+    components = []
+    for i in range(count):
+        ecosystem = synthetic_osv.ECOSYSTEMS[i % len(synthetic_osv.ECOSYSTEMS)]
+        package = rng.randrange(packages) if i % 2 == 0 else packages + i  # half miss
+        version = f"{rng.randint(0, 9)}.{rng.randint(0, 20)}.{rng.randint(0, 30)}"
+        purl = synthetic_osv.component_purl(ecosystem, package, version)
+        name = purl.split("/")[-1].split("@")[0]
+        components.append(
+            {
+                "bom-ref": f"c{i}",
+                "type": "library",
+                "name": name,
+                "version": version,
+                "purl": purl,
+                "hashes": [{"alg": "SHA-256", "content": f"{i:064x}"}],
+                "licenses": [{"license": {"id": LICENSES[i % len(LICENSES)]}}],
+                "externalReferences": [
+                    {"type": "distribution", "url": f"https://registry.example/{name}"}
+                ],
+            }
+        )
+    dependencies = [{"ref": "app", "dependsOn": [f"c{i}" for i in range(min(50, count))]}]
+    dependencies += [
+        {"ref": f"c{i}", "dependsOn": [f"c{j}" for j in range(i + 1, min(i + 4, count))]}
+        for i in range(count)
+    ]
+    document = {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        "serialNumber": f"urn:uuid:{uuid.UUID(int=seed)}",
+        "version": 1,
+        "metadata": {"component": {"bom-ref": "app", "type": "application", "name": "app"}},
+        "components": components,
+        "dependencies": dependencies,
+    }
+    return json.dumps(document, indent=1).encode()
+
+
+def decode_floor(data: bytes, *, runs: int = 5) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        started = time.perf_counter()
+        msgspec.json.decode(data)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+async def _import(bus: Bus, blobs: BlobStore, data: bytes, name: str) -> ImportSummary:
+    digest = await blobs.put(data)
+    return await call(
+        bus,
+        SERVICE,
+        IMPORT_OSV,
+        OsvImportRequest(digest=digest, name=name),
+        ImportSummary,
+        ctx=CTX,
+        timeout=IMPORT_TIMEOUT_SECONDS,
+    )
+
+
+async def load_advisories(bus: Bus, total: int) -> dict[str, Any]:
+    blobs = await BlobStore.open(bus)
+    loaded: dict[str, Any] = {"real": 0, "synthetic": 0}
+    if SHARED_OSV.is_dir():
+        real = await asyncio.to_thread(synthetic_osv.folder_bundle, SHARED_OSV)
+        summary = await _import(bus, blobs, real, "real PyPI+Go")
+        loaded["real"] = summary.counts.added
+    synthetic = max(total, 1)
+    bundle = await asyncio.to_thread(synthetic_osv.bundle, synthetic_osv.advisories(synthetic))
+    summary = await _import(bus, blobs, bundle, f"synthetic {synthetic}")
+    loaded["synthetic"] = summary.counts.added
+    loaded["packages"] = max(1, synthetic // 3)
+    return loaded
+
+
+class _Completions:
+    """scan.completed events as they reach the stream (a core subscription on the subject)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[float, ScanCompleted]] = {}
+        self.changed = asyncio.Event()
+
+    async def on_message(self, msg: Any) -> None:
+        event = decode_event(msg.data, sequence=0)
+        assert isinstance(event.payload, ScanCompleted)
+        self.seen[event.payload.scan_id] = (time.perf_counter(), event.payload)
+        self.changed.set()
+
+    async def wait(self, scan_id: str) -> tuple[float, ScanCompleted]:
+        async with asyncio.timeout(SCAN_TIMEOUT_SECONDS):
+            while scan_id not in self.seen:
+                self.changed.clear()
+                await self.changed.wait()
+        return self.seen[scan_id]
+
+
+async def _round(
+    http: aiohttp.ClientSession, base: str, sbom: bytes, completions: _Completions
+) -> dict[str, Any]:
+    auth = {"Authorization": f"Bearer {BOOTSTRAP_TOKEN}"}
+    slug = f"bench-{uuid.uuid4().hex[:10]}"
+    async with http.post(
+        f"{base}/api/v1/projects", json={"slug": slug, "name": "bench"}, headers=auth
+    ) as created:
+        if created.status != 201:
+            raise HarnessError(f"project create answered {created.status}: {await created.text()}")
+    started = time.perf_counter()
+    async with http.post(
+        f"{base}/api/v1/projects/{slug}/sboms",
+        data=sbom,
+        headers={**auth, "Content-Type": "application/vnd.cyclonedx+json"},
+    ) as upload:
+        body = await upload.json(content_type=None)
+        if upload.status != 202:
+            raise HarnessError(f"upload answered {upload.status}: {body}")
+    accepted = time.perf_counter()
+    scan_id = body["scan_id"]
+    completed_at, completed = await completions.wait(scan_id)
+    while True:
+        async with http.get(f"{base}/api/v1/scans/{scan_id}", headers=auth) as got:
+            scan = await got.json(content_type=None)
+        if scan.get("status") in ("succeeded", "failed", "cancelled"):
+            break
+        await asyncio.sleep(0.01)
+    visible = time.perf_counter()
+    if scan["status"] != "succeeded":
+        raise HarnessError(f"the bench scan {scan['status']}: {scan.get('error')}")
+    return {
+        "accepted_s": round(accepted - started, 3),
+        "completed_s": round(completed_at - started, 3),
+        "visible_s": round(visible - started, 3),
+        "components": completed.component_count,
+        "findings": completed.finding_count,
+        "not_evaluated": completed.not_evaluated_count,
+        "advisories": completed.vulndb_advisories,
+    }
+
+
+async def measure_scan(
+    infra: Infra, *, rounds: int = 3, advisories: int = 100_000, components: int = 10_000
+) -> report.Figure:
+    try:
+        return await _measure(infra, rounds=rounds, advisories=advisories, components=components)
+    except (HarnessError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+        return report.not_measured("scan", TITLE, reason=str(exc)[:2000], targets=targets())
+
+
+async def _measure(infra: Infra, *, rounds: int, advisories: int, components: int) -> report.Figure:
+    await infra.reset_stream(BENCH_STREAM)
+    database_url = await infra.fresh_database("scan")
+    scanner = service_process(infra, "scanner", database_url=database_url)
+    gateway = service_process(infra, "gateway", database_url=database_url)
+    settings = load_settings(
+        {}, nats_url=infra.nats_url, database_url=database_url, stream_name=BENCH_STREAM
+    )
+    scanner.start()
+    gateway.start()
+    try:
+        await scanner.wait_ready()
+        await gateway.wait_ready()
+        bus = await Bus.connect(settings, name="bench-scan")
+        try:
+            loaded = await load_advisories(bus, advisories)
+            sbom = await asyncio.to_thread(generate_sbom, components, packages=loaded["packages"])
+            floor = await asyncio.to_thread(decode_floor, sbom)
+            completions = _Completions()
+            sub = await bus.nc.subscribe("scan.completed", cb=completions.on_message)
+            rows = []
+            async with aiohttp.ClientSession() as http:
+                for _ in range(rounds):
+                    rows.append(await _round(http, gateway.base_url, sbom, completions))
+            await sub.unsubscribe()
+        finally:
+            await bus.close()
+    finally:
+        gateway.stop()
+        scanner.stop()
+    completed = report.median([r["completed_s"] for r in rows])
+    ratio = completed / floor
+    return report.measured(
+        "scan",
+        TITLE,
+        subject={
+            "completed_s": round(completed, 3),
+            "visible_s": round(report.median([r["visible_s"] for r in rows]), 3),
+            "accepted_s": round(report.median([r["accepted_s"] for r in rows]), 3),
+        },
+        baseline={"msgspec_decode_s": round(floor, 4)},
+        baseline_description="msgspec.json.decode of the same SBOM bytes into Python objects "
+        "(best of 5), in the bench process",
+        ratio_value=ratio,
+        ratio_meaning="median upload -> scan.completed seconds / msgspec decode seconds",
+        targets=targets(seconds=completed, ratio=ratio),
+        rounds=rows,
+        context={
+            "sbom_bytes": len(sbom),
+            "components": components,
+            "advisories_real": loaded["real"],
+            "advisories_synthetic": loaded["synthetic"],
+        },
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--advisories", type=int, default=100_000)
+    parser.add_argument("--components", type=int, default=10_000)
+    args = parser.parse_args()
+    configure_logging(service="bench", level="error")
+    infra = Infra.start()
+    try:
+        figure = asyncio.run(
+            measure_scan(
+                infra, rounds=args.rounds, advisories=args.advisories, components=args.components
+            )
+        )
+        asyncio.run(infra.drop_databases())
+    finally:
+        infra.stop()
+    print(msgspec.json.format(msgspec.json.encode(figure), indent=2).decode())
+
+
+if __name__ == "__main__":
+    main()

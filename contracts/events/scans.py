@@ -210,7 +210,8 @@ class ScanDeleted(EventPayload, frozen=True, kw_only=True):
 class ScanRematched(EventPayload, frozen=True, kw_only=True):
     """A project's latest snapshot was matched again after the vulnerability database
     changed; ``finding.created`` / ``finding.resolved`` events precede it for each
-    difference."""
+    difference, and ``result_digest`` (absent when nothing changed) is the blob of the new
+    and resolved findings."""
 
     event_type = "scan.rematched"
     scan_id: str
@@ -219,6 +220,7 @@ class ScanRematched(EventPayload, frozen=True, kw_only=True):
     import_id: str
     created: int = 0
     resolved: int = 0
+    result_digest: Digest | None = None
 
 
 @register

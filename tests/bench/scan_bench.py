@@ -205,6 +205,7 @@ async def _round(
     if scan["status"] != "succeeded":
         raise HarnessError(f"the bench scan {scan['status']}: {scan.get('error')}")
     return {
+        "scan_id": scan_id,
         "accepted_s": round(accepted - started, 3),
         "completed_s": round(completed_at - started, 3),
         "visible_s": round(visible - started, 3),
@@ -228,6 +229,8 @@ async def _measure(infra: Infra, *, rounds: int, advisories: int, components: in
     await infra.reset_stream(BENCH_STREAM)
     database_url = await infra.fresh_database("scan")
     scanner = service_process(infra, "scanner", database_url=database_url)
+    # Its scan_completed log lines carry the seconds per stage of each scan.
+    scanner.env["GATEHOUSE_LOG_LEVEL"] = "info"
     gateway = service_process(infra, "gateway", database_url=database_url)
     settings = load_settings(
         {}, nats_url=infra.nats_url, database_url=database_url, stream_name=BENCH_STREAM
@@ -254,6 +257,9 @@ async def _measure(infra: Infra, *, rounds: int, advisories: int, components: in
     finally:
         gateway.stop()
         scanner.stop()
+    stages = _stage_seconds(scanner.log_path)
+    for row in rows:
+        row["worker_stages_s"] = stages.get(row.pop("scan_id"), {})
     completed = report.median([r["completed_s"] for r in rows])
     ratio = completed / floor
     return report.measured(
@@ -278,6 +284,24 @@ async def _measure(infra: Infra, *, rounds: int, advisories: int, components: in
             "advisories_synthetic": loaded["synthetic"],
         },
     )
+
+
+def _stage_seconds(log_path: Path) -> dict[str, dict[str, float]]:
+    """Seconds per worker stage of each scan, from the scanner's scan_completed log lines."""
+    found: dict[str, dict[str, float]] = {}
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        if '"scan_completed"' not in line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        found[record.get("scan_id", "")] = record.get("seconds", {})
+    return found
 
 
 def main() -> None:

@@ -4,8 +4,12 @@
   cancelled, and ``scan.rematched`` for a re-match job) finish the job, in the same
   transaction, so a replay never re-runs work whose outcome is on the stream.
 * ``scan.completed`` reads the result blob it names and writes the snapshot's components
-  and findings; the project's triage memory, as of that point of the stream, sets their
-  state (triage carries forward).
+  and findings, and resolves the previous snapshot's findings it no longer has; the
+  project's triage memory, as of that point of the stream, sets their state (triage carries
+  forward). ``scan.rematched`` applies a re-match's blob the same way. The ``finding.created``
+  / ``finding.resolved`` events announce those facts to subscribers and are not read here
+  (a first scan announces thousands: reading them back would only cost time);
+  ``finding.triaged`` is.
 * Terminal states are final (``lifecycle.next_status``): a late or repeated event for a
   finished scan changes nothing, so redelivery and duplicates are harmless.
 * ``vulndb.updated`` (OSV) enqueues a re-match job for every project whose latest snapshot
@@ -22,9 +26,6 @@ import asyncpg
 
 from contracts.envelope import Event
 from contracts.events.scans import (
-    FindingCreated,
-    FindingResolved,
-    FindingThresholdExceeded,
     FindingTriaged,
     ScanCancelled,
     ScanCompleted,
@@ -39,7 +40,7 @@ from contracts.events.vulndb import VulnDbUpdated
 from services.scanner.scans import store
 from services.scanner.scans.ids import rematch_job_id, scan_job_id
 from services.scanner.scans.lifecycle import next_status
-from services.scanner.scans.result import decode_result
+from services.scanner.scans.result import decode_rematch, decode_result
 from shared import jobs
 from shared.blobs import BlobStore
 from shared.errors import PermanentEventError
@@ -47,7 +48,7 @@ from shared.logging import get_logger
 
 log = get_logger(__name__)
 
-SUBJECTS = ("scan.>", "finding.>", "vulndb.updated")
+SUBJECTS = ("scan.>", "finding.triaged", "vulndb.updated")
 SCAN_JOB = "scan"
 REMATCH_JOB = "rematch"
 
@@ -110,6 +111,8 @@ class ScansProjection:
             return
         if isinstance(payload, ScanRematched):
             await jobs.finish(conn, store.JOBS_TABLE, payload.job_id, sequence=seq)
+            if payload.result_digest and await _open_snapshot(conn, payload.scan_id):
+                await self._rematched(conn, payload, at=at)
             if await store.scan_status(conn, payload.scan_id) is not None:
                 await store.log_line(
                     conn,
@@ -121,20 +124,6 @@ class ScansProjection:
                     message=f"re-matched after vulnerability database import "
                     f"{payload.import_id}: {payload.created} new, {payload.resolved} resolved",
                 )
-            return
-        if isinstance(payload, FindingCreated):
-            if payload.cause == "rematch" and await _open_snapshot(conn, payload.scan_id):
-                await store.insert_findings(
-                    conn,
-                    scan_id=payload.scan_id,
-                    project_id=payload.project_id,
-                    findings=[store.finding_from_event(payload)],
-                    cause="rematch",
-                )
-            # cause "scan": the rows arrive with scan.completed and its result blob.
-            return
-        if isinstance(payload, FindingResolved):
-            await store.resolve_finding(conn, payload.finding_id, at=at, reason=payload.reason)
             return
         if isinstance(payload, FindingTriaged):
             await store.triage_finding(
@@ -151,8 +140,6 @@ class ScansProjection:
                 sequence=seq,
             )
             return
-        if isinstance(payload, FindingThresholdExceeded):
-            return  # a notification for subscribers; the finding row has its EPSS already
         if isinstance(payload, VulnDbUpdated):
             await self._enqueue_rematches(conn, event, payload)
 
@@ -236,6 +223,7 @@ class ScansProjection:
             findings=result.findings,
             cause="scan",
         )
+        await store.resolve_findings(conn, result.resolved, at=at)
         summary = {
             "component_count": payload.component_count,
             "finding_count": payload.finding_count,
@@ -266,6 +254,24 @@ class ScansProjection:
             component_count=payload.component_count,
             sequence=sequence,
         )
+
+    async def _rematched(
+        self, conn: asyncpg.Connection, payload: ScanRematched, *, at: dt.datetime
+    ) -> None:
+        assert payload.result_digest is not None
+        result = decode_rematch(await self.blobs.get(payload.result_digest))
+        if (result.scan_id, result.job_id) != (payload.scan_id, payload.job_id):
+            raise PermanentEventError(
+                f"re-match blob {payload.result_digest} belongs to job {result.job_id}"
+            )
+        await store.insert_findings(
+            conn,
+            scan_id=payload.scan_id,
+            project_id=payload.project_id,
+            findings=result.created,
+            cause="rematch",
+        )
+        await store.resolve_findings(conn, result.resolved, at=at)
 
     async def _enqueue_rematches(
         self, conn: asyncpg.Connection, event: Event, payload: VulnDbUpdated

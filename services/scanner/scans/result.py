@@ -1,9 +1,10 @@
-"""The result of a scan as one immutable blob: every component and every finding.
+"""The result of a scan as one immutable blob: every component and every finding, and the
+previous snapshot's findings it resolves; the result of a re-match likewise.
 
-``scan.completed`` names it by digest; the projection reads it to fill ``components`` and
-``findings``, so a replay rebuilds the same rows from the same bytes. The encoding is
-canonical (msgspec JSON, fields in declaration order, no timestamps beyond the ones inside),
-so the same scan gives the same digest.
+``scan.completed`` / ``scan.rematched`` name them by digest; the projection reads them to
+fill ``components`` and ``findings``, so a replay rebuilds the same rows from the same
+bytes (the ``finding.created`` / ``finding.resolved`` events announce the same facts to
+subscribers). The encoding is canonical (msgspec JSON, fields in declaration order).
 """
 
 from __future__ import annotations
@@ -68,6 +69,13 @@ class LockfileNote(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     location: str | None = None
 
 
+class Resolution(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """An open finding (of this snapshot, or of the one before) that went away."""
+
+    finding_id: str
+    reason: str  # not_in_new_snapshot | advisory_withdrawn | no_longer_in_range
+
+
 class ScanResult(msgspec.Struct, frozen=True, kw_only=True):
     format_version: int = RESULT_FORMAT
     scan_id: str
@@ -79,10 +87,23 @@ class ScanResult(msgspec.Struct, frozen=True, kw_only=True):
     findings: tuple[FindingRecord, ...] = ()
     warnings: tuple[IngestWarning, ...] = ()
     lockfiles: tuple[LockfileNote, ...] = ()
+    # Open findings of the project's previous snapshot that this one no longer has.
+    resolved: tuple[Resolution, ...] = ()
+
+
+class RematchResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What a re-match changed in a snapshot: findings that appeared, findings that went."""
+
+    format_version: int = RESULT_FORMAT
+    scan_id: str
+    job_id: str
+    created: tuple[FindingRecord, ...] = ()
+    resolved: tuple[Resolution, ...] = ()
 
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(ScanResult)
+_rematch_decoder = msgspec.json.Decoder(RematchResult)
 
 
 def encode_result(result: ScanResult) -> bytes:
@@ -91,3 +112,11 @@ def encode_result(result: ScanResult) -> bytes:
 
 def decode_result(data: bytes) -> ScanResult:
     return _decoder.decode(data)
+
+
+def encode_rematch(result: RematchResult) -> bytes:
+    return _encoder.encode(result)
+
+
+def decode_rematch(data: bytes) -> RematchResult:
+    return _rematch_decoder.decode(data)

@@ -10,14 +10,14 @@ from typing import Any, TypeAlias
 import asyncpg
 import msgspec
 
-from contracts.events.scans import FindingCreated, ScanQueued
+from contracts.events.scans import ScanQueued
 from services.scanner.scans.analysis import (
     LICENSE_RANK,
     SEVERITY_RANK,
     PriorFinding,
     TriageMemo,
 )
-from services.scanner.scans.result import ComponentRecord, FindingRecord
+from services.scanner.scans.result import ComponentRecord, FindingRecord, Resolution
 
 Queryable: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
@@ -328,38 +328,18 @@ async def insert_findings(
     )
 
 
-def finding_from_event(payload: FindingCreated) -> FindingRecord:
-    return FindingRecord(
-        id=payload.finding_id,
-        component_ref=payload.component_ref,
-        component_name=payload.component_name,
-        component_version=payload.version,
-        purl=payload.purl,
-        ecosystem=payload.ecosystem,
-        package=payload.package,
-        vulnerability_id=payload.vulnerability_id,
-        advisory_ids=tuple(payload.advisory_ids),
-        aliases=tuple(payload.aliases),
-        match="affected",
-        severity=payload.severity,
-        cvss_score=payload.cvss_score,
-        epss=payload.epss,
-        epss_percentile=payload.epss_percentile,
-        state=payload.state,
-        justification=payload.justification,
-        discovered_at=payload.discovered_at,
-    )
-
-
-async def resolve_finding(
-    conn: asyncpg.Connection, finding_id: str, *, at: dt.datetime, reason: str
+async def resolve_findings(
+    conn: asyncpg.Connection, resolved: Sequence[Resolution], *, at: dt.datetime
 ) -> None:
+    if not resolved:
+        return
     await conn.execute(
-        "UPDATE scanner.findings SET resolved_at = $2, resolved_reason = $3 "
-        "WHERE id = $1 AND resolved_at IS NULL",
-        finding_id,
+        "UPDATE scanner.findings f SET resolved_at = $3, resolved_reason = t.reason "
+        "FROM unnest($1::text[], $2::text[]) AS t(id, reason) "
+        "WHERE f.id = t.id AND f.resolved_at IS NULL",
+        [r.finding_id for r in resolved],
+        [r.reason for r in resolved],
         at,
-        reason,
     )
 
 

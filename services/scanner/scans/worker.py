@@ -18,7 +18,8 @@ import asyncio
 import datetime as dt
 import gc
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import asyncpg
@@ -52,7 +53,10 @@ from services.scanner.scans.lifecycle import TERMINAL
 from services.scanner.scans.result import (
     ComponentRecord,
     FindingRecord,
+    RematchResult,
+    Resolution,
     ScanResult,
+    encode_rematch,
     encode_result,
 )
 from services.scanner.scans.sources import (
@@ -199,6 +203,7 @@ class ScanWorker:
         )
 
         laps.lap("progress")
+        created, resolved = snapshot_diff(findings, prior)
         result = ScanResult(
             scan_id=scan.id,
             project_id=scan.project_id,
@@ -209,6 +214,9 @@ class ScanWorker:
             findings=tuple(findings),
             warnings=parsed.warnings,
             lockfiles=parsed.lockfiles,
+            resolved=tuple(
+                Resolution(finding_id=gone.id, reason="not_in_new_snapshot") for gone in resolved
+            ),
         )
         result_digest = await self.blobs.put(encode_result(result))
         if scan.kind == "sbom":
@@ -218,7 +226,6 @@ class ScanWorker:
         await self._check_active(scan.id)
         laps.lap("store")
 
-        created, resolved = snapshot_diff(findings, prior)
         events: list[tuple[EventPayload, str]] = []
         for finding in created:
             events.append((_created(finding, scan.id, scan.project_id, "scan"), finding.id))
@@ -351,21 +358,26 @@ class ScanWorker:
         correlation_id: str | None,
         causation_id: str | None,
     ) -> None:
-        """Publish with up to PUBLISH_CHUNK acks outstanding (their relative order is free)."""
-        for start in range(0, len(events), PUBLISH_CHUNK):
-            await asyncio.gather(
-                *(
-                    self.bus.publish(
-                        payload,
-                        aggregate=aggregate,
-                        actor=SYSTEM,
-                        correlation_id=correlation_id,
-                        causation_id=causation_id,
-                        event_id=event_id,
+        """Publish with up to PUBLISH_CHUNK acks outstanding (their relative order is free).
+
+        The cyclic collector is paused meanwhile: thousands of publishes allocate futures by
+        the thousand, and each collection would walk the scan's live components and findings.
+        """
+        with _gc_paused():
+            for start in range(0, len(events), PUBLISH_CHUNK):
+                await asyncio.gather(
+                    *(
+                        self.bus.publish(
+                            payload,
+                            aggregate=aggregate,
+                            actor=SYSTEM,
+                            correlation_id=correlation_id,
+                            causation_id=causation_id,
+                            event_id=event_id,
+                        )
+                        for payload, event_id in events[start : start + PUBLISH_CHUNK]
                     )
-                    for payload, event_id in events[start : start + PUBLISH_CHUNK]
                 )
-            )
 
     # ---- re-match jobs ----------------------------------------------------------------------
     async def run_rematch(self, job: jobs.Job) -> None:
@@ -416,14 +428,33 @@ class ScanWorker:
             correlation_id=None,
             causation_id=None,
         )
-        await self._rematched(job, created=len(created), resolved=len(resolved))
+        digest = None
+        if created or resolved:
+            digest = await self.blobs.put(
+                encode_rematch(
+                    RematchResult(
+                        scan_id=scan_id,
+                        job_id=job.id,
+                        created=tuple(created),
+                        resolved=tuple(
+                            Resolution(finding_id=gone.id, reason=reason)
+                            for gone, reason in resolved
+                        ),
+                    )
+                )
+            )
+        await self._rematched(
+            job, created=len(created), resolved=len(resolved), result_digest=digest
+        )
 
     async def give_up_rematch(self, job: jobs.Job) -> None:
         """Finish a re-match that keeps crashing its worker, announcing nothing changed."""
         log.error("rematch_given_up", job_id=job.id, attempts=job.attempts - 1)
         await self._rematched(job, created=0, resolved=0)
 
-    async def _rematched(self, job: jobs.Job, *, created: int, resolved: int) -> None:
+    async def _rematched(
+        self, job: jobs.Job, *, created: int, resolved: int, result_digest: str | None = None
+    ) -> None:
         payload = job.payload
         await self.bus.publish(
             ScanRematched(
@@ -433,6 +464,7 @@ class ScanWorker:
                 import_id=str(payload["import_id"]),
                 created=created,
                 resolved=resolved,
+                result_digest=result_digest,
             ),
             aggregate=f"scan:{payload['scan_id']}",
             actor=SYSTEM,
@@ -497,11 +529,18 @@ def _read(
 ) -> tuple[Parsed, list[ComponentRecord]]:
     # Reading allocates hundreds of thousands of small acyclic objects; the cyclic collector's
     # passes over them would cost more than the read (as in AdvisoryIndex.upsert_many).
+    with _gc_paused():
+        parsed = read_upload(kind, data)
+        return parsed, component_records(parsed.components, classify=classify)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic collector (process-wide, for a fraction of a second)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        parsed = read_upload(kind, data)
-        return parsed, component_records(parsed.components, classify=classify)
+        yield
     finally:
         if enabled:
             gc.enable()

@@ -248,6 +248,17 @@ async def projection_caught_up(bus: Bus, runner: ProjectionRunner) -> bool:
     return lag == 0
 
 
+def progress_waiter(runner: ProjectionRunner) -> Callable[[float], Awaitable[None]]:
+    """Waits (at most ``timeout`` seconds) until ``runner`` applies its next batch: the
+    worker's gate wakes the moment the projection catches up, instead of polling."""
+
+    async def wait(timeout: float) -> None:  # noqa: ASYNC109 - a bound, not a cancel scope
+        with contextlib.suppress(TimeoutError):
+            await runner.wait_for(runner.checkpoint + 1, timeout=timeout)
+
+    return wait
+
+
 def retry_delay(attempts: int) -> float:
     return RETRY_DELAYS_SECONDS[min(max(attempts, 1), len(RETRY_DELAYS_SECONDS)) - 1]
 
@@ -258,9 +269,10 @@ Handler = Callable[[Job], Coroutine[Any, Any, None]]
 class JobWorker:
     """Claims jobs of ``kinds`` from ``table`` one at a time and runs ``handler``.
 
-    ``caught_up`` gates every claim (see :func:`projection_caught_up`). A handler that raises
-    gives the job back with a delay; after ``max_attempts`` claims, ``give_up`` runs instead
-    of the handler (and should publish the event that finishes the job).
+    ``caught_up`` gates every claim (see :func:`projection_caught_up`); while it says no, the
+    worker waits with ``wait_progress`` (see :func:`progress_waiter`), or polls. A handler
+    that raises gives the job back with a delay; after ``max_attempts`` claims, ``give_up``
+    runs instead of the handler (and should publish the event that finishes the job).
     """
 
     def __init__(
@@ -273,6 +285,7 @@ class JobWorker:
         kinds: Sequence[str],
         handler: Handler,
         caught_up: Callable[[], Awaitable[bool]],
+        wait_progress: Callable[[float], Awaitable[None]] | None = None,
         owner: str,
         lease_seconds: float = 30.0,
         poll_seconds: float = 1.0,
@@ -286,6 +299,7 @@ class JobWorker:
         self.kinds = tuple(kinds)
         self.handler = handler
         self.caught_up = caught_up
+        self.wait_progress = wait_progress
         self.owner = owner
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
@@ -349,7 +363,10 @@ class JobWorker:
         while not self._stopping.is_set():
             try:
                 if not await self.caught_up():
-                    await asyncio.sleep(CATCH_UP_POLL_SECONDS)
+                    if self.wait_progress is not None:
+                        await self.wait_progress(CATCH_UP_POLL_SECONDS)
+                    else:
+                        await asyncio.sleep(CATCH_UP_POLL_SECONDS)
                     continue
                 job = await claim(
                     self.pool,

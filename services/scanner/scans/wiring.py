@@ -63,6 +63,7 @@ async def setup(runtime: Runtime) -> None:
         kinds=(SCAN_JOB, REMATCH_JOB),
         handler=run,
         caught_up=caught_up,
+        wait_progress=jobs.progress_waiter(runner),
         owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
         lease_seconds=runtime.settings.job_lease_seconds,
         give_up=give_up,

@@ -3,6 +3,8 @@ cancel and delete rules, pagination, project scope, snapshot pins."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from services.scanner.scans.wiring import WORKER_KEY
@@ -434,3 +436,29 @@ async def test_idempotency_key_replays_the_same_scan(
             project["slug"], spdx_json(), headers={"Idempotency-Key": "upload-1"}
         )
         assert (other.status, other.code) == (422, "idempotency_key_reused")
+
+
+async def test_odd_components_are_recorded_not_fatal(start_service: StartService) -> None:
+    document = {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        "components": [
+            {"bom-ref": "a", "type": "library", "name": "a", "version": "1", "purl": "pkg:/??"},
+            {"bom-ref": "b", "type": "library", "name": "b", "version": "2", "purl": "pkg:npm/b@2"},
+            {"bom-ref": "b", "type": "library", "name": "b-again", "version": "3"},
+            {"bom-ref": "c", "type": "library", "name": "c", "purl": "pkg:pypi/c@" + "9" * 300},
+        ],
+        "dependencies": [{"ref": "b", "dependsOn": ["nowhere"]}],
+    }
+    async with scan_api(start_service) as s:
+        project = await s.api.new_project()
+        scan = await s.scan(project["slug"], json.dumps(document).encode())
+        assert scan["status"] == "succeeded", scan
+        assert scan["summary"]["component_count"] == 3
+        assert scan["summary"]["warning_count"] == 3
+        log = await s.call("GET", f"/api/v1/scans/{scan['id']}/log")
+        parse = next(e for e in log.body["items"] if e["stage"] == "parse")["message"]
+        assert "3 skipped or noted" in parse, parse
+        assert "invalid_purl at $.components[0]" in parse
+        assert "duplicate_component at $.components[2]" in parse
+        assert "unknown_dependency_ref at $.dependencies[0]" in parse

@@ -20,6 +20,7 @@ from services.scanner.scans.store import PROJECTION_TABLES
 from shared.settings import Settings
 from tests.conftest import ROOT, StartService, table_digest, wait_until
 from tests.integration.test_gateway_support import Api, gateway_api
+from tests.integration.test_scan_findings import PKGS, advisories
 from tests.integration.test_scan_support import (
     ScanApi,
     cyclonedx_json,
@@ -28,6 +29,8 @@ from tests.integration.test_scan_support import (
     spdx_json,
     subject_counts,
 )
+from tests.integration.test_vulndb_support import T1, ZIP, osv
+from tests.integration.test_vulndb_support import zip_of as osv_zip
 
 # Read-model tables a replay must rebuild identically (jobs also hold worker bookkeeping:
 # attempts and leases, which a replay does not know).
@@ -140,42 +143,72 @@ async def _replay(settings: Settings) -> str:
 async def test_replay_rebuilds_identical_tables(
     start_service: StartService, settings: Settings
 ) -> None:
+    """Every kind of row: succeeded, failed, deleted and labelled scans, findings from the
+    result blobs, triage carried forward, findings resolved by a later snapshot and by a
+    re-match, and the jobs, all rebuilt from the stream and the blobs."""
     async with scan_api(start_service) as s:
+        imported = await s.call(
+            "POST", "/api/v1/vulndb/import", data=osv_zip(advisories()), headers=ZIP
+        )
+        assert imported.status == 200, imported.body
         first, second = await s.api.new_project(), await s.api.new_project()
-        done = await s.scan(first["slug"], cyclonedx_json(), query="label=v1.0.0")
-        await s.scan(first["slug"], spdx_json())
-        await s.scan(second["slug"], b'{"bomFormat": "CycloneDX", "specVersion": "1.5"')
-        deleted = await s.scan(second["slug"], cyclonedx_json())
-        assert (await s.call("DELETE", f"/api/v1/scans/{deleted['id']}")).status == 204
-        await s.scan(second["slug"], cyclonedx_json())
-        # Triage memory comes from finding.triaged events.
+        done = await s.scan(first["slug"], cyclonedx_json(PKGS), query="label=v1.0.0")
+        found = await s.call("GET", f"/api/v1/projects/{first['slug']}/vulnerabilities")
+        django = next(f for f in found.body["items"] if f["package"] == "PyPI:django")
         _, seq = await s.scanner.bus.publish(
             FindingTriaged(
-                finding_id="f-1",
+                finding_id=django["id"],
                 project_id=first["id"],
                 scan_id=done["id"],
-                package="PyPI:django",
-                vulnerability_id="CVE-2020-1",
+                package=django["package"],
+                vulnerability_id=django["vulnerability_id"],
                 from_state="new",
                 to_state="not_affected",
                 justification="code_not_reachable",
                 detail="admin only",
                 version=2,
             ),
-            aggregate="finding:f-1",
+            aggregate=f"finding:{django['id']}",
             actor="test",
         )
         await s.scanner.runners["scans"].wait_for(seq, timeout=10)
+        await s.scan(first["slug"], cyclonedx_json(PKGS))  # inherits the triage
+        await s.scan(first["slug"], cyclonedx_json(PKGS[1:]))  # resolves django
+        await s.scan(second["slug"], b'{"bomFormat": "CycloneDX", "specVersion": "1.5"')
+        deleted = await s.scan(second["slug"], spdx_json())
+        assert (await s.call("DELETE", f"/api/v1/scans/{deleted['id']}")).status == 204
+        await s.scan(second["slug"], cyclonedx_json(PKGS))
+        # A re-match: sqlparse's advisory withdrawn for both projects.
+        withdrawn = osv("GHSA-sq01", name="sqlparse", modified=T1, withdrawn=T1)
+        reply = await s.call(
+            "POST", "/api/v1/vulndb/import", data=osv_zip({"w.json": withdrawn}), headers=ZIP
+        )
+        assert reply.status == 200, reply.body
+
+        async def rematched() -> bool:
+            return (await subject_counts(s.scanner, "scan.rematched")).get("scan.rematched") == 2
+
+        await wait_until(rematched)
+        await s.scanner.runners["scans"].wait_for(await s.scanner.bus.last_sequence(), timeout=10)
         await s.scanner.stop()
 
     before = await table_digest(settings.database_url, "scanner", DIGESTED)
     rows = {t: len(await _all(settings, f"SELECT 1 FROM scanner.{t}")) for t in PROJECTION_TABLES}
-    assert rows["scans"] == 5 and rows["components"] == 9 and rows["triage"] == 1, rows
+    assert rows["scans"] == 6 and rows["triage"] == 1 and rows["jobs"] == 8, rows
+    resolved = await _all(
+        settings,
+        "SELECT resolved_reason, count(*) AS n FROM scanner.findings "
+        "WHERE resolved_reason IS NOT NULL GROUP BY 1 ORDER BY 1",
+    )
+    assert [(r["resolved_reason"], r["n"]) for r in resolved] == [
+        ("advisory_withdrawn", 2),
+        ("not_in_new_snapshot", 1),
+    ]
     output = await _replay(settings)
     assert "scanner.scans: rebuilt from sequence 0" in output, output
     assert await table_digest(settings.database_url, "scanner", DIGESTED) == before
     jobs = await _all(settings, "SELECT id, status FROM scanner.jobs ORDER BY id")
-    assert {r["status"] for r in jobs} == {"done"} and len(jobs) == 5
+    assert {r["status"] for r in jobs} == {"done"} and len(jobs) == 8
 
 
 async def _all(settings: Settings, sql: str) -> list[dict[str, Any]]:

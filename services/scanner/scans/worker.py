@@ -152,7 +152,11 @@ class ScanWorker:
         laps.lap("read")
         count = len(records)
         await self._progress(
-            scan, "parse", count, count, f"read {count} components ({_describe(parsed)})"
+            scan,
+            "parse",
+            count,
+            count,
+            f"read {count} components ({_describe(parsed)})" + _notes(parsed),
         )
 
         vulndb = vulndb_of(self.runtime)
@@ -551,6 +555,23 @@ def _describe(parsed: Parsed) -> str:
         read = sum(1 for note in parsed.lockfiles if note.code is None)
         return f"{read} lockfiles"
     return f"{parsed.format} {parsed.spec_version}"
+
+
+# Warnings and unreadable lockfiles named in the parse log line (all are in the result blob).
+NOTES_IN_LOG = 5
+
+
+def _notes(parsed: Parsed) -> str:
+    """What the readers kept going past, with where: for the scan's log."""
+    notes = [f"{w.code} at {w.location}" if w.location else w.code for w in parsed.warnings] + [
+        f"{n.path}: {n.code}" + (f" at {n.location}" if n.location else "")
+        for n in parsed.lockfiles
+        if n.code is not None
+    ]
+    if not notes:
+        return ""
+    more = f", and {len(notes) - NOTES_IN_LOG} more" if len(notes) > NOTES_IN_LOG else ""
+    return f"; {len(notes)} skipped or noted: {'; '.join(notes[:NOTES_IN_LOG])}{more}"
 
 
 def _created(finding: FindingRecord, scan_id: str, project_id: str, cause: str) -> FindingCreated:

@@ -326,3 +326,35 @@ async def test_the_python_legacy_app_against_the_real_pypi_advisories(
         # The PyPA database rarely rates severity: most findings are UNKNOWN, and counted.
         assert sum(scan["summary"]["severity_counts"].values()) == len(items)
         assert all(f["advisory_ids"] and f["state"] == "new" for f in items)
+
+
+async def test_absurd_versions_are_not_evaluated_never_missed(start_service: StartService) -> None:
+    """A version its ecosystem cannot order is "not evaluated" with the reason, never a
+    silent miss. (PyPI has no such version: like OSV.dev, a non-PEP 440 version takes its
+    place in setuptools' legacy order.)"""
+    async with scan_api(start_service) as s:
+        await _import(
+            s,
+            {
+                "GHSA-lp01.json": osv(
+                    "GHSA-lp01",
+                    ecosystem="npm",
+                    name="left-pad",
+                    range_type="SEMVER",
+                    events=[{"introduced": "0"}, {"fixed": "1.3.1"}],
+                )
+            },
+        )
+        project = await s.api.new_project()
+        weird = [Pkg("left-pad", "banana", purl_type="npm"), Pkg("left-pad", "1.3.0", "npm")]
+        scan = await s.scan(project["slug"], cyclonedx_json(weird))
+        assert scan["status"] == "succeeded", scan
+        items = {f["component_version"]: f for f in await _vulns(s, project["slug"])}
+        assert (items["banana"]["match"], items["banana"]["effective"]) == (
+            "not_evaluated",
+            False,
+        )
+        assert "banana" in items["banana"]["match_reason"], items["banana"]["match_reason"]
+        assert items["1.3.0"]["match"] == "affected"
+        summary = scan["summary"]
+        assert (summary["not_evaluated_count"], summary["finding_count"]) == (1, 1)

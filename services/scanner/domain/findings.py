@@ -9,25 +9,25 @@ finding's optimistic-concurrency version (``If-Match``), bumped by every triage.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 import msgspec
+
+# The states are part of the event contract (finding.created / finding.triaged): one
+# definition, there.
+from contracts.events.scans import VEX_STATES, VexState
 
 from .package_ids import PackageId, package_id, purl_package
 from .severity import Level
 
-VexState = Literal[
-    "new", "analyzing", "exploitable", "not_affected", "false_positive", "suppressed", "fixed"
+__all__ = [
+    "NOT_EFFECTIVE",
+    "VEX_STATES",
+    "Finding",
+    "VexState",
+    "finding_package",
+    "is_effective",
 ]
-VEX_STATES: tuple[VexState, ...] = (
-    "new",
-    "analyzing",
-    "exploitable",
-    "not_affected",
-    "false_positive",
-    "suppressed",
-    "fixed",
-)
+
 # States that take a finding out of the counts that gate a release.
 NOT_EFFECTIVE: frozenset[VexState] = frozenset(
     {"not_affected", "false_positive", "suppressed", "fixed"}

@@ -130,7 +130,8 @@ class ScanCompleted(EventPayload, frozen=True, kw_only=True):
     not_affected, false_positive, suppressed, fixed). Blocking findings are the scanner's
     default view: effective and CRITICAL/HIGH, or EPSS at or above ``epss_threshold``; the
     release gate applies its own policy. ``result_digest`` is the blob of every component
-    and finding of the scan.
+    and finding of the scan. The scan's ``finding.*`` announcements follow this event, and
+    ``scan.findings-announced`` follows them.
     """
 
     event_type = "scan.completed"
@@ -170,6 +171,22 @@ class ScanCompleted(EventPayload, frozen=True, kw_only=True):
         int, msgspec.Meta(description="Active advisories the scan matched against")
     ] = 0
     epss_as_of: dt.date | None = None
+
+
+@register
+class ScanFindingsAnnounced(EventPayload, frozen=True, kw_only=True):
+    """Every ``finding.created`` / ``finding.resolved`` / ``finding.threshold-exceeded`` of a
+    completed scan has been published (they follow ``scan.completed``, which does not wait
+    for them); this closes the scan's work. ``given_up``: the announcements kept failing and
+    were abandoned (the findings themselves are recorded with the scan)."""
+
+    event_type = "scan.findings-announced"
+    scan_id: str
+    project_id: str
+    created: int = 0
+    resolved: int = 0
+    threshold_exceeded: int = 0
+    given_up: bool = False
 
 
 @register

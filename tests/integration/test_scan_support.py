@@ -188,14 +188,20 @@ class ScanApi:
         )
 
     async def finished(self, scan_id: str, *, timeout: float = 30.0) -> dict[str, Any]:  # noqa: ASYNC109
-        """The scan once it is succeeded, failed or cancelled."""
+        """The scan once it is failed, cancelled, or succeeded with its findings announced
+        (scan.findings-announced follows scan.completed)."""
         seen: dict[str, Any] = {}
 
         async def done() -> bool:
             reply = await self.api.call("GET", f"/api/v1/scans/{scan_id}")
             assert reply.status == 200, reply.body
             seen.update(reply.body)
-            return reply.body["status"] in ("succeeded", "failed", "cancelled")
+            if reply.body["status"] in ("failed", "cancelled"):
+                return True
+            if reply.body["status"] != "succeeded":
+                return False
+            log = await self.api.call("GET", f"/api/v1/scans/{scan_id}/log?limit=500")
+            return any(e["event"] == "scan.findings-announced" for e in log.body["items"])
 
         await wait_until(done, timeout=timeout, interval=0.05)
         return seen

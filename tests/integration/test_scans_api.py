@@ -71,7 +71,11 @@ async def test_every_format_scans_to_succeeded(start_service: StartService) -> N
         log = await s.call("GET", f"/api/v1/scans/{listed.body['items'][0]['id']}/log")
         events = [entry["event"] for entry in log.body["items"]]
         assert events[:2] == ["scan.queued", "scan.started"]
-        assert events[-1] == "scan.completed" and events.count("scan.progressed") == 3
+        assert events[-2:] == ["scan.completed", "scan.findings-announced"]
+        assert events.count("scan.progressed") == 3
+        assert log.body["items"][-1]["message"] == (
+            "announced: 0 new findings, 0 resolved, 0 over the EPSS threshold"
+        )
         assert [e["stage"] for e in log.body["items"][2:5]] == ["parse", "match", "evaluate"]
 
 

@@ -116,11 +116,59 @@ async def test_a_scanner_killed_mid_scan_is_replaced_and_the_scan_completes_once
             "scan.started": 1,
             "scan.progressed": 3,
             "scan.completed": 1,
+            "scan.findings-announced": 1,
         }, counts
         job = await fetch(replacement, "SELECT status, attempts FROM scanner.jobs")
         assert [(r["status"], r["attempts"]) for r in job] == [("done", 2)]
         log = await api.call("GET", f"/api/v1/scans/{scan_id}/log")
         assert [e["event"] for e in log.body["items"]].count("scan.started") == 1
+
+
+async def test_a_scanner_killed_between_completed_and_announced_announces_once(
+    start_service: StartService, settings: Settings
+) -> None:
+    async with gateway_api(start_service) as api:
+        project = await api.new_project()
+        async with scanner_process(
+            settings,
+            GATEHOUSE_SCAN_STAGE_PAUSE_SECONDS="1.0",
+            GATEHOUSE_JOB_LEASE_SECONDS="1.0",
+        ) as proc:
+
+            async def imported() -> bool:
+                reply = await api.call(
+                    "POST", "/api/v1/vulndb/import", data=osv_zip(advisories()), headers=ZIP
+                )
+                return reply.status == 200
+
+            await wait_until(imported, timeout=60, interval=0.2)
+            reply = await api.call(
+                "POST",
+                f"/api/v1/projects/{project['slug']}/sboms",
+                data=cyclonedx_json(PKGS),
+                headers={"Content-Type": "application/json"},
+            )
+            assert reply.status == 202, reply.body
+            scan_id = reply.body["scan_id"]
+
+            async def succeeded() -> bool:
+                got = await api.call("GET", f"/api/v1/scans/{scan_id}")
+                return bool(got.body.get("status") == "succeeded")
+
+            await wait_until(succeeded, timeout=60)
+            # Paused a second after scan.completed, before announcing: kill it there.
+            os.kill(proc.pid, signal.SIGKILL)
+            await proc.wait()
+
+        replacement = await start_service("scanner", job_lease_seconds=1.0)
+        s = ScanApi(api=api, scanner=replacement)
+        await s.finished(scan_id, timeout=60)
+        counts = await subject_counts(replacement, "finding.>")
+        assert counts == {"finding.created": 2}, counts  # django and sqlparse, once each
+        announced = await subject_counts(replacement, "scan.findings-announced")
+        assert announced == {"scan.findings-announced": 1}
+        job = await fetch(replacement, "SELECT status, attempts FROM scanner.jobs")
+        assert [(r["status"], r["attempts"]) for r in job] == [("done", 2)]
 
 
 async def _replay(settings: Settings) -> str:

@@ -1,7 +1,8 @@
 """``scan.*`` and ``finding.*`` (and ``vulndb.updated``) → the scans read model.
 
-* ``scan.queued`` creates the scan and its job; the terminal events (completed, failed,
-  cancelled, and ``scan.rematched`` for a re-match job) finish the job, in the same
+* ``scan.queued`` creates the scan and its job; the events that end the job's work
+  (``scan.findings-announced`` after a success, ``scan.failed``, ``scan.cancelled``,
+  ``scan.deleted``, and ``scan.rematched`` for a re-match job) finish it, in the same
   transaction, so a replay never re-runs work whose outcome is on the stream.
 * ``scan.completed`` reads the result blob it names and writes the snapshot's components
   and findings, and resolves the previous snapshot's findings it no longer has; the
@@ -31,6 +32,7 @@ from contracts.events.scans import (
     ScanCompleted,
     ScanDeleted,
     ScanFailed,
+    ScanFindingsAnnounced,
     ScanProgressed,
     ScanQueued,
     ScanRematched,
@@ -108,6 +110,22 @@ class ScansProjection:
             payload, ScanStarted | ScanProgressed | ScanCompleted | ScanFailed | ScanCancelled
         ):
             await self._lifecycle(conn, event)
+            return
+        if isinstance(payload, ScanFindingsAnnounced):
+            await jobs.finish(conn, store.JOBS_TABLE, scan_job_id(payload.scan_id), sequence=seq)
+            if await store.scan_status(conn, payload.scan_id) == ("succeeded", False):
+                given_up = " (given up)" if payload.given_up else ""
+                await store.log_line(
+                    conn,
+                    payload.scan_id,
+                    sequence=seq,
+                    at=at,
+                    event=event.type,
+                    stage="store",
+                    message=f"announced{given_up}: {payload.created} new findings, "
+                    f"{payload.resolved} resolved, {payload.threshold_exceeded} over the EPSS "
+                    "threshold",
+                )
             return
         if isinstance(payload, ScanRematched):
             await jobs.finish(conn, store.JOBS_TABLE, payload.job_id, sequence=seq)
@@ -204,7 +222,8 @@ class ScansProjection:
             message=message,
             level=level,
         )
-        if target in ("succeeded", "failed", "cancelled"):
+        if target in ("failed", "cancelled"):
+            # A success still has its findings to announce: scan.findings-announced ends it.
             await jobs.finish(conn, store.JOBS_TABLE, scan_job_id(scan_id), sequence=seq)
 
     async def _completed(

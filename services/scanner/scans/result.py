@@ -74,6 +74,10 @@ class Resolution(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
     finding_id: str
     reason: str  # not_in_new_snapshot | advisory_withdrawn | no_longer_in_range
+    # What its finding.resolved says (the finding's snapshot, weakness and package).
+    scan_id: str = ""
+    vulnerability_id: str = ""
+    package: str = ""
 
 
 class ScanResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,6 +93,10 @@ class ScanResult(msgspec.Struct, frozen=True, kw_only=True):
     lockfiles: tuple[LockfileNote, ...] = ()
     # Open findings of the project's previous snapshot that this one no longer has.
     resolved: tuple[Resolution, ...] = ()
+    # Ids of the findings new relative to the previous snapshot (announced as created).
+    created: tuple[str, ...] = ()
+    # The EPSS threshold the scan was judged by (announcements use the same one).
+    epss_threshold: float | None = None
 
 
 class RematchResult(msgspec.Struct, frozen=True, kw_only=True):

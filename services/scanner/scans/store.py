@@ -38,6 +38,7 @@ class ScanRow(msgspec.Struct, frozen=True, kw_only=True):
     source_digest: str
     source_name: str
     format: str
+    result_digest: str | None
     correlation_id: str | None
     queued_event_id: str
     created_at: dt.datetime
@@ -46,7 +47,8 @@ class ScanRow(msgspec.Struct, frozen=True, kw_only=True):
 
 _SCAN_ROW = (
     "id, project_id, kind, status, repo, commit, label, source_digest, source_name, format, "
-    "correlation_id, queued_event_id, created_at, deleted_at IS NOT NULL AS deleted"
+    "result_digest, correlation_id, queued_event_id, created_at, "
+    "deleted_at IS NOT NULL AS deleted"
 )
 
 

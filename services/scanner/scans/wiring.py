@@ -12,6 +12,7 @@ from contracts.rpc import scanner_scans as rpc
 from services.scanner.scans import store
 from services.scanner.scans.handlers import ScanHandlers
 from services.scanner.scans.projection import REMATCH_JOB, SCAN_JOB, ScansProjection
+from services.scanner.scans.rematch import RematchWorker
 from services.scanner.scans.worker import ScanWorker
 from shared import jobs
 from shared.blobs import BlobStore
@@ -39,18 +40,19 @@ async def setup(runtime: Runtime) -> None:
         runtime.rpc.add(operation, request_type, handler)  # type: ignore[arg-type]
 
     scans = ScanWorker(runtime=runtime, blobs=blobs)
+    rematches = RematchWorker(runtime=runtime, blobs=blobs)
 
     async def run(job: jobs.Job) -> None:
         if job.kind == SCAN_JOB:
             await scans.run_scan(job)
         else:
-            await scans.run_rematch(job)
+            await rematches.run(job)
 
     async def give_up(job: jobs.Job) -> None:
         if job.kind == SCAN_JOB:
             await scans.give_up_scan(job)
         else:
-            await scans.give_up_rematch(job)
+            await rematches.give_up(job)
 
     async def caught_up() -> bool:
         return await jobs.projection_caught_up(runtime.bus, runner)

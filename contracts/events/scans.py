@@ -41,6 +41,7 @@ NOT_EFFECTIVE_STATES: frozenset[str] = frozenset(
 SeverityLevel = Literal["CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"]
 FindingCause = Literal["scan", "rematch"]
 ResolvedReason = Literal["not_in_new_snapshot", "advisory_withdrawn", "no_longer_in_range"]
+TriageCause = Literal["triage", "bulk", "vex"]
 
 # Caps that keep scan.completed well under the NATS payload limit (1 MiB).
 BLOCKING_IDS_MAX = 200
@@ -299,6 +300,24 @@ class FindingTriaged(EventPayload, frozen=True, kw_only=True):
     justification: str | None = None
     detail: str = ""
     version: Annotated[int, msgspec.Meta(ge=1, description="The finding's version after")]
+    cause: Annotated[
+        TriageCause,
+        msgspec.Meta(
+            description="triage: PATCH of one finding; bulk: a bulk transition; vex: a VEX "
+            "document's statement"
+        ),
+    ] = "triage"
+    source: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=600,
+                description="For cause vex: the document's blob digest and the deciding "
+                "statement's JSON path, sha256:<hex>#$.statements[2]",
+            ),
+        ]
+        | None
+    ) = None
 
 
 @register

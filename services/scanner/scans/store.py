@@ -360,13 +360,14 @@ async def triage_finding(
     sequence: int,
 ) -> None:
     await conn.execute(
-        "UPDATE scanner.findings SET state = $2, justification = $3, detail = $4, version = $5 "
-        "WHERE id = $1",
+        "UPDATE scanner.findings SET state = $2, justification = $3, detail = $4, version = $5, "
+        "triaged_at = $6 WHERE id = $1",
         finding_id,
         state,
         justification,
         detail,
         version,
+        at,
     )
     await conn.execute(
         "INSERT INTO scanner.triage (project_id, package, vulnerability_id, state, justification, "

@@ -183,7 +183,8 @@ def _parameters(
             {
                 "name": "If-Match",
                 "in": "header",
-                "required": False,
+                # A route that answers 428 without it requires it.
+                "required": 428 in route.errors,
                 "schema": {"type": "string"},
                 "description": "The ETag read last; 412 if the resource changed since",
             }

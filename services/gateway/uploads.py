@@ -35,9 +35,14 @@ async def read_upload(request: web.Request, accepted: tuple[str, ...], *, max_by
     return Upload(media_type=media_type, data=data, digest=digest_of(data))
 
 
-async def store_upload(ctx: RequestContext, upload: Upload) -> str:
-    """Put the upload into the blob store (content-addressed: a repeat stores nothing)."""
+async def gateway_blobs(ctx: RequestContext) -> BlobStore:
+    """The gateway's handle on the blob store (opened on first use)."""
     blobs = ctx.runtime.state.get(_BLOBS_KEY)
     if not isinstance(blobs, BlobStore):
         blobs = ctx.runtime.state[_BLOBS_KEY] = await BlobStore.open(ctx.runtime.bus)
-    return await blobs.put(upload.data)
+    return blobs
+
+
+async def store_upload(ctx: RequestContext, upload: Upload) -> str:
+    """Put the upload into the blob store (content-addressed: a repeat stores nothing)."""
+    return await (await gateway_blobs(ctx)).put(upload.data)

@@ -1,11 +1,13 @@
 """Wiring of the scanner service: the vulnerability database, then scans (which match
-against it). Each part registers its own projections, workers and request/reply endpoints."""
+against it), then triage (whose events the scans projection applies). Each part registers
+its own projections, workers and request/reply endpoints."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from services.scanner.scans import wiring as scans
+from services.scanner.triage import wiring as triage
 from services.scanner.vulndb import wiring as vulndb
 from shared.service import Runtime, ServiceDefinition
 
@@ -13,6 +15,7 @@ from shared.service import Runtime, ServiceDefinition
 async def setup(runtime: Runtime) -> None:
     await vulndb.setup(runtime)
     await scans.setup(runtime)
+    await triage.setup(runtime)
 
 
 DEFINITION = ServiceDefinition(

@@ -1,0 +1,1 @@
+"""Triage of findings (VEX states: one, in bulk, from a VEX document) and VEX export."""

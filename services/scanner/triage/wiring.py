@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from contracts.rpc import scanner_triage as rpc
 from services.scanner.triage.handlers import TriageHandlers
+from services.scanner.triage.record import Recorder
+from services.scanner.triage.vex import VexHandlers
 from shared.blobs import BlobStore
 from shared.service import Runtime
 
@@ -15,13 +17,13 @@ async def setup(runtime: Runtime) -> None:
     runner = runtime.runners.get("scans")
     if runner is None:
         raise RuntimeError("triage needs the scans projection: set up scans first")
-    handlers = TriageHandlers(
-        runtime=runtime, runner=runner, blobs=await BlobStore.open(runtime.bus)
-    )
+    recorder = Recorder(runtime=runtime, runner=runner)
+    triage = TriageHandlers(recorder=recorder)
+    vex = VexHandlers(recorder=recorder, blobs=await BlobStore.open(runtime.bus))
     for operation, request_type, handler in (
-        (rpc.FINDING_TRIAGE, rpc.FindingTriageRequest, handlers.triage),
-        (rpc.BULK_TRANSITION, rpc.BulkTransitionRequest, handlers.bulk),
-        (rpc.VEX_IMPORT, rpc.VexImportRequest, handlers.vex_import),
-        (rpc.VEX_EXPORT, rpc.VexExportRequest, handlers.vex_export),
+        (rpc.FINDING_TRIAGE, rpc.FindingTriageRequest, triage.triage),
+        (rpc.BULK_TRANSITION, rpc.BulkTransitionRequest, triage.bulk),
+        (rpc.VEX_IMPORT, rpc.VexImportRequest, vex.vex_import),
+        (rpc.VEX_EXPORT, rpc.VexExportRequest, vex.vex_export),
     ):
         runtime.rpc.add(operation, request_type, handler)  # type: ignore[arg-type]

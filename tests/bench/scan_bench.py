@@ -64,6 +64,7 @@ from tests.bench.harness import (
     Infra,
     service_process,
 )
+from tests.bench.vulndb_bench import memory_kib
 
 TITLE = "(d) scan a 10,000-component CycloneDX SBOM against >= 100,000 advisories"
 REMATCH_TITLE = "(e) re-match 100 projects after importing 1,000 new advisories"
@@ -74,6 +75,11 @@ SHARED_OSV = Path(__file__).resolve().parents[3] / "shared" / "data" / "osv"
 CTX = CallContext(request_id="bench", actor="bench", roles=("ADMIN",))
 LICENSES = ("MIT", "Apache-2.0", "BSD-3-Clause", "ISC", "GPL-3.0-only", "MPL-2.0")
 SCAN_TIMEOUT_SECONDS = 120.0
+
+
+MEMORY_TITLE = "(f) scanner memory with >= 100,000 advisories loaded"
+# The issue names no bound; 1 GiB keeps the scanner on a small container's budget.
+MEMORY_MAX_MIB = 1024.0
 
 
 def targets(*, seconds: float | None = None, ratio: float | None = None) -> list[report.Target]:
@@ -276,6 +282,9 @@ async def measure_scan(
         return [
             report.not_measured("scan", TITLE, reason=reason, targets=targets()),
             report.not_measured("rematch", REMATCH_TITLE, reason=reason, targets=rematch_targets()),
+            report.not_measured(
+                "scanner_memory", MEMORY_TITLE, reason=reason, targets=memory_targets()
+            ),
         ]
 
 
@@ -296,9 +305,11 @@ async def _measure(
     try:
         await scanner.wait_ready()
         await gateway.wait_ready()
+        empty_memory = memory_kib(scanner.pid)
         bus = await Bus.connect(settings, name="bench-scan")
         try:
             loaded = await load_advisories(bus, advisories)
+            loaded_memory = memory_kib(scanner.pid)
             sbom = await asyncio.to_thread(generate_sbom, components, packages=loaded["packages"])
             floor = await asyncio.to_thread(decode_floor, sbom)
             completions = _Completions()
@@ -355,7 +366,43 @@ async def _measure(
         targets=rematch_targets(rematch["last_rematched_s"]),
         context={k: v for k, v in rematch.items() if not k.endswith("_s")},
     )
-    return [scan_figure, rematch_figure]
+    return [scan_figure, rematch_figure, memory_figure(empty_memory, loaded_memory, loaded)]
+
+
+def memory_targets(peak_mib: float | None = None) -> list[report.Target]:
+    return [
+        report.check(
+            "scanner peak RSS", op="<=", threshold=MEMORY_MAX_MIB, actual=peak_mib, unit=" MiB"
+        )
+    ]
+
+
+def memory_figure(
+    empty: dict[str, int], loaded: dict[str, int], advisories: dict[str, Any]
+) -> report.Figure:
+    """(f) the scanner's memory with the advisory database loaded, against itself empty."""
+    if "VmHWM" not in loaded or "VmRSS" not in empty:
+        return report.not_measured(
+            "scanner_memory",
+            MEMORY_TITLE,
+            reason="/proc/<pid>/status is not readable here",
+            targets=memory_targets(),
+        )
+    peak = loaded["VmHWM"] / 1024
+    return report.measured(
+        "scanner_memory",
+        MEMORY_TITLE,
+        subject={"peak_rss_mib": round(peak, 1), "rss_mib": round(loaded["VmRSS"] / 1024, 1)},
+        baseline={"empty_rss_mib": round(empty["VmRSS"] / 1024, 1)},
+        baseline_description="the same scanner process, ready, before any advisory was imported",
+        ratio_value=peak / (empty["VmRSS"] / 1024),
+        ratio_meaning="peak RSS with the database loaded (import included) / RSS empty",
+        targets=memory_targets(peak),
+        context={
+            "advisories_real": advisories["real"],
+            "advisories_synthetic": advisories["synthetic"],
+        },
+    )
 
 
 def _purl(ecosystem: str, name: str, version: str) -> str:

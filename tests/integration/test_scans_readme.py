@@ -19,7 +19,7 @@ README = ROOT / "services" / "scanner" / "README.md"
 
 
 def _examples() -> str:
-    section = README.read_text().split("\n## Scans\n", 1)[1]
+    section = README.read_text().split("\n## Scans\n", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
     assert len(blocks) >= 4, "the Scans section has its examples"
     return "\n".join(blocks)

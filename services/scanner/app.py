@@ -1,11 +1,14 @@
 """Wiring of the scanner service: the vulnerability database, then scans (which match
-against it), then triage (whose events the scans projection applies). Each part registers
-its own projections, workers and request/reply endpoints."""
+against it), then triage (whose events the scans projection applies), licensing (the policy
+scans classify with, re-evaluated snapshots) and the reports. Each part registers its own
+projections, workers and request/reply endpoints."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from services.scanner.licensing import wiring as licensing
+from services.scanner.readside import wiring as readside
 from services.scanner.scans import wiring as scans
 from services.scanner.triage import wiring as triage
 from services.scanner.vulndb import wiring as vulndb
@@ -16,6 +19,8 @@ async def setup(runtime: Runtime) -> None:
     await vulndb.setup(runtime)
     await scans.setup(runtime)
     await triage.setup(runtime)
+    await licensing.setup(runtime)
+    await readside.setup(runtime)
 
 
 DEFINITION = ServiceDefinition(

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from contracts.envelope import Event
+from contracts.events.licensing import ScanRelicensed
 from contracts.events.scans import (
     FindingTriaged,
     ScanCancelled,
@@ -39,6 +40,7 @@ from contracts.events.scans import (
     ScanStarted,
 )
 from contracts.events.vulndb import VulnDbUpdated
+from services.scanner.licensing.categories import apply_relicensed
 from services.scanner.scans import store
 from services.scanner.scans.ids import rematch_job_id, scan_job_id
 from services.scanner.scans.lifecycle import next_status
@@ -142,6 +144,13 @@ class ScansProjection:
                     message=f"re-matched after vulnerability database import "
                     f"{payload.import_id}: {payload.created} new, {payload.resolved} resolved",
                 )
+            return
+        if isinstance(payload, ScanRelicensed):
+            # License categories evaluated again (services/scanner/licensing): applied here,
+            # in stream order with scan.completed, since this projection owns the rows.
+            await apply_relicensed(
+                conn, self.blobs, payload, at=at, sequence=seq, event_type=event.type
+            )
             return
         if isinstance(payload, FindingTriaged):
             await store.triage_finding(

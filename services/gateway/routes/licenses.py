@@ -1,0 +1,299 @@
+"""License policy and waivers (owned by the scanner, asked over ``svc.scanner.license_*``).
+
+* ``GET/PUT /api/v1/license-policy``: the org policy, every project's default.
+* ``GET/PUT/DELETE /api/v1/projects/{project}/license-policy``: a project's override (what
+  it lists wins; unset fallbacks are inherited); DELETE returns the project to the org
+  policy. GET shows the override and the ``effective`` merged policy.
+* ``POST/GET /api/v1/projects/{project}/license-policy/waivers``,
+  ``DELETE …/waivers/{waiver_id}``: waivers (a license accepted as allowed, for one package
+  when ``purl`` is set, until ``expires_at``).
+
+Policies are versioned: ``ETag: "v<version>"`` (``"v0"``: never set). A write may send
+``If-Match`` with the ETag it read (412 ``precondition_failed`` with ``current_etag`` when
+the policy changed since); without it the write is unconditional. A change answers once
+it is recorded; the snapshots it affects are evaluated again off the request path (follow
+``scan.relicensed``, the scan's log, or the policy gate).
+
+Roles: POLICY_AUTHOR and ADMIN write; every role reads. A project-scoped key reads the org
+policy and reads (or, with a writer role, changes) only its own project's.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from contracts.rpc import scanner_licensing as rpc
+from services.gateway.adapters.read_model import find_project
+from services.gateway.deps import deps_of
+from services.gateway.domain.errors import ProjectArchived, ProjectNotFound
+from services.gateway.domain.etag import etag_for, none_match
+from services.gateway.dto import ProjectView
+from services.gateway.routing import READ_ROLES, RequestContext, Route, roles
+from shared.errors import ValidationFailed
+from shared.http import json_response
+from shared.rpc import call
+
+POLICY_WRITERS = roles("ADMIN", "POLICY_AUTHOR")
+_ERRORS = (404, 502, 503, 504)
+_ETAG = re.compile(r'"v(\d{1,18})"')
+
+Resp = TypeVar("Resp", bound=msgspec.Struct)
+
+
+class RevokeQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    reason: Annotated[str, msgspec.Meta(max_length=rpc.REASON_MAX)] = ""
+
+
+async def _ask(
+    ctx: RequestContext, operation: str, request: msgspec.Struct, response_type: type[Resp]
+) -> Resp:
+    deps = deps_of(ctx)
+    return await call(
+        deps.runtime.bus,
+        rpc.SERVICE,
+        operation,
+        request,
+        response_type,
+        ctx=ctx.call_context(),
+        timeout=deps.settings.rpc_timeout_seconds,
+    )
+
+
+async def _project(ctx: RequestContext, *, writing: bool = False) -> ProjectView:
+    ref = ctx.request.match_info["project"]
+    project = await find_project(deps_of(ctx).pool, ref)
+    if project is None:
+        raise ProjectNotFound(ref)
+    if writing and project.archived:
+        raise ProjectArchived(f"project {project.slug!r} is archived and cannot change")
+    return project
+
+
+def if_match_versions(header: str | None) -> list[int] | None:
+    """The versions an ``If-Match`` header accepts; None without the header or for ``*``.
+    A tag that is not one of ours (weak, or not ``"v<n>"``) matches nothing."""
+    if header is None:
+        return None
+    tags = [tag.strip() for tag in header.split(",") if tag.strip()]
+    if "*" in tags:
+        return None
+    return [int(m[1]) for tag in tags if (m := _ETAG.fullmatch(tag))]
+
+
+def _policy_answer(ctx: RequestContext, view: rpc.LicensePolicyView) -> web.StreamResponse:
+    etag = etag_for(view.version)
+    if ctx.request.method == "GET" and none_match(ctx.request.headers.get("If-None-Match"), etag):
+        return web.Response(status=304, headers={"ETag": etag})
+    return json_response(view, headers={"ETag": etag})
+
+
+# ---- org policy -----------------------------------------------------------------------------
+async def get_org_policy(ctx: RequestContext) -> web.StreamResponse:
+    view = await _ask(ctx, rpc.POLICY_GET, rpc.PolicyGetRequest(), rpc.LicensePolicyView)
+    return _policy_answer(ctx, view)
+
+
+async def put_org_policy(ctx: RequestContext) -> web.StreamResponse:
+    body = ctx.body
+    assert isinstance(body, rpc.LicensePolicyBody)
+    request = rpc.PolicyPutRequest(
+        if_match=if_match_versions(ctx.request.headers.get("If-Match")), document=body
+    )
+    return _policy_answer(ctx, await _ask(ctx, rpc.POLICY_PUT, request, rpc.LicensePolicyView))
+
+
+# ---- project policy -------------------------------------------------------------------------
+async def get_project_policy(ctx: RequestContext) -> web.StreamResponse:
+    project = await _project(ctx)
+    request = rpc.PolicyGetRequest(project_id=project.id)
+    return _policy_answer(ctx, await _ask(ctx, rpc.POLICY_GET, request, rpc.LicensePolicyView))
+
+
+async def put_project_policy(ctx: RequestContext) -> web.StreamResponse:
+    body = ctx.body
+    assert isinstance(body, rpc.LicensePolicyBody)
+    project = await _project(ctx, writing=True)
+    request = rpc.PolicyPutRequest(
+        project_id=project.id,
+        if_match=if_match_versions(ctx.request.headers.get("If-Match")),
+        document=body,
+    )
+    return _policy_answer(ctx, await _ask(ctx, rpc.POLICY_PUT, request, rpc.LicensePolicyView))
+
+
+async def delete_project_policy(ctx: RequestContext) -> web.StreamResponse:
+    project = await _project(ctx, writing=True)
+    request = rpc.PolicyDeleteRequest(
+        project_id=project.id, if_match=if_match_versions(ctx.request.headers.get("If-Match"))
+    )
+    view = await _ask(ctx, rpc.POLICY_DELETE, request, rpc.LicensePolicyView)
+    return web.Response(status=204, headers={"ETag": etag_for(view.version)})
+
+
+# ---- waivers --------------------------------------------------------------------------------
+def _waiver_id(ctx: RequestContext) -> str:
+    value = ctx.request.match_info["waiver_id"]
+    if not 0 < len(value) <= 64:
+        raise ValidationFailed(
+            "waiver_id has 1 to 64 characters",
+            extra={
+                "errors": [{"field": "waiver_id", "message": "1 to 64 characters", "in": "path"}]
+            },
+        )
+    return value
+
+
+async def grant_waiver(ctx: RequestContext) -> web.StreamResponse:
+    body = ctx.body
+    assert isinstance(body, rpc.WaiverBody)
+    project = await _project(ctx, writing=True)
+    request = rpc.WaiverGrantRequest(project_id=project.id, body=body)
+    waiver = await _ask(ctx, rpc.WAIVER_GRANT, request, rpc.WaiverView)
+    location = f"/api/v1/projects/{project.slug}/license-policy/waivers/{waiver.id}"
+    return json_response(waiver, status=201, headers={"Location": location})
+
+
+async def list_waivers(ctx: RequestContext) -> web.StreamResponse:
+    query = ctx.query
+    assert isinstance(query, rpc.WaiverListQuery)
+    project = await _project(ctx)
+    request = rpc.WaiverListRequest(project_id=project.id, query=query)
+    return json_response(await _ask(ctx, rpc.WAIVER_LIST, request, rpc.WaiverPage))
+
+
+async def get_waiver(ctx: RequestContext) -> web.StreamResponse:
+    project = await _project(ctx)
+    request = rpc.WaiverRef(project_id=project.id, waiver_id=_waiver_id(ctx))
+    return json_response(await _ask(ctx, rpc.WAIVER_GET, request, rpc.WaiverView))
+
+
+async def revoke_waiver(ctx: RequestContext) -> web.StreamResponse:
+    query = ctx.query
+    assert isinstance(query, RevokeQuery)
+    project = await _project(ctx, writing=True)
+    request = rpc.WaiverRevokeRequest(
+        project_id=project.id, waiver_id=_waiver_id(ctx), reason=query.reason
+    )
+    await _ask(ctx, rpc.WAIVER_REVOKE, request, rpc.WaiverView)
+    return web.Response(status=204)
+
+
+ROUTES: list[Route] = [
+    Route(
+        method="GET",
+        path="/api/v1/license-policy",
+        handler=get_org_policy,
+        roles=READ_ROLES,
+        summary="The org license policy (every project's default); ETag is its version",
+        tag="licenses",
+        response=rpc.LicensePolicyView,
+        errors=_ERRORS,
+        allow_project_scoped=True,
+    ),
+    Route(
+        method="PUT",
+        path="/api/v1/license-policy",
+        handler=put_org_policy,
+        roles=POLICY_WRITERS,
+        summary="Set the org license policy: allowed, conditional and forbidden SPDX licenses, "
+        "and the category of licenses on no list (default), unknown to SPDX (unknown) and "
+        "of components without one (no_license). If-Match with the ETag read (412 when it "
+        "changed). Every project's latest snapshot is evaluated again",
+        tag="licenses",
+        body=rpc.LicensePolicyBody,
+        response=rpc.LicensePolicyView,
+        errors=(412, *_ERRORS),
+    ),
+    Route(
+        method="GET",
+        path="/api/v1/projects/{project}/license-policy",
+        handler=get_project_policy,
+        roles=READ_ROLES,
+        summary="The project's license policy override (null: none) and the effective policy "
+        "(the org policy merged with it); ETag is the override's version",
+        tag="licenses",
+        response=rpc.LicensePolicyView,
+        errors=_ERRORS,
+        project_param="project",
+    ),
+    Route(
+        method="PUT",
+        path="/api/v1/projects/{project}/license-policy",
+        handler=put_project_policy,
+        roles=POLICY_WRITERS,
+        summary="Set the project's override: what it lists takes its category, fallbacks it "
+        "leaves out are the org's. If-Match with the ETag read (412 when it changed). The "
+        "project's latest snapshot is evaluated again",
+        tag="licenses",
+        body=rpc.LicensePolicyBody,
+        response=rpc.LicensePolicyView,
+        errors=(409, 412, *_ERRORS),
+        project_param="project",
+    ),
+    Route(
+        method="DELETE",
+        path="/api/v1/projects/{project}/license-policy",
+        handler=delete_project_policy,
+        roles=POLICY_WRITERS,
+        summary="Remove the project's override: the org policy applies again",
+        tag="licenses",
+        response_status=204,
+        errors=(409, 412, *_ERRORS),
+        project_param="project",
+    ),
+    Route(
+        method="POST",
+        path="/api/v1/projects/{project}/license-policy/waivers",
+        handler=grant_waiver,
+        roles=POLICY_WRITERS,
+        summary="Grant a waiver: the license (an SPDX id, a name, or a whole expression) is "
+        "allowed for the project's components (only the package's when purl is set) until "
+        "expires_at; 201 + Location",
+        tag="licenses",
+        body=rpc.WaiverBody,
+        response=rpc.WaiverView,
+        response_status=201,
+        errors=(409, *_ERRORS),
+        project_param="project",
+    ),
+    Route(
+        method="GET",
+        path="/api/v1/projects/{project}/license-policy/waivers",
+        handler=list_waivers,
+        roles=READ_ROLES,
+        summary="The project's waivers, newest first (status: active, expired, revoked)",
+        tag="licenses",
+        query=rpc.WaiverListQuery,
+        response=rpc.WaiverPage,
+        errors=_ERRORS,
+        project_param="project",
+    ),
+    Route(
+        method="GET",
+        path="/api/v1/projects/{project}/license-policy/waivers/{waiver_id}",
+        handler=get_waiver,
+        roles=READ_ROLES,
+        summary="One waiver",
+        tag="licenses",
+        response=rpc.WaiverView,
+        errors=_ERRORS,
+        project_param="project",
+    ),
+    Route(
+        method="DELETE",
+        path="/api/v1/projects/{project}/license-policy/waivers/{waiver_id}",
+        handler=revoke_waiver,
+        roles=POLICY_WRITERS,
+        summary="Revoke a waiver (a waiver already ended is left as it is); the project's "
+        "latest snapshot is evaluated again",
+        tag="licenses",
+        query=RevokeQuery,
+        response_status=204,
+        errors=(409, *_ERRORS),
+        project_param="project",
+    ),
+]

@@ -1,0 +1,1 @@
+"""Reports on a project's snapshots: licenses, policy gate, diff, SBOM and notice."""

@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any
 
 from contracts.envelope import decode_event
+from shared.jobs import projection_caught_up
 from shared.service import Runtime
 from tests.conftest import wait_until
 from tests.integration.test_gateway_support import Reply
@@ -62,9 +63,7 @@ async def relicensed(s: ScanApi, count: int, *, timeout: float = 20.0) -> None: 
         return found.get("scan.relicensed", 0) >= count
 
     await wait_until(done, timeout=timeout)
-    last = await s.scanner.bus.last_sequence()
-    for name in ("scans", "licensing"):
-        await s.scanner.runners[name].wait_for(last, timeout=timeout)
+    await caught_up(s, timeout=timeout)
 
 
 async def settled(s: ScanApi, *, timeout: float = 20.0) -> None:  # noqa: ASYNC109
@@ -77,9 +76,19 @@ async def settled(s: ScanApi, *, timeout: float = 20.0) -> None:  # noqa: ASYNC1
         return int(open_jobs) == 0
 
     await wait_until(no_open_jobs, timeout=timeout)
-    last = await s.scanner.bus.last_sequence()
-    for name in ("scans", "licensing"):
-        await s.scanner.runners[name].wait_for(last, timeout=timeout)
+    await caught_up(s, timeout=timeout)
+
+
+async def caught_up(s: ScanApi, *, timeout: float = 20.0) -> None:  # noqa: ASYNC109
+    """The scans and licensing projections have applied every event of theirs on the stream."""
+
+    async def both() -> bool:
+        runners = s.scanner.runners
+        return await projection_caught_up(
+            s.scanner.bus, runners["scans"]
+        ) and await projection_caught_up(s.scanner.bus, runners["licensing"])
+
+    await wait_until(both, timeout=timeout)
 
 
 async def events(runtime: Runtime, subject: str) -> list[Any]:

@@ -175,9 +175,11 @@ def third_party(
     components: Sequence[Component], dependencies: Sequence[Dependency]
 ) -> list[Component]:
     """Components without the project's own: an ``application`` that is a root of the
-    dependency graph (it depends on others, nothing depends on it) is the product itself,
-    as some tools list it among the components."""
-    depended = {child for d in dependencies for child in d.depends_on}
+    dependency graph (it depends on others, and no other component depends on it; the
+    document's subject may) is the product itself, as some tools list it among the
+    components."""
+    refs = {c.ref for c in components}
+    depended = {child for d in dependencies if d.ref in refs for child in d.depends_on}
     depending = {d.ref for d in dependencies if d.depends_on}
     own = {
         c.ref

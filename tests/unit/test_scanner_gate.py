@@ -148,3 +148,10 @@ def test_gate_laws(
 
 def _fields(f: Finding) -> dict[str, Any]:
     return {name: getattr(f, name) for name in f.__struct_fields__}
+
+
+def test_a_component_without_a_license_is_named_so() -> None:
+    verdict = evaluate_gate(
+        [], [license_result("bare", "conditional", None)], epss_threshold=THRESHOLD
+    )
+    assert verdict.reasons == ["1 component with a conditional license: bare (none declared)"]

@@ -1,8 +1,9 @@
 """Reports on a project's snapshots (owned by the scanner, asked over ``svc.scanner.*``).
 
 Every report reads the latest snapshot (the newest succeeded scan) or the one named by
-``scan_id``: a scan of another project, or no scan at all, answers 404 ``scan_not_found``;
-one that has not succeeded 409 ``scan_not_succeeded``.
+``scan_id``: an unknown scan or one of another project answers 404 ``scan_not_found``, one
+that has not succeeded 409 ``scan_not_succeeded``. Before the first snapshot: licenses is
+an empty list (``scan_id`` null), the policy gate fails, the rest answer 404 ``no_snapshot``.
 
 * ``licenses``: each license expression with its category, component count and waivers.
 * ``policy-gate``: ``pass | warn | fail`` with the counts and every reason.

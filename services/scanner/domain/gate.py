@@ -112,7 +112,7 @@ def evaluate_gate(
     if conditional:
         warnings.append(
             f"{_plural(len(conditional), 'component')} with a conditional license: "
-            + _named(f"{r.name} ({r.verdict.expression})" for r in conditional)
+            + _named(f"{r.name} ({r.verdict.expression or 'none declared'})" for r in conditional)
         )
     if unknown:
         warnings.append(

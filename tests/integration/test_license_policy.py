@@ -147,6 +147,12 @@ async def test_project_override_merges_and_delete_restores_org(
         again = await put_policy(s, {"conditional": ["MIT"]}, project=project["slug"])
         assert again.body["version"] == 3 and again.body["effective"]["conditional"] == ["MIT"]
 
+        # An archived project keeps its policy but takes no changes.
+        assert (await s.call("DELETE", f"/api/v1/projects/{project['slug']}")).status == 204
+        archived = await put_policy(s, {"conditional": ["BSD-2-Clause"]}, project=project["slug"])
+        assert (archived.status, archived.code) == (409, "project_archived")
+        assert (await s.call("GET", path)).body["version"] == 3
+
 
 async def test_waivers_are_validated_listed_and_revoked(start_service: StartService) -> None:
     async with scan_api(start_service) as s:

@@ -9,9 +9,6 @@ and how many follow. The log is append-only, so the count taken first is exact.
 
 from __future__ import annotations
 
-from typing import TypeVar
-
-import msgspec
 from aiohttp import web
 
 from contracts.rpc.audit import (
@@ -33,18 +30,16 @@ from contracts.rpc.audit import (
 from services.gateway.deps import deps_of
 from services.gateway.domain.audit_csv import csv_text
 from services.gateway.dto import AuditFilterQuery, AuditListQuery
+from services.gateway.routes._upstream import ask
 from services.gateway.routing import RequestContext, Route, roles
 from shared.errors import GatehouseError, ValidationFailed
 from shared.http import json_response
 from shared.logging import get_logger
-from shared.rpc import call
 
 log = get_logger(__name__)
 
 AUDIT_ROLES = roles("ADMIN", "AUDITOR")
 CSV_MEDIA_TYPE = "text/csv"
-
-Resp = TypeVar("Resp", bound=msgspec.Struct)
 
 
 def audit_filters(query: AuditFilterQuery) -> AuditFilters:
@@ -64,26 +59,12 @@ def audit_filters(query: AuditFilterQuery) -> AuditFilters:
     )
 
 
-async def _ask(
-    ctx: RequestContext, operation: str, request: msgspec.Struct, response_type: type[Resp]
-) -> Resp:
-    deps = deps_of(ctx)
-    return await call(
-        deps.runtime.bus,
-        SERVICE,
-        operation,
-        request,
-        response_type,
-        ctx=ctx.call_context(),
-        timeout=deps.settings.rpc_timeout_seconds,
-    )
-
-
 async def list_audit(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, AuditListQuery)
-    page = await _ask(
+    page = await ask(
         ctx,
+        SERVICE,
         QUERY,
         AuditQueryRequest(
             filters=audit_filters(query),
@@ -103,8 +84,9 @@ async def export_audit_csv(ctx: RequestContext) -> web.StreamResponse:
     filters = audit_filters(query)
     # The first page is asked for before anything is sent, so an unreachable audit service
     # is still an ordinary problem response.
-    page = await _ask(
+    page = await ask(
         ctx,
+        SERVICE,
         EXPORT_PAGE,
         AuditExportRequest(
             filters=filters,
@@ -139,8 +121,9 @@ async def export_audit_csv(ctx: RequestContext) -> web.StreamResponse:
             written += len(rows)
             if written >= cap or page.next_after is None:
                 break
-            page = await _ask(
+            page = await ask(
                 ctx,
+                SERVICE,
                 EXPORT_PAGE,
                 AuditExportRequest(
                     filters=filters,
@@ -167,8 +150,9 @@ async def verify_audit(ctx: RequestContext) -> web.StreamResponse:
     after = 0
     up_to: int | None = None
     while True:
-        progress = await _ask(
+        progress = await ask(
             ctx,
+            SERVICE,
             VERIFY,
             AuditVerifyRequest(after_sequence=after, up_to_sequence=up_to),
             AuditVerifyProgress,

@@ -22,24 +22,22 @@ VEX import needs POLICY_AUTHOR or ADMIN; every role may export.
 
 from __future__ import annotations
 
-import re
-from typing import TypeVar
-
-import msgspec
 from aiohttp import web
 
 from contracts.rpc import scanner_triage as rpc
 from contracts.rpc.scanner_scans import FindingView
-from services.gateway.adapters.read_model import find_project
 from services.gateway.deps import deps_of
-from services.gateway.domain.errors import ProjectNotFound
-from services.gateway.domain.etag import etag_for, none_match
-from services.gateway.dto import ProjectView
+from services.gateway.domain.etag import accepted_versions, etag_for
+from services.gateway.routes._upstream import (
+    ask,
+    blob_unless_cached,
+    document_etag,
+    project_of,
+)
 from services.gateway.routing import READ_ROLES, RequestContext, Route, Upload, roles
-from services.gateway.uploads import gateway_blobs, store_upload
+from services.gateway.uploads import store_upload
 from shared.errors import GatehouseError, PayloadTooLarge, ValidationFailed
 from shared.http import json_response
-from shared.rpc import call
 
 VEX_IMPORTERS = roles("ADMIN", "POLICY_AUTHOR")
 VEX_TYPES = (
@@ -49,36 +47,10 @@ VEX_TYPES = (
     "application/octet-stream",
 )
 _ERRORS = (404, 502, 503, 504)
-_ETAG = re.compile(r'"v(\d{1,18})"')
-
-Resp = TypeVar("Resp", bound=msgspec.Struct)
 
 
 class PreconditionRequired(GatehouseError):
     code, status, title = "precondition_required", 428, "If-Match is required"
-
-
-async def _ask(
-    ctx: RequestContext, operation: str, request: msgspec.Struct, response_type: type[Resp]
-) -> Resp:
-    deps = deps_of(ctx)
-    return await call(
-        deps.runtime.bus,
-        rpc.SERVICE,
-        operation,
-        request,
-        response_type,
-        ctx=ctx.call_context(),
-        timeout=deps.settings.rpc_timeout_seconds,
-    )
-
-
-async def _project(ctx: RequestContext) -> ProjectView:
-    ref = ctx.request.match_info["project"]
-    project = await find_project(deps_of(ctx).pool, ref)
-    if project is None:
-        raise ProjectNotFound(ref)
-    return project
 
 
 def if_match_revisions(header: str | None) -> list[int] | None:
@@ -88,10 +60,7 @@ def if_match_revisions(header: str | None) -> list[int] | None:
         raise PreconditionRequired(
             'send If-Match with the finding\'s ETag (or "*" to triage whatever it is now)'
         )
-    tags = [tag.strip() for tag in header.split(",") if tag.strip()]
-    if "*" in tags:
-        return None
-    return [int(m[1]) for tag in tags if (m := _ETAG.fullmatch(tag))]
+    return accepted_versions(header)
 
 
 # ---- one finding ----------------------------------------------------------------------------
@@ -113,7 +82,7 @@ async def triage_finding(ctx: RequestContext) -> web.StreamResponse:
         justification=body.justification,
         detail=body.detail,
     )
-    finding = await _ask(ctx, rpc.FINDING_TRIAGE, request, FindingView)
+    finding = await ask(ctx, rpc.SERVICE, rpc.FINDING_TRIAGE, request, FindingView)
     return json_response(finding, headers={"ETag": etag_for(finding.version)})
 
 
@@ -121,9 +90,11 @@ async def triage_finding(ctx: RequestContext) -> web.StreamResponse:
 async def bulk_transition(ctx: RequestContext) -> web.StreamResponse:
     body = ctx.body
     assert isinstance(body, rpc.BulkTransitionBody)
-    project = await _project(ctx)
+    project = await project_of(ctx)
     request = rpc.BulkTransitionRequest(project_id=project.id, body=body)
-    return json_response(await _ask(ctx, rpc.BULK_TRANSITION, request, rpc.BulkTransitionReply))
+    return json_response(
+        await ask(ctx, rpc.SERVICE, rpc.BULK_TRANSITION, request, rpc.BulkTransitionReply)
+    )
 
 
 # ---- VEX ------------------------------------------------------------------------------------
@@ -137,22 +108,22 @@ async def import_vex(ctx: RequestContext) -> web.StreamResponse:
             code="vex_too_large",
             extra={"limit": limit},
         )
-    project = await _project(ctx)
+    project = await project_of(ctx)
     digest = await store_upload(ctx, upload)
     request = rpc.VexImportRequest(project_id=project.id, digest=digest, size=len(upload.data))
-    return json_response(await _ask(ctx, rpc.VEX_IMPORT, request, rpc.VexImportSummary))
+    return json_response(await ask(ctx, rpc.SERVICE, rpc.VEX_IMPORT, request, rpc.VexImportSummary))
 
 
 async def export_vex(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, rpc.VexExportQuery)
-    project = await _project(ctx)
+    project = await project_of(ctx)
     request = rpc.VexExportRequest(project_id=project.id, product_name=project.slug, query=query)
-    exported = await _ask(ctx, rpc.VEX_EXPORT, request, rpc.VexExported)
-    etag = f'"{exported.digest}"'
-    if none_match(ctx.request.headers.get("If-None-Match"), etag):
+    exported = await ask(ctx, rpc.SERVICE, rpc.VEX_EXPORT, request, rpc.VexExported)
+    etag = document_etag(exported.digest)
+    data = await blob_unless_cached(ctx, exported.digest)
+    if data is None:
         return web.Response(status=304, headers={"ETag": etag})
-    data = await (await gateway_blobs(ctx)).get(exported.digest)
     suffix = "openvex.json" if exported.format == "openvex" else "cdx-vex.json"
     return web.Response(
         body=data,

@@ -20,97 +20,67 @@ policy and reads (or, with a writer role, changes) only its own project's.
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import msgspec
 from aiohttp import web
 
 from contracts.rpc import scanner_licensing as rpc
-from services.gateway.adapters.read_model import find_project
-from services.gateway.deps import deps_of
-from services.gateway.domain.errors import ProjectArchived, ProjectNotFound
-from services.gateway.domain.etag import etag_for, none_match
+from services.gateway.domain.errors import ProjectArchived
+from services.gateway.domain.etag import accepted_versions, etag_for
 from services.gateway.dto import ProjectView
+from services.gateway.routes._upstream import ask, project_of, versioned_json
 from services.gateway.routing import READ_ROLES, RequestContext, Route, roles
 from shared.errors import ValidationFailed
 from shared.http import json_response
-from shared.rpc import call
 
 POLICY_WRITERS = roles("ADMIN", "POLICY_AUTHOR")
 _ERRORS = (404, 502, 503, 504)
-_ETAG = re.compile(r'"v(\d{1,18})"')
-
-Resp = TypeVar("Resp", bound=msgspec.Struct)
 
 
 class RevokeQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     reason: Annotated[str, msgspec.Meta(max_length=rpc.REASON_MAX)] = ""
 
 
-async def _ask(
-    ctx: RequestContext, operation: str, request: msgspec.Struct, response_type: type[Resp]
-) -> Resp:
-    deps = deps_of(ctx)
-    return await call(
-        deps.runtime.bus,
-        rpc.SERVICE,
-        operation,
-        request,
-        response_type,
-        ctx=ctx.call_context(),
-        timeout=deps.settings.rpc_timeout_seconds,
-    )
-
-
 async def _project(ctx: RequestContext, *, writing: bool = False) -> ProjectView:
-    ref = ctx.request.match_info["project"]
-    project = await find_project(deps_of(ctx).pool, ref)
-    if project is None:
-        raise ProjectNotFound(ref)
+    project = await project_of(ctx)
     if writing and project.archived:
         raise ProjectArchived(f"project {project.slug!r} is archived and cannot change")
     return project
 
 
-def if_match_versions(header: str | None) -> list[int] | None:
-    """The versions an ``If-Match`` header accepts; None without the header or for ``*``.
-    A tag that is not one of ours (weak, or not ``"v<n>"``) matches nothing."""
-    if header is None:
-        return None
-    tags = [tag.strip() for tag in header.split(",") if tag.strip()]
-    if "*" in tags:
-        return None
-    return [int(m[1]) for tag in tags if (m := _ETAG.fullmatch(tag))]
+def _if_match(ctx: RequestContext) -> list[int] | None:
+    return accepted_versions(ctx.request.headers.get("If-Match"))
 
 
 def _policy_answer(ctx: RequestContext, view: rpc.LicensePolicyView) -> web.StreamResponse:
-    etag = etag_for(view.version)
-    if ctx.request.method == "GET" and none_match(ctx.request.headers.get("If-None-Match"), etag):
-        return web.Response(status=304, headers={"ETag": etag})
-    return json_response(view, headers={"ETag": etag})
+    return versioned_json(ctx, view, view.version)
 
 
 # ---- org policy -----------------------------------------------------------------------------
 async def get_org_policy(ctx: RequestContext) -> web.StreamResponse:
-    view = await _ask(ctx, rpc.POLICY_GET, rpc.PolicyGetRequest(), rpc.LicensePolicyView)
+    view = await ask(
+        ctx, rpc.SERVICE, rpc.POLICY_GET, rpc.PolicyGetRequest(), rpc.LicensePolicyView
+    )
     return _policy_answer(ctx, view)
 
 
 async def put_org_policy(ctx: RequestContext) -> web.StreamResponse:
     body = ctx.body
     assert isinstance(body, rpc.LicensePolicyBody)
-    request = rpc.PolicyPutRequest(
-        if_match=if_match_versions(ctx.request.headers.get("If-Match")), document=body
+    request = rpc.PolicyPutRequest(if_match=_if_match(ctx), document=body)
+    return _policy_answer(
+        ctx, await ask(ctx, rpc.SERVICE, rpc.POLICY_PUT, request, rpc.LicensePolicyView)
     )
-    return _policy_answer(ctx, await _ask(ctx, rpc.POLICY_PUT, request, rpc.LicensePolicyView))
 
 
 # ---- project policy -------------------------------------------------------------------------
 async def get_project_policy(ctx: RequestContext) -> web.StreamResponse:
-    project = await _project(ctx)
+    project = await project_of(ctx)
     request = rpc.PolicyGetRequest(project_id=project.id)
-    return _policy_answer(ctx, await _ask(ctx, rpc.POLICY_GET, request, rpc.LicensePolicyView))
+    return _policy_answer(
+        ctx, await ask(ctx, rpc.SERVICE, rpc.POLICY_GET, request, rpc.LicensePolicyView)
+    )
 
 
 async def put_project_policy(ctx: RequestContext) -> web.StreamResponse:
@@ -119,18 +89,18 @@ async def put_project_policy(ctx: RequestContext) -> web.StreamResponse:
     project = await _project(ctx, writing=True)
     request = rpc.PolicyPutRequest(
         project_id=project.id,
-        if_match=if_match_versions(ctx.request.headers.get("If-Match")),
+        if_match=_if_match(ctx),
         document=body,
     )
-    return _policy_answer(ctx, await _ask(ctx, rpc.POLICY_PUT, request, rpc.LicensePolicyView))
+    return _policy_answer(
+        ctx, await ask(ctx, rpc.SERVICE, rpc.POLICY_PUT, request, rpc.LicensePolicyView)
+    )
 
 
 async def delete_project_policy(ctx: RequestContext) -> web.StreamResponse:
     project = await _project(ctx, writing=True)
-    request = rpc.PolicyDeleteRequest(
-        project_id=project.id, if_match=if_match_versions(ctx.request.headers.get("If-Match"))
-    )
-    view = await _ask(ctx, rpc.POLICY_DELETE, request, rpc.LicensePolicyView)
+    request = rpc.PolicyDeleteRequest(project_id=project.id, if_match=_if_match(ctx))
+    view = await ask(ctx, rpc.SERVICE, rpc.POLICY_DELETE, request, rpc.LicensePolicyView)
     return web.Response(status=204, headers={"ETag": etag_for(view.version)})
 
 
@@ -152,7 +122,7 @@ async def grant_waiver(ctx: RequestContext) -> web.StreamResponse:
     assert isinstance(body, rpc.WaiverBody)
     project = await _project(ctx, writing=True)
     request = rpc.WaiverGrantRequest(project_id=project.id, body=body)
-    waiver = await _ask(ctx, rpc.WAIVER_GRANT, request, rpc.WaiverView)
+    waiver = await ask(ctx, rpc.SERVICE, rpc.WAIVER_GRANT, request, rpc.WaiverView)
     location = f"/api/v1/projects/{project.slug}/license-policy/waivers/{waiver.id}"
     return json_response(waiver, status=201, headers={"Location": location})
 
@@ -160,15 +130,15 @@ async def grant_waiver(ctx: RequestContext) -> web.StreamResponse:
 async def list_waivers(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, rpc.WaiverListQuery)
-    project = await _project(ctx)
+    project = await project_of(ctx)
     request = rpc.WaiverListRequest(project_id=project.id, query=query)
-    return json_response(await _ask(ctx, rpc.WAIVER_LIST, request, rpc.WaiverPage))
+    return json_response(await ask(ctx, rpc.SERVICE, rpc.WAIVER_LIST, request, rpc.WaiverPage))
 
 
 async def get_waiver(ctx: RequestContext) -> web.StreamResponse:
-    project = await _project(ctx)
+    project = await project_of(ctx)
     request = rpc.WaiverRef(project_id=project.id, waiver_id=_waiver_id(ctx))
-    return json_response(await _ask(ctx, rpc.WAIVER_GET, request, rpc.WaiverView))
+    return json_response(await ask(ctx, rpc.SERVICE, rpc.WAIVER_GET, request, rpc.WaiverView))
 
 
 async def revoke_waiver(ctx: RequestContext) -> web.StreamResponse:
@@ -178,7 +148,7 @@ async def revoke_waiver(ctx: RequestContext) -> web.StreamResponse:
     request = rpc.WaiverRevokeRequest(
         project_id=project.id, waiver_id=_waiver_id(ctx), reason=query.reason
     )
-    await _ask(ctx, rpc.WAIVER_REVOKE, request, rpc.WaiverView)
+    await ask(ctx, rpc.SERVICE, rpc.WAIVER_REVOKE, request, rpc.WaiverView)
     return web.Response(status=204)
 
 

@@ -19,89 +19,74 @@ and triage give the same bytes. Every role reads; a project-scoped key only its 
 
 from __future__ import annotations
 
-from typing import TypeVar
-
-import msgspec
 from aiohttp import web
 
 from contracts.rpc import scanner_licensing, scanner_reads
-from services.gateway.adapters.read_model import find_project
-from services.gateway.deps import deps_of
-from services.gateway.domain.errors import ProjectNotFound
-from services.gateway.domain.etag import none_match
 from services.gateway.dto import ProjectView
+from services.gateway.routes._upstream import (
+    ask,
+    blob_unless_cached,
+    document_etag,
+    project_of,
+)
 from services.gateway.routing import READ_ROLES, RequestContext, Route
-from services.gateway.uploads import gateway_blobs
 from shared.http import json_response
-from shared.rpc import call
 
 _ERRORS = (404, 409, 502, 503, 504)
-
-Resp = TypeVar("Resp", bound=msgspec.Struct)
-
-
-async def _ask(
-    ctx: RequestContext, operation: str, request: msgspec.Struct, response_type: type[Resp]
-) -> Resp:
-    deps = deps_of(ctx)
-    return await call(
-        deps.runtime.bus,
-        scanner_reads.SERVICE,
-        operation,
-        request,
-        response_type,
-        ctx=ctx.call_context(),
-        timeout=deps.settings.rpc_timeout_seconds,
-    )
-
-
-async def _project(ctx: RequestContext) -> ProjectView:
-    ref = ctx.request.match_info["project"]
-    project = await find_project(deps_of(ctx).pool, ref)
-    if project is None:
-        raise ProjectNotFound(ref)
-    return project
 
 
 async def list_licenses(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, scanner_licensing.LicensesQuery)
-    project = await _project(ctx)
+    project = await project_of(ctx)
     request = scanner_licensing.LicensesRequest(project_id=project.id, query=query)
-    page = await _ask(ctx, scanner_licensing.LICENSES, request, scanner_licensing.LicensesPage)
+    page = await ask(
+        ctx,
+        scanner_reads.SERVICE,
+        scanner_licensing.LICENSES,
+        request,
+        scanner_licensing.LicensesPage,
+    )
     return json_response(page)
 
 
 async def policy_gate(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, scanner_reads.PolicyGateQuery)
-    project = await _project(ctx)
+    project = await project_of(ctx)
     request = scanner_reads.PolicyGateRequest(project_id=project.id, query=query)
-    verdict = await _ask(ctx, scanner_reads.POLICY_GATE, request, scanner_reads.PolicyGateView)
+    verdict = await ask(
+        ctx, scanner_reads.SERVICE, scanner_reads.POLICY_GATE, request, scanner_reads.PolicyGateView
+    )
     return json_response(verdict)
 
 
 async def snapshot_diff(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, scanner_reads.DiffQuery)
-    project = await _project(ctx)
+    project = await project_of(ctx)
     request = scanner_reads.DiffRequest(project_id=project.id, query=query)
-    page = await _ask(ctx, scanner_reads.SNAPSHOT_DIFF, request, scanner_reads.SnapshotDiffPage)
+    page = await ask(
+        ctx,
+        scanner_reads.SERVICE,
+        scanner_reads.SNAPSHOT_DIFF,
+        request,
+        scanner_reads.SnapshotDiffPage,
+    )
     return json_response(page)
 
 
 async def _document(
     ctx: RequestContext, project: ProjectView, exported: scanner_reads.DocumentExported
 ) -> web.StreamResponse:
-    etag = f'"{exported.digest}"'
     headers = {
-        "ETag": etag,
+        "ETag": document_etag(exported.digest),
         "Gatehouse-Scan-Id": exported.scan_id,
         "X-Content-Type-Options": "nosniff",
     }
-    if none_match(ctx.request.headers.get("If-None-Match"), etag):
+    data = await blob_unless_cached(ctx, exported.digest)
+    if data is None:
         return web.Response(status=304, headers=headers)
-    data = await (await gateway_blobs(ctx)).get(exported.digest)
     name = f"{project.slug}-{exported.scan_id[:8]}{exported.extension}"
     headers["Content-Disposition"] = f'attachment; filename="{name}"'
     headers["Content-Type"] = exported.media_type
@@ -114,20 +99,28 @@ async def _document(
 async def export_sbom(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, scanner_reads.SbomQuery)
-    project = await _project(ctx)
+    project = await project_of(ctx)
     request = scanner_reads.SbomRequest(
         project_id=project.id, product_name=project.slug, query=query
     )
-    exported = await _ask(ctx, scanner_reads.SBOM_EXPORT, request, scanner_reads.DocumentExported)
+    exported = await ask(
+        ctx,
+        scanner_reads.SERVICE,
+        scanner_reads.SBOM_EXPORT,
+        request,
+        scanner_reads.DocumentExported,
+    )
     return await _document(ctx, project, exported)
 
 
 async def export_notice(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, scanner_reads.NoticeQuery)
-    project = await _project(ctx)
+    project = await project_of(ctx)
     request = scanner_reads.NoticeRequest(project_id=project.id, title=project.name, query=query)
-    exported = await _ask(ctx, scanner_reads.NOTICE, request, scanner_reads.DocumentExported)
+    exported = await ask(
+        ctx, scanner_reads.SERVICE, scanner_reads.NOTICE, request, scanner_reads.DocumentExported
+    )
     return await _document(ctx, project, exported)
 
 

@@ -15,23 +15,20 @@ and findings (any other answers 404).
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import msgspec
 from aiohttp import web
 
 from contracts.events.scans import ReleaseLabel, Repo
 from contracts.rpc import scanner_scans as rpc
-from services.gateway.adapters.read_model import find_project
 from services.gateway.deps import deps_of
-from services.gateway.domain.errors import ProjectArchived, ProjectNotFound
-from services.gateway.domain.etag import etag_for, none_match
-from services.gateway.dto import ProjectView
+from services.gateway.domain.errors import ProjectArchived
+from services.gateway.routes._upstream import ask, project_of, versioned_json
 from services.gateway.routing import READ_ROLES, RequestContext, Route, Upload, roles
 from services.gateway.uploads import store_upload
 from shared.errors import Forbidden, PayloadTooLarge, ValidationFailed
 from shared.http import json_response
-from shared.rpc import call
 
 SCAN_WRITERS = roles("ADMIN", "OPERATOR", "POLICY_AUTHOR")
 SCAN_DELETERS = roles("ADMIN", "OPERATOR")
@@ -49,7 +46,6 @@ SBOM_TYPES = (
 ZIP_TYPES = ("application/zip", "application/x-zip-compressed", "application/octet-stream")
 _SCAN_ERRORS = (404, 502, 503, 504)
 
-Resp = TypeVar("Resp", bound=msgspec.Struct)
 CommitQuery = Annotated[
     str, msgspec.Meta(pattern=r"^[0-9a-fA-F]{7,64}$", description="Commit id (hex, 7-64)")
 ]
@@ -69,29 +65,6 @@ class DeleteQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     force: Annotated[
         bool, msgspec.Meta(description="Needed (ADMIN) to delete a release-labelled scan")
     ] = False
-
-
-async def _ask(
-    ctx: RequestContext, operation: str, request: msgspec.Struct, response_type: type[Resp]
-) -> Resp:
-    deps = deps_of(ctx)
-    return await call(
-        deps.runtime.bus,
-        rpc.SERVICE,
-        operation,
-        request,
-        response_type,
-        ctx=ctx.call_context(),
-        timeout=deps.settings.rpc_timeout_seconds,
-    )
-
-
-async def _project(ctx: RequestContext) -> ProjectView:
-    ref = ctx.request.match_info["project"]
-    project = await find_project(deps_of(ctx).pool, ref)
-    if project is None:
-        raise ProjectNotFound(ref)
-    return project
 
 
 def _only_project(ctx: RequestContext) -> str | None:
@@ -128,12 +101,13 @@ async def _submit(ctx: RequestContext, kind: str) -> web.StreamResponse:
             code="sbom_too_large" if kind == "sbom" else "upload_too_large",
             extra={"limit": limit},
         )
-    project = await _project(ctx)
+    project = await project_of(ctx)
     if project.archived:
         raise ProjectArchived(f"project {project.slug!r} is archived: it takes no new scans")
     digest = await store_upload(ctx, upload)
-    accepted = await _ask(
+    accepted = await ask(
         ctx,
+        rpc.SERVICE,
         rpc.SCAN_SUBMIT,
         rpc.ScanSubmitRequest(
             project_id=project.id,
@@ -162,14 +136,16 @@ async def upload_source(ctx: RequestContext) -> web.StreamResponse:
 # ---- one scan -------------------------------------------------------------------------------
 async def get_scan(ctx: RequestContext) -> web.StreamResponse:
     ref = rpc.ScanRef(scan_id=_path_id(ctx, "scan_id"), only_project=_only_project(ctx))
-    return json_response(await _ask(ctx, rpc.SCAN_GET, ref, rpc.ScanView))
+    return json_response(await ask(ctx, rpc.SERVICE, rpc.SCAN_GET, ref, rpc.ScanView))
 
 
 async def scan_log(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, rpc.ScanLogQuery)
     ref = rpc.ScanRef(scan_id=_path_id(ctx, "scan_id"), only_project=_only_project(ctx))
-    page = await _ask(ctx, rpc.SCAN_LOG, rpc.ScanLogRequest(scan=ref, query=query), rpc.ScanLogPage)
+    page = await ask(
+        ctx, rpc.SERVICE, rpc.SCAN_LOG, rpc.ScanLogRequest(scan=ref, query=query), rpc.ScanLogPage
+    )
     return json_response(page)
 
 
@@ -179,7 +155,7 @@ async def cancel_scan(ctx: RequestContext) -> web.StreamResponse:
     request = rpc.ScanCancelRequest(
         scan_id=_path_id(ctx, "scan_id"), only_project=_only_project(ctx), reason=query.reason
     )
-    return json_response(await _ask(ctx, rpc.SCAN_CANCEL, request, rpc.ScanView))
+    return json_response(await ask(ctx, rpc.SERVICE, rpc.SCAN_CANCEL, request, rpc.ScanView))
 
 
 async def delete_scan(ctx: RequestContext) -> web.StreamResponse:
@@ -193,7 +169,7 @@ async def delete_scan(ctx: RequestContext) -> web.StreamResponse:
     request = rpc.ScanDeleteRequest(
         scan_id=_path_id(ctx, "scan_id"), only_project=_only_project(ctx), force=query.force
     )
-    await _ask(ctx, rpc.SCAN_DELETE, request, rpc.ScanDeletedReply)
+    await ask(ctx, rpc.SERVICE, rpc.SCAN_DELETE, request, rpc.ScanDeletedReply)
     return web.Response(status=204)
 
 
@@ -201,42 +177,39 @@ async def delete_scan(ctx: RequestContext) -> web.StreamResponse:
 async def list_scans(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, rpc.ScanListQuery)
-    project = await _project(ctx)
+    project = await project_of(ctx)
     request = rpc.ScanListRequest(project_id=project.id, query=query)
-    return json_response(await _ask(ctx, rpc.SCAN_LIST, request, rpc.ScanPage))
+    return json_response(await ask(ctx, rpc.SERVICE, rpc.SCAN_LIST, request, rpc.ScanPage))
 
 
 async def list_snapshots(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, rpc.SnapshotQuery)
-    project = await _project(ctx)
+    project = await project_of(ctx)
     request = rpc.SnapshotRequest(project_id=project.id, query=query)
-    return json_response(await _ask(ctx, rpc.SNAPSHOTS, request, rpc.SnapshotPage))
+    return json_response(await ask(ctx, rpc.SERVICE, rpc.SNAPSHOTS, request, rpc.SnapshotPage))
 
 
 async def list_components(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, rpc.ComponentQuery)
-    project = await _project(ctx)
+    project = await project_of(ctx)
     request = rpc.ComponentsRequest(project_id=project.id, query=query)
-    return json_response(await _ask(ctx, rpc.COMPONENTS, request, rpc.ComponentPage))
+    return json_response(await ask(ctx, rpc.SERVICE, rpc.COMPONENTS, request, rpc.ComponentPage))
 
 
 async def list_vulnerabilities(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, rpc.VulnerabilityQuery)
-    project = await _project(ctx)
+    project = await project_of(ctx)
     request = rpc.VulnerabilitiesRequest(project_id=project.id, query=query)
-    return json_response(await _ask(ctx, rpc.VULNERABILITIES, request, rpc.FindingPage))
+    return json_response(await ask(ctx, rpc.SERVICE, rpc.VULNERABILITIES, request, rpc.FindingPage))
 
 
 async def get_finding(ctx: RequestContext) -> web.StreamResponse:
     ref = rpc.FindingRef(finding_id=_path_id(ctx, "finding_id"), only_project=_only_project(ctx))
-    finding = await _ask(ctx, rpc.FINDING_GET, ref, rpc.FindingView)
-    etag = etag_for(finding.version)
-    if none_match(ctx.request.headers.get("If-None-Match"), etag):
-        return web.Response(status=304, headers={"ETag": etag})
-    return json_response(finding, headers={"ETag": etag})
+    finding = await ask(ctx, rpc.SERVICE, rpc.FINDING_GET, ref, rpc.FindingView)
+    return versioned_json(ctx, finding, finding.version)
 
 
 ROUTES: list[Route] = [

@@ -9,9 +9,6 @@ readable bundle is listed under ``rejected`` and the rest is imported. Reads: an
 
 from __future__ import annotations
 
-from typing import TypeVar
-
-import msgspec
 from aiohttp import web
 
 from contracts.rpc.scanner_vulndb import (
@@ -29,38 +26,15 @@ from contracts.rpc.scanner_vulndb import (
     StatusRequest,
     VulnDbStatus,
 )
-from services.gateway.deps import deps_of
+from services.gateway.routes._upstream import ask
 from services.gateway.routing import ADMIN_ONLY, READ_ROLES, RequestContext, Route, Upload
 from services.gateway.uploads import store_upload
 from shared.errors import ValidationFailed
 from shared.http import json_response
-from shared.rpc import call
 
 ZIP_TYPES = ("application/zip", "application/x-zip-compressed")
 EPSS_TYPES = ("text/csv", "application/gzip", "application/x-gzip")
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header; an empty archive
-
-Resp = TypeVar("Resp", bound=msgspec.Struct)
-
-
-async def _ask(
-    ctx: RequestContext,
-    operation: str,
-    request: msgspec.Struct,
-    response_type: type[Resp],
-    *,
-    timeout: float | None = None,  # noqa: ASYNC109 - the NATS request deadline
-) -> Resp:
-    deps = deps_of(ctx)
-    return await call(
-        deps.runtime.bus,
-        SERVICE,
-        operation,
-        request,
-        response_type,
-        ctx=ctx.call_context(),
-        timeout=timeout or deps.settings.rpc_timeout_seconds,
-    )
 
 
 def _upload(ctx: RequestContext) -> Upload:
@@ -77,8 +51,9 @@ async def import_osv(ctx: RequestContext) -> web.StreamResponse:
             "the body is not a zip archive", code="archive_invalid", extra={"location": "$"}
         )
     digest = await store_upload(ctx, upload)
-    summary = await _ask(
+    summary = await ask(
         ctx,
+        SERVICE,
         IMPORT_OSV,
         OsvImportRequest(digest=digest, format="zip"),
         ImportSummary,
@@ -89,8 +64,9 @@ async def import_osv(ctx: RequestContext) -> web.StreamResponse:
 
 async def import_epss(ctx: RequestContext) -> web.StreamResponse:
     digest = await store_upload(ctx, _upload(ctx))
-    summary = await _ask(
+    summary = await ask(
         ctx,
+        SERVICE,
         IMPORT_EPSS,
         EpssImportRequest(digest=digest),
         ImportSummary,
@@ -100,7 +76,7 @@ async def import_epss(ctx: RequestContext) -> web.StreamResponse:
 
 
 async def status(ctx: RequestContext) -> web.StreamResponse:
-    return json_response(await _ask(ctx, STATUS, StatusRequest(), VulnDbStatus))
+    return json_response(await ask(ctx, SERVICE, STATUS, StatusRequest(), VulnDbStatus))
 
 
 async def advisory(ctx: RequestContext) -> web.StreamResponse:
@@ -110,7 +86,7 @@ async def advisory(ctx: RequestContext) -> web.StreamResponse:
             "an advisory id has 1 to 255 characters",
             extra={"errors": [{"field": "id", "message": "1 to 255 characters", "in": "path"}]},
         )
-    return json_response(await _ask(ctx, ADVISORY, AdvisoryRequest(id=ref), AdvisoryDetail))
+    return json_response(await ask(ctx, SERVICE, ADVISORY, AdvisoryRequest(id=ref), AdvisoryDetail))
 
 
 ROUTES: list[Route] = [

@@ -19,7 +19,7 @@ import asyncpg
 from contracts.rpc.scanner_scans import ScanView
 from services.scanner.domain.findings import Finding
 from services.scanner.domain.model import Component, Dependency
-from services.scanner.scans import queries
+from services.scanner.scans import queries, store
 from services.scanner.scans.handlers import ScanNotFound, ScanNotSucceeded
 from services.scanner.scans.result import ComponentRecord, ScanResult, decode_result
 from shared.blobs import BlobStore
@@ -106,47 +106,15 @@ async def table_components(db: Queryable, scan_id: str) -> list[Component]:
     return [Component(**dict(row)) for row in rows]
 
 
-def _name_of(package: str, ecosystem: str) -> str:
-    # The read model writes "<ecosystem>:<key>"; the domain wants the name alone.
-    prefix = f"{ecosystem}:"
-    return package[len(prefix) :] if package.startswith(prefix) else package
-
-
 async def findings(db: Queryable, scan_id: str) -> tuple[list[Finding], int]:
     """The affected findings of the snapshot (by id) and how many pairs were not evaluated."""
+    columns = ", ".join(f"f.{column}" for column in store.FINDING_COLUMNS)
     rows = await db.fetch(
-        "SELECT f.id, f.component_ref, f.component_name, f.purl, f.ecosystem, f.package, "
-        "f.component_version, f.vulnerability_id, f.advisory_ids, f.aliases, f.severity, "
-        "f.cvss_score, f.epss, f.epss_percentile, f.state, f.justification, f.detail, "
-        "f.version, f.discovered_at, f.match FROM scanner.findings f "
+        f"SELECT {columns}, f.match FROM scanner.findings f "
         f"WHERE f.scan_id = $1 AND {IN_SNAPSHOT} ORDER BY f.id",
         scan_id,
     )
-    affected = [
-        Finding(
-            id=row["id"],
-            component_ref=row["component_ref"],
-            component_name=row["component_name"],
-            purl=row["purl"],
-            ecosystem=row["ecosystem"],
-            package=_name_of(row["package"], row["ecosystem"]),
-            version=row["component_version"],
-            vulnerability_id=row["vulnerability_id"],
-            advisory_ids=tuple(row["advisory_ids"]),
-            aliases=tuple(row["aliases"]),
-            severity=row["severity"],
-            cvss_score=round(row["cvss_score"], 1) if row["cvss_score"] is not None else None,
-            epss=row["epss"],
-            epss_percentile=row["epss_percentile"],
-            state=row["state"],
-            justification=row["justification"],
-            detail=row["detail"],
-            revision=row["version"],
-            discovered_at=row["discovered_at"],
-        )
-        for row in rows
-        if row["match"] == "affected"
-    ]
+    affected = [store.finding_of(row) for row in rows if row["match"] == "affected"]
     return affected, sum(1 for row in rows if row["match"] == "not_evaluated")
 
 

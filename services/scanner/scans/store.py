@@ -4,13 +4,14 @@ result blobs) and the few reads the worker needs. Rows become values here, nowhe
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
 import asyncpg
 import msgspec
 
 from contracts.events.scans import ScanQueued
+from services.scanner.domain.findings import Finding
 from services.scanner.scans.analysis import (
     LICENSE_RANK,
     SEVERITY_RANK,
@@ -25,6 +26,59 @@ SCHEMA = "scanner"
 JOBS_TABLE = "scanner.jobs"
 PROJECTION_TABLES = ("scans", "scan_log", "components", "findings", "triage", "jobs")
 _json = msgspec.json.Encoder()
+# The columns of scanner.findings that make a domain Finding (see finding_of).
+FINDING_COLUMNS = (
+    "id",
+    "component_ref",
+    "component_name",
+    "purl",
+    "ecosystem",
+    "package",
+    "component_version",
+    "vulnerability_id",
+    "advisory_ids",
+    "aliases",
+    "severity",
+    "cvss_score",
+    "epss",
+    "epss_percentile",
+    "state",
+    "justification",
+    "detail",
+    "version",
+    "discovered_at",
+)
+
+
+def finding_of(row: Mapping[str, Any]) -> Finding:
+    """A scanner.findings row (its FINDING_COLUMNS) as the domain's Finding."""
+    return Finding(
+        id=row["id"],
+        component_ref=row["component_ref"],
+        component_name=row["component_name"],
+        purl=row["purl"],
+        ecosystem=row["ecosystem"],
+        package=_package_name(row["package"], row["ecosystem"]),
+        version=row["component_version"],
+        vulnerability_id=row["vulnerability_id"],
+        advisory_ids=tuple(row["advisory_ids"]),
+        aliases=tuple(row["aliases"]),
+        severity=row["severity"],
+        cvss_score=round(row["cvss_score"], 1) if row["cvss_score"] is not None else None,
+        epss=row["epss"],
+        epss_percentile=row["epss_percentile"],
+        state=row["state"],
+        justification=row["justification"],
+        detail=row["detail"],
+        revision=row["version"],
+        discovered_at=row["discovered_at"],
+    )
+
+
+def _package_name(package: str, ecosystem: str) -> str:
+    # The read model writes packages as "<ecosystem>:<key>"; the domain wants the key.
+    prefix = f"{ecosystem}:"
+    return package[len(prefix) :] if package.startswith(prefix) else package
 
 
 class ScanRow(msgspec.Struct, frozen=True, kw_only=True):

@@ -22,6 +22,7 @@ import msgspec
 from contracts.events.scans import VexState
 from services.scanner.domain.findings import Finding
 from services.scanner.domain.vex import TriageState
+from services.scanner.scans import store as scans_store
 from shared.db import advisory_key
 from shared.errors import Conflict
 
@@ -114,46 +115,15 @@ async def current_finding_id(db: Queryable, scan_id: str, row: TriageRow) -> str
     return str(found) if found is not None else None
 
 
-def _name_of(package: str, ecosystem: str) -> str:
-    # The read model writes packages as "<ecosystem>:<key>"; the domain wants the key.
-    prefix = f"{ecosystem}:"
-    return package[len(prefix) :] if package.startswith(prefix) else package
-
-
 async def snapshot_findings(db: Queryable, scan_id: str) -> tuple[list[Finding], dict[str, str]]:
     """The open findings of a snapshot as the VEX functions take them (in id order), and
     each one's ``<ecosystem>:<key>`` package (how finding.triaged and the memory name it)."""
     rows = await db.fetch(
-        "SELECT id, component_ref, component_name, purl, ecosystem, package, "
-        "component_version, vulnerability_id, advisory_ids, aliases, severity, cvss_score, "
-        "epss, epss_percentile, state, justification, detail, version, discovered_at "
-        "FROM scanner.findings WHERE scan_id = $1 AND resolved_at IS NULL ORDER BY id",
+        f"SELECT {', '.join(scans_store.FINDING_COLUMNS)} FROM scanner.findings "
+        "WHERE scan_id = $1 AND resolved_at IS NULL ORDER BY id",
         scan_id,
     )
-    findings = [
-        Finding(
-            id=row["id"],
-            component_ref=row["component_ref"],
-            component_name=row["component_name"],
-            purl=row["purl"],
-            ecosystem=row["ecosystem"],
-            package=_name_of(row["package"], row["ecosystem"]),
-            version=row["component_version"],
-            vulnerability_id=row["vulnerability_id"],
-            advisory_ids=tuple(row["advisory_ids"]),
-            aliases=tuple(row["aliases"]),
-            severity=row["severity"],
-            cvss_score=round(row["cvss_score"], 1) if row["cvss_score"] is not None else None,
-            epss=row["epss"],
-            epss_percentile=row["epss_percentile"],
-            state=row["state"],
-            justification=row["justification"],
-            detail=row["detail"],
-            revision=row["version"],
-            discovered_at=row["discovered_at"],
-        )
-        for row in rows
-    ]
+    findings = [scans_store.finding_of(row) for row in rows]
     return findings, {row["id"]: row["package"] for row in rows}
 
 

@@ -2,45 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import re
-import shutil
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import ROOT, StartService
 from tests.integration.test_gateway_support import gateway_api
+from tests.readme_examples import require_tools, run_examples, sh_blocks
 
 README = ROOT / "services" / "gateway" / "README.md"
 
 
 def _examples() -> str:
-    blocks = re.findall(r"```sh\n(.*?)```", README.read_text(), re.S)
+    blocks = sh_blocks(README)
     assert len(blocks) >= 5, "the README has its examples"
     return "\n".join(blocks)
 
 
 async def test_readme_examples_work(start_service: StartService, tmp_path: Path) -> None:
-    for tool in ("curl", "jq", "bash"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed")
+    require_tools()
     async with gateway_api(start_service) as api:
-        env = {**os.environ, "GATEHOUSE": api.base, "TOKEN": api.admin}
-        proc = await asyncio.create_subprocess_exec(
-            "bash",
-            "-euo",
-            "pipefail",
-            "-c",
-            _examples(),
-            cwd=tmp_path,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-        assert proc.returncode == 0, err.decode() + out.decode()
+        await run_examples(_examples(), base=api.base, token=api.admin, cwd=tmp_path)
         assert '"openapi":"3.1.0"' in (tmp_path / "openapi.json").read_text()
         user = await api.call("GET", "/api/v1/users/octocat")
         assert {e["email"]: e["verified"] for e in user.body["emails"]} == {

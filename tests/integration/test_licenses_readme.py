@@ -3,59 +3,28 @@ in order, against a real scanner and gateway."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import re
-import shutil
-import sys
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import ROOT, StartService
 from tests.integration.test_gateway_support import gateway_api
+from tests.readme_examples import require_tools, run_examples, sh_blocks
 
 README = ROOT / "services" / "scanner" / "README.md"
 
 
-def _section(name: str) -> list[str]:
-    section = README.read_text().split(f"\n## {name}\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```sh\n(.*?)```", section, re.S)
-
-
 def _examples() -> str:
-    licenses, reports = _section("Licenses"), _section("Reports")
+    licenses, reports = sh_blocks(README, "Licenses"), sh_blocks(README, "Reports")
     assert len(licenses) >= 4 and len(reports) >= 2, "both sections have their examples"
     return "\n".join(licenses + reports)
 
 
 async def test_readme_examples_work(start_service: StartService, tmp_path: Path) -> None:
-    for tool in ("curl", "jq", "bash"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed")
+    require_tools()
     await start_service("scanner")
     async with gateway_api(start_service) as api:
-        env = {
-            **os.environ,
-            "GATEHOUSE": api.base,
-            "TOKEN": api.admin,
-            # python3 in the examples is this interpreter.
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        }
-        proc = await asyncio.create_subprocess_exec(
-            "bash",
-            "-euo",
-            "pipefail",
-            "-c",
-            _examples(),
-            cwd=tmp_path,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        output = await run_examples(
+            _examples(), base=api.base, token=api.admin, cwd=tmp_path, timeout=90
         )
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=90)
-        output = out.decode()
-        assert proc.returncode == 0, err.decode() + output
     lines = output.splitlines()
     assert lines[0].startswith(
         '{"status":422,"code":"license_policy_invalid","errors":["$.allowed[1]:'

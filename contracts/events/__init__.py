@@ -1,3 +1,10 @@
 """Every event payload of the catalog. Importing this package registers them all."""
 
-from contracts.events import identity, licensing, scans, vulndb  # noqa: F401
+from contracts.events import (  # noqa: F401
+    commits,
+    identity,
+    licensing,
+    releases,
+    scans,
+    vulndb,
+)

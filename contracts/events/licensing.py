@@ -26,6 +26,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from contracts.envelope import EventPayload, register
+from contracts.events.releases import DecisionPolicyDocument
 from contracts.events.scans import Digest
 
 LicenseCategory = Literal["allowed", "conditional", "unknown", "forbidden"]
@@ -56,17 +57,21 @@ class PolicyChanged(EventPayload, frozen=True, kw_only=True):
     """A policy was set or removed. ``kind: license``: the org license policy (``scope:
     org``) or a project's override (``scope: project``; ``document`` null when the override
     was removed and the project follows the org policy again). The latest snapshot of every
-    affected project is evaluated again (``scan.relicensed``)."""
+    affected project is evaluated again (``scan.relicensed``). ``kind: release``: the
+    release-decision policy (``release_document``, policy id release:org or
+    release:project:<project id>); every affected commit is decided again."""
 
     event_type = "policy.changed"
-    policy_id: Annotated[
-        str, msgspec.Meta(description="license:org or license:project:<project id>")
-    ]
-    kind: Literal["license"] = "license"
+    policy_id: Annotated[str, msgspec.Meta(description="<kind>:org or <kind>:project:<project id>")]
+    kind: Literal["license", "release"] = "license"
     scope: PolicyScope
     project_id: str | None = None
     version: Annotated[int, msgspec.Meta(ge=1, description="Changes of this policy so far")]
     document: LicensePolicyDocument | None = None
+    release_document: Annotated[
+        DecisionPolicyDocument | None,
+        msgspec.Meta(description="kind release: the decision policy (null: override removed)"),
+    ] = None
 
 
 @register

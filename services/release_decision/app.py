@@ -1,18 +1,23 @@
-"""Wiring of the release-decision service.
-
-Its domain arrives with a later issue; today it starts, connects to the bus and the database,
-owns its schema (`release_decision`), answers health and metrics, and projects nothing yet.
-"""
+"""Wiring of the release-decision service: decisions first (the evidence projection, the
+policy and ``release.decided``), then release candidates and deployments, the GitHub and
+GitLab integration, and the trust outputs (badge, attestations), which read decisions."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from services.release_decision.candidates import wiring as candidates
+from services.release_decision.decisions import wiring as decisions
+from services.release_decision.scm import wiring as scm
+from services.release_decision.trust import wiring as trust
 from shared.service import Runtime, ServiceDefinition
 
 
 async def setup(runtime: Runtime) -> None:
-    """Nothing to register until the release-decision domain lands."""
+    await decisions.setup(runtime)
+    await candidates.setup(runtime)
+    await scm.setup(runtime)
+    await trust.setup(runtime)
 
 
 DEFINITION = ServiceDefinition(

@@ -1,0 +1,1 @@
+"""candidates part of the release-decision service."""

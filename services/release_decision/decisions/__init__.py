@@ -1,0 +1,1 @@
+"""decisions part of the release-decision service."""

@@ -1,0 +1,1 @@
+"""scm part of the release-decision service."""

@@ -1,0 +1,1 @@
+"""trust part of the release-decision service."""

@@ -70,6 +70,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     job_lease_seconds: Seconds = 30.0
     # Testing and diagnostics: the scan worker pauses this long after each stage (0: never).
     scan_stage_pause_seconds: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
+    # Inbound GitHub webhooks: the secret X-Hub-Signature-256 is checked against (empty:
+    # the endpoint refuses every delivery).
+    github_webhook_secret: str = ""
+    # Outbound GitHub REST calls (check runs, PR comments): base URL and token (empty: none).
+    github_api_url: str = "https://api.github.com"
+    github_token: str = ""
+    # Inbound GitLab webhooks: the X-Gitlab-Token expected (empty: refuse every delivery).
+    gitlab_webhook_token: str = ""
+    # Largest inbound webhook body (413 above).
+    webhook_max_body_bytes: AtLeastOne = 1_048_576
+    # PEM file of the Ed25519 key that signs decision attestations (empty: one is generated
+    # on the first start and kept in the release-decision database).
+    signing_key_file: str = ""
+    # Decisions the gateway keeps hot in memory (kept current by release.decided).
+    decision_cache_size: NotNegative = 100_000
 
     def __post_init__(self) -> None:
         if self.db_pool_min > self.db_pool_max:

@@ -1,0 +1,1 @@
+"""The release gate's pure rules: the effective decision policy and ``evaluate``."""

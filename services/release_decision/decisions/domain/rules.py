@@ -1,0 +1,147 @@
+"""``evaluate(policy, evidence) -> DecisionResult``: SHIP only when no rule finds a blocker.
+
+Each rule is a small object with one method, ``blockers(policy, evidence)``; ``evaluate``
+runs all of them (every blocker is listed, not the first) and an empty rule set fails
+closed. Blockers are distinct and sorted by (code, ref, message), so the same evidence
+always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from contracts.events.releases import Blocker
+from services.release_decision.decisions.domain.model import (
+    DecisionResult,
+    EffectivePolicy,
+    Evidence,
+    FindingEvidence,
+)
+
+
+class Rule(Protocol):
+    def blockers(self, policy: EffectivePolicy, evidence: Evidence) -> Iterable[Blocker]: ...
+
+
+class RequiredEvidence:
+    """``no_evidence`` for each required kind that is missing; ``evidence_pending`` while a
+    scan newer than the snapshot is queued or running (its snapshot-derived blockers wait
+    for it: the pending scan will replace them)."""
+
+    def blockers(self, policy: EffectivePolicy, evidence: Evidence) -> Iterable[Blocker]:
+        if evidence.pending_scan_id is not None:
+            yield Blocker(
+                code="evidence_pending",
+                message=f"scan {evidence.pending_scan_id} of this commit has not finished",
+                ref=evidence.pending_scan_id,
+            )
+        elif evidence.snapshot is None and (
+            "sbom" in policy.required_evidence
+            # Nothing required at all: a commit without any evidence still does not ship.
+            or (not policy.required_evidence and evidence.signature is None)
+        ):
+            yield Blocker(
+                code="no_evidence", message="no succeeded scan (SBOM) of this commit", ref="sbom"
+            )
+        if "signature" in policy.required_evidence and evidence.signature is None:
+            yield Blocker(
+                code="no_evidence",
+                message="the commit's signature has not been verified",
+                ref="signature",
+            )
+
+
+def _blocking(policy: EffectivePolicy, finding: FindingEvidence) -> bool:
+    if not finding.effective:
+        return False
+    if finding.severity in policy.block_on_severity:
+        return True
+    threshold = policy.epss_threshold
+    return threshold is not None and finding.epss is not None and finding.epss >= threshold
+
+
+def _describe(finding: FindingEvidence) -> str:
+    epss = f", EPSS {finding.epss:.3f}" if finding.epss is not None else ""
+    return f"{finding.vulnerability_id} in {finding.package} ({finding.severity}{epss})"
+
+
+class Vulnerabilities:
+    """One ``vulnerability`` per effective finding at a blocking severity, or at or above
+    the EPSS threshold when the policy sets one."""
+
+    def blockers(self, policy: EffectivePolicy, evidence: Evidence) -> Iterable[Blocker]:
+        if evidence.snapshot is None or evidence.pending_scan_id is not None:
+            return
+        for finding in evidence.snapshot.findings:
+            if _blocking(policy, finding):
+                yield Blocker(code="vulnerability", message=_describe(finding), ref=finding.id)
+
+
+class ForbiddenLicenses:
+    def blockers(self, policy: EffectivePolicy, evidence: Evidence) -> Iterable[Blocker]:
+        snapshot = evidence.snapshot
+        if (
+            not policy.block_forbidden_licenses
+            or snapshot is None
+            or evidence.pending_scan_id is not None
+            or snapshot.forbidden_license_count <= 0
+        ):
+            return
+        count = snapshot.forbidden_license_count
+        noun = "component has" if count == 1 else "components have"
+        yield Blocker(
+            code="forbidden_license",
+            message=f"{count} {noun} a forbidden license",
+            ref=snapshot.scan_id,
+        )
+
+
+class SignedCommit:
+    def blockers(self, policy: EffectivePolicy, evidence: Evidence) -> Iterable[Blocker]:
+        if not policy.require_signed_commits:
+            return
+        signature = evidence.signature
+        if signature is None:
+            yield Blocker(
+                code="unsigned_commit",
+                message="the commit's signature has not been verified",
+                ref=evidence.commit,
+            )
+        elif not signature.verified:
+            yield Blocker(
+                code="unsigned_commit",
+                message=f"the commit's signature is not valid ({signature.reason})",
+                ref=evidence.commit,
+            )
+
+
+class Blocks:
+    def blockers(self, policy: EffectivePolicy, evidence: Evidence) -> Iterable[Blocker]:
+        for block in evidence.blocks:
+            yield Blocker(code="artifact_blocked", message=block.message, ref=block.block_id)
+
+
+DEFAULT_RULES: tuple[Rule, ...] = (
+    RequiredEvidence(),
+    Vulnerabilities(),
+    ForbiddenLicenses(),
+    SignedCommit(),
+    Blocks(),
+)
+
+NO_RULES = Blocker(code="no_rules", message="no decision rule is configured: nothing may ship")
+
+
+def _sort_key(blocker: Blocker) -> tuple[str, str, str]:
+    return (blocker.code, blocker.ref or "", blocker.message)
+
+
+def evaluate(
+    policy: EffectivePolicy, evidence: Evidence, *, rules: Sequence[Rule] = DEFAULT_RULES
+) -> DecisionResult:
+    if not rules:
+        return DecisionResult(decision="NO_SHIP", blockers=(NO_RULES,))
+    found = {b for rule in rules for b in rule.blockers(policy, evidence)}
+    blockers = tuple(sorted(found, key=_sort_key))
+    return DecisionResult(decision="NO_SHIP" if blockers else "SHIP", blockers=blockers)

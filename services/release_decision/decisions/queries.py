@@ -1,0 +1,152 @@
+"""Reads of decisions: the current one (what ``decision_get`` serves and what other parts of
+this service use), one as of a time, and the history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from contracts.events.releases import Blocker, EvidenceRef
+from contracts.rpc.release_decision import Baseline, DecisionView
+from services.release_decision.decisions import store
+from services.release_decision.decisions.domain.model import Evidence
+from services.release_decision.decisions.domain.rules import evaluate
+from services.release_decision.decisions.errors import HeadUnknown, RepoNotFound
+
+Queryable = store.Queryable
+
+_COLUMNS = (
+    "repo, commit, project_id, revision, decision, blockers, blocker_total, policy_version, "
+    "evidence, evaluated_at"
+)
+
+
+async def resolve_commit(db: Queryable, repo: str, commit: str) -> str:
+    """``commit`` in lower case; HEAD: the newest commit seen on the default branch of the
+    repo's project (404 ``head_unknown`` when none was seen)."""
+    if commit != "HEAD":
+        return commit.lower()
+    project_id = await store.project_for_repo(db, repo)
+    if project_id is None:
+        raise RepoNotFound(f"no project lists {repo}")
+    head = await db.fetchval(
+        "SELECT h.commit FROM release_decision.heads h JOIN release_decision.projects p "
+        "ON p.id = $2 AND h.branch = p.default_branch WHERE h.repo = $1",
+        repo,
+        project_id,
+    )
+    if head is None:
+        raise HeadUnknown(f"no commit of {repo} has been seen on its default branch")
+    return str(head)
+
+
+async def baseline_of(db: Queryable, repo: str) -> Baseline:
+    row = await db.fetchrow(
+        "SELECT id, snapshot_id, commit, target_status, promoted_at "
+        "FROM release_decision.promotions WHERE repo = $1 ORDER BY seq DESC LIMIT 1",
+        repo,
+    )
+    if row is None:
+        return Baseline()
+    return Baseline(
+        snapshot_id=row["snapshot_id"],
+        commit_sha=row["commit"],
+        promotion_id=row["id"],
+        target_status=row["target_status"],
+        promoted_at=row["promoted_at"],
+    )
+
+
+def _view(row: asyncpg.Record | dict[str, Any], baseline: Baseline) -> DecisionView:
+    return DecisionView(
+        repo=row["repo"],
+        commit=row["commit"],
+        project_id=row["project_id"],
+        decision=row["decision"],
+        blockers=[msgspec.convert(b, Blocker) for b in row["blockers"]],
+        blocker_total=row["blocker_total"],
+        baseline=baseline,
+        evaluated_at=row["evaluated_at"],
+        policy_version=row["policy_version"],
+        revision=row["revision"],
+        evidence=msgspec.convert(row["evidence"], EvidenceRef),
+    )
+
+
+async def _undecided(db: Queryable, repo: str, commit: str, *, at: dt.datetime) -> DecisionView:
+    """A commit of a known repo without a decision (revision 0): the policy applied to no
+    evidence at all, which never ships."""
+    if not await store.repo_known(db, repo):
+        raise RepoNotFound(f"no project lists {repo} and no evidence names it")
+    project_id = await store.project_for_repo(db, repo)
+    policy = await store.policy_for(db, project_id)
+    result = evaluate(policy, Evidence(repo=repo, commit=commit))
+    return DecisionView(
+        repo=repo,
+        commit=commit,
+        project_id=project_id,
+        decision=result.decision,
+        blockers=list(result.blockers),
+        blocker_total=len(result.blockers),
+        baseline=await baseline_of(db, repo),
+        evaluated_at=at,
+        policy_version=policy.version,
+        revision=0,
+    )
+
+
+async def current_decision(conn: Queryable, repo: str, commit: str) -> DecisionView:
+    """The decision of ``repo`` at ``commit`` (a sha, or HEAD) as it stands now.
+
+    404 ``repo_not_found`` when no project lists the repo and no evidence names it; a
+    commit never seen is NO_SHIP ``no_evidence`` with revision 0."""
+    commit = await resolve_commit(conn, repo, commit)
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM release_decision.decisions WHERE repo = $1 AND commit = $2",
+        repo,
+        commit,
+    )
+    if row is None:
+        return await _undecided(conn, repo, commit, at=dt.datetime.now(dt.UTC))
+    return _view(row, await baseline_of(conn, repo))
+
+
+async def decision_as_of(
+    conn: Queryable, repo: str, commit: str, as_of: dt.datetime
+) -> DecisionView:
+    """The decision as it was at ``as_of`` (its newest revision evaluated by then); before
+    the first one, NO_SHIP ``no_evidence``. The baseline is the one of that time too."""
+    commit = await resolve_commit(conn, repo, commit)
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM release_decision.decision_history "
+        "WHERE repo = $1 AND commit = $2 AND evaluated_at <= $3 "
+        "ORDER BY revision DESC LIMIT 1",
+        repo,
+        commit,
+        as_of,
+    )
+    promoted = await conn.fetchrow(
+        "SELECT id, snapshot_id, commit, target_status, promoted_at "
+        "FROM release_decision.promotions WHERE repo = $1 AND promoted_at <= $2 "
+        "ORDER BY seq DESC LIMIT 1",
+        repo,
+        as_of,
+    )
+    baseline = (
+        Baseline(
+            snapshot_id=promoted["snapshot_id"],
+            commit_sha=promoted["commit"],
+            promotion_id=promoted["id"],
+            target_status=promoted["target_status"],
+            promoted_at=promoted["promoted_at"],
+        )
+        if promoted
+        else Baseline()
+    )
+    if row is None:
+        view = await _undecided(conn, repo, commit, at=as_of)
+        return msgspec.structs.replace(view, baseline=baseline)
+    return _view(row, baseline)

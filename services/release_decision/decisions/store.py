@@ -1,0 +1,279 @@
+"""SQL of the decisions read model: the evidence tables (written by the projection) and the
+reads that assemble one commit's evidence and policy."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, TypeAlias
+
+import asyncpg
+import msgspec
+
+from contracts.events.releases import DecisionPolicyDocument
+from services.release_decision.decisions.domain.model import (
+    EffectivePolicy,
+    Evidence,
+    FindingEvidence,
+    SignatureEvidence,
+    SnapshotEvidence,
+)
+from services.release_decision.decisions.domain.policy import effective_policy
+
+SCHEMA = "release_decision"
+JOBS_TABLE = "release_decision.decision_jobs"
+PROJECTION_TABLES = (
+    "projects",
+    "scans",
+    "findings",
+    "signatures",
+    "heads",
+    "policies",
+    "promotions",
+    "decisions",
+    "decision_history",
+    "decision_jobs",
+)
+ORG_SCOPE = "org"
+
+Queryable: TypeAlias = asyncpg.Connection | asyncpg.Pool
+
+
+# ---- projects -------------------------------------------------------------------------------
+async def project_for_repo(db: Queryable, repo: str) -> str | None:
+    """The oldest project listing ``repo``."""
+    value = await db.fetchval(
+        "SELECT id FROM release_decision.projects WHERE $1 = ANY(repos) "
+        "ORDER BY created_seq, id LIMIT 1",
+        repo,
+    )
+    return str(value) if value is not None else None
+
+
+async def repo_known(db: Queryable, repo: str) -> bool:
+    """Some project lists the repo, or some evidence names it."""
+    return bool(
+        await db.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM release_decision.projects WHERE $1 = ANY(repos)) "
+            "OR EXISTS (SELECT 1 FROM release_decision.scans WHERE repo = $1) "
+            "OR EXISTS (SELECT 1 FROM release_decision.decisions WHERE repo = $1)",
+            repo,
+        )
+    )
+
+
+# ---- policy ---------------------------------------------------------------------------------
+def policy_document(value: Any) -> DecisionPolicyDocument | None:
+    if value is None:
+        return None
+    return msgspec.convert(value, DecisionPolicyDocument)
+
+
+async def policy_rows(
+    db: Queryable, project_id: str | None
+) -> tuple[asyncpg.Record | None, asyncpg.Record | None]:
+    rows = await db.fetch(
+        "SELECT scope, version, document, updated_at, updated_by FROM release_decision.policies "
+        "WHERE scope = $1 OR scope = $2",
+        ORG_SCOPE,
+        project_id or ORG_SCOPE,
+    )
+    org = next((r for r in rows if r["scope"] == ORG_SCOPE), None)
+    project = next((r for r in rows if r["scope"] != ORG_SCOPE), None)
+    return org, project
+
+
+async def policy_for(db: Queryable, project_id: str | None) -> EffectivePolicy:
+    org, project = await policy_rows(db, project_id)
+    return effective_policy(
+        org=policy_document(org["document"]) if org else None,
+        org_version=org["version"] if org else 0,
+        project=policy_document(project["document"]) if project else None,
+        project_version=project["version"] if project else 0,
+    )
+
+
+# ---- evidence -------------------------------------------------------------------------------
+class Loaded(msgspec.Struct, frozen=True, kw_only=True):
+    evidence: Evidence
+    project_id: str | None
+    policy: EffectivePolicy
+
+
+async def load_evidence(db: Queryable, repo: str, commit: str) -> Loaded:
+    """The commit's evidence: its newest succeeded scan with the findings still in it, a
+    newer queued/running scan, the latest signature verdict; and the policy in force for
+    the project of the evidence scan (else of the pending scan, else the oldest project
+    listing the repo)."""
+    scans = await db.fetch(
+        "SELECT scan_id, project_id, status, sbom_digest, result_digest, "
+        "forbidden_license_count FROM release_decision.scans "
+        "WHERE repo = $1 AND commit = $2 AND status IN ('queued', 'running', 'succeeded') "
+        "ORDER BY queued_seq DESC",
+        repo,
+        commit,
+    )
+    pending: asyncpg.Record | None = None
+    evidence_scan: asyncpg.Record | None = None
+    for row in scans:
+        if row["status"] == "succeeded":
+            evidence_scan = row
+            break
+        if pending is None:
+            pending = row
+    snapshot = None
+    if evidence_scan is not None:
+        rows = await db.fetch(
+            "SELECT finding_id, package, vulnerability_id, severity, epss, state, affected "
+            "FROM release_decision.findings WHERE scan_id = $1 AND NOT gone",
+            evidence_scan["scan_id"],
+        )
+        snapshot = SnapshotEvidence(
+            scan_id=evidence_scan["scan_id"],
+            sbom_digest=evidence_scan["sbom_digest"],
+            result_digest=evidence_scan["result_digest"],
+            forbidden_license_count=evidence_scan["forbidden_license_count"],
+            findings=tuple(
+                FindingEvidence(
+                    id=r["finding_id"],
+                    package=r["package"],
+                    vulnerability_id=r["vulnerability_id"],
+                    severity=r["severity"],
+                    epss=r["epss"],
+                    state=r["state"],
+                    affected=r["affected"],
+                )
+                for r in rows
+            ),
+        )
+    signature_row = await db.fetchrow(
+        "SELECT event_id, verified, reason FROM release_decision.signatures "
+        "WHERE repo = $1 AND commit = $2",
+        repo,
+        commit,
+    )
+    signature = (
+        SignatureEvidence(
+            event_id=signature_row["event_id"],
+            verified=signature_row["verified"],
+            reason=signature_row["reason"],
+        )
+        if signature_row
+        else None
+    )
+    source = evidence_scan or pending
+    project_id = source["project_id"] if source else await project_for_repo(db, repo)
+    return Loaded(
+        evidence=Evidence(
+            repo=repo,
+            commit=commit,
+            snapshot=snapshot,
+            pending_scan_id=pending["scan_id"] if pending else None,
+            signature=signature,
+        ),
+        project_id=project_id,
+        policy=await policy_for(db, project_id),
+    )
+
+
+# ---- scans and findings (projection side) ---------------------------------------------------
+async def insert_scan(
+    conn: asyncpg.Connection,
+    *,
+    scan_id: str,
+    project_id: str,
+    repo: str,
+    commit: str,
+    label: str | None,
+    seq: int,
+    at: dt.datetime,
+) -> bool:
+    return bool(
+        await conn.fetchval(
+            "INSERT INTO release_decision.scans (scan_id, project_id, repo, commit, label, "
+            "status, queued_seq, updated_at) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7) "
+            "ON CONFLICT (scan_id) DO NOTHING RETURNING true",
+            scan_id,
+            project_id,
+            repo,
+            commit,
+            label,
+            seq,
+            at,
+        )
+    )
+
+
+async def scan_key(conn: asyncpg.Connection, scan_id: str) -> tuple[str, str, str] | None:
+    """(repo, commit, status) of a scan this model tracks."""
+    row = await conn.fetchrow(
+        "SELECT repo, commit, status FROM release_decision.scans WHERE scan_id = $1", scan_id
+    )
+    return (row["repo"], row["commit"], row["status"]) if row else None
+
+
+async def set_status(
+    conn: asyncpg.Connection,
+    scan_id: str,
+    status: str,
+    *,
+    at: dt.datetime,
+    only_from: Sequence[str],
+) -> bool:
+    return bool(
+        await conn.fetchval(
+            "UPDATE release_decision.scans SET status = $2, updated_at = $3 "
+            "WHERE scan_id = $1 AND status = ANY($4::text[]) RETURNING true",
+            scan_id,
+            status,
+            at,
+            list(only_from),
+        )
+    )
+
+
+async def complete_scan(
+    conn: asyncpg.Connection,
+    scan_id: str,
+    *,
+    sbom_digest: str,
+    result_digest: str,
+    forbidden_license_count: int,
+    seq: int,
+    at: dt.datetime,
+) -> bool:
+    return bool(
+        await conn.fetchval(
+            "UPDATE release_decision.scans SET status = 'succeeded', sbom_digest = $2, "
+            "result_digest = $3, forbidden_license_count = $4, completed_seq = $5, "
+            "updated_at = $6 WHERE scan_id = $1 AND status IN ('queued', 'running') "
+            "RETURNING true",
+            scan_id,
+            sbom_digest,
+            result_digest,
+            forbidden_license_count,
+            seq,
+            at,
+        )
+    )
+
+
+async def insert_findings(
+    conn: asyncpg.Connection, scan_id: str, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """``rows``: (finding_id, package, vulnerability_id, severity, epss, state, affected)."""
+    if not rows:
+        return
+    await conn.executemany(
+        "INSERT INTO release_decision.findings (finding_id, scan_id, package, "
+        "vulnerability_id, severity, epss, state, affected) "
+        "VALUES ($1, $8, $2, $3, $4, $5, $6, $7) ON CONFLICT (finding_id) DO NOTHING",
+        [(*row, scan_id) for row in rows],
+    )
+
+
+async def finding_scan(conn: asyncpg.Connection, finding_id: str) -> str | None:
+    value = await conn.fetchval(
+        "SELECT scan_id FROM release_decision.findings WHERE finding_id = $1", finding_id
+    )
+    return str(value) if value is not None else None

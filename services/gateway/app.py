@@ -10,6 +10,8 @@ from pathlib import Path
 
 from services.gateway.adapters.idempotency_store import purge_expired
 from services.gateway.bootstrap import ensure_bootstrap_admin
+from services.gateway.decision_cache import DecisionCache, DecisionFeed
+from services.gateway.decision_reads import FEED_KEY
 from services.gateway.deps import DEPS_KEY, GatewayDeps
 from services.gateway.dispatch import install_routes
 from services.gateway.keycache import KeyCache
@@ -53,14 +55,18 @@ async def setup(runtime: Runtime) -> None:
     )
     runtime.state[DEPS_KEY] = deps
     install_routes(runtime.app, deps.routes, deps)
+    feed = DecisionFeed(runtime.bus, DecisionCache(size=settings.decision_cache_size))
+    runtime.state[FEED_KEY] = feed
     janitor: list[asyncio.Task[None]] = []
 
     async def started() -> None:
         await deps.writer.open()
         await ensure_bootstrap_admin(deps)
+        await feed.start()
         janitor.append(asyncio.create_task(_purge_idempotency_keys(deps), name="idempotency"))
 
     async def stopping() -> None:
+        await feed.stop()
         for task in janitor:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

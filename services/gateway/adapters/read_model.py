@@ -61,6 +61,16 @@ async def find_project(db: Queryable, ref: str) -> ProjectView | None:
     return _project(row) if row else None
 
 
+async def projects_listing_repo(db: Queryable, repo: str) -> list[ProjectView]:
+    """Every project (archived ones too) whose repos list ``repo``, oldest first."""
+    rows = await db.fetch(
+        f"SELECT {_PROJECT_COLUMNS} FROM gateway.projects WHERE $1 = ANY(repos) "
+        "ORDER BY created_at, id",
+        repo,
+    )
+    return [_project(row) for row in rows]
+
+
 async def slug_in_use(db: Queryable, slug: str) -> bool:
     return bool(await db.fetchval("SELECT 1 FROM gateway.projects WHERE slug = $1", slug))
 

@@ -1,0 +1,231 @@
+"""The gateway's hot copy of current decisions, kept current by the events that change them.
+
+An LRU of ``DecisionView`` per (repo, commit), at most ``settings.decision_cache_size``
+entries (0: off). An ordered JetStream consumer on ``release.>``, started with the gateway
+at the stream's end, applies:
+
+* ``release.decided``: the entry becomes the event's view (it carries the whole decision);
+  the baseline comes from what the cache knows of the repo, and when it knows nothing the
+  entry is dropped instead, so the next read asks the owner;
+* ``release.promoted``: the repo's baseline changes in every entry of that repo.
+
+A miss asks release-decision (``decision_get``) and keeps the answer only if nothing newer
+arrived meanwhile: its revision is not below the newest seen for that commit, and no
+promotion of the repo was applied while it was asked. So once a ``release.decided`` has
+been applied here, no older view is ever served again. Never cached: HEAD and ``as_of``
+reads, and revision 0 (never decided: no event would tell the cache it changed). After a
+NATS reconnect the cache starts empty: events may have been missed while disconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+import msgspec
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js.api import DeliverPolicy
+
+from contracts.envelope import UnknownEventType, decode_event
+from contracts.events.releases import ReleaseDecided, ReleasePromoted
+from contracts.rpc.release_decision import Baseline, DecisionRequest, DecisionView
+from shared.bus import Bus
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+SUBJECT = "release.>"
+Key = tuple[str, str]
+# Newest revision per commit is remembered beyond the LRU's size, up to this many times it.
+_REVISION_MEMORY_FACTOR = 2
+
+
+def view_of(event: ReleaseDecided, baseline: Baseline) -> DecisionView:
+    return DecisionView(
+        repo=event.repo,
+        commit=event.commit,
+        project_id=event.project_id,
+        decision=event.decision,
+        blockers=list(event.blockers),
+        blocker_total=event.blocker_total,
+        baseline=baseline,
+        evaluated_at=event.evaluated_at,
+        policy_version=event.policy_version,
+        revision=event.revision,
+        evidence=event.evidence,
+    )
+
+
+def baseline_of(event: ReleasePromoted) -> Baseline:
+    return Baseline(
+        snapshot_id=event.snapshot_id,
+        commit_sha=event.commit,
+        promotion_id=event.promotion_id,
+        target_status=event.target_status,
+        promoted_at=event.promoted_at,
+    )
+
+
+def cacheable(request: DecisionRequest) -> bool:
+    return request.as_of is None and request.commit != "HEAD"
+
+
+def key_of(repo: str, commit: str) -> Key:
+    return repo, commit.lower()
+
+
+class DecisionCache:
+    def __init__(self, *, size: int) -> None:
+        self.size = size
+        self._views: OrderedDict[Key, DecisionView] = OrderedDict()
+        # Newest revision seen per commit (also for commits not held), so a late RPC answer
+        # can never put an older view back.
+        self._revisions: OrderedDict[Key, int] = OrderedDict()
+        self._baselines: dict[str, Baseline] = {}
+        # Promotions applied per repo: an RPC answer asked before one is not kept.
+        self._promotions: dict[str, int] = {}
+        self.live = False
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+    # ---- reads ---------------------------------------------------------------------------
+    def get(self, repo: str, commit: str) -> DecisionView | None:
+        key = key_of(repo, commit)
+        view = self._views.get(key)
+        if view is None:
+            self.misses += 1
+            return None
+        self._views.move_to_end(key)
+        self.hits += 1
+        return view
+
+    async def read_through(
+        self, request: DecisionRequest, ask: Callable[[], Awaitable[DecisionView]]
+    ) -> DecisionView:
+        if not (self.live and self.size and cacheable(request)):
+            return await ask()
+        found = self.get(request.repo, request.commit)
+        if found is not None:
+            return found
+        promotions = self._promotions.get(request.repo, 0)
+        view = await ask()
+        self.offer(view, promotions_before=promotions)
+        return view
+
+    def offer(self, view: DecisionView, *, promotions_before: int) -> None:
+        """Keep an answer of the owner unless something newer was applied meanwhile."""
+        if view.revision == 0 or not self.live:
+            return
+        if self._promotions.get(view.repo, 0) != promotions_before:
+            return
+        key = key_of(view.repo, view.commit)
+        if view.revision < self._revisions.get(key, 0):
+            return
+        self._baselines.setdefault(view.repo, view.baseline)
+        self._put(key, view)
+
+    # ---- events ----------------------------------------------------------------------------
+    def decided(self, event: ReleaseDecided) -> None:
+        key = key_of(event.repo, event.commit)
+        if event.revision < self._revisions.get(key, 0):
+            return  # an older revision delivered late: never go back
+        self._remember_revision(key, event.revision)
+        baseline = self._baselines.get(event.repo)
+        if baseline is None:
+            self._views.pop(key, None)
+            return
+        self._put(key, view_of(event, baseline))
+
+    def promoted(self, event: ReleasePromoted) -> None:
+        baseline = baseline_of(event)
+        self._baselines[event.repo] = baseline
+        self._promotions[event.repo] = self._promotions.get(event.repo, 0) + 1
+        for key, view in self._views.items():
+            if key[0] == event.repo:
+                self._views[key] = msgspec.structs.replace(view, baseline=baseline)
+
+    def clear(self) -> None:
+        """Forget everything (events may have been missed); revisions are kept."""
+        self._views.clear()
+        self._baselines.clear()
+
+    # ---- internals ---------------------------------------------------------------------------
+    def _put(self, key: Key, view: DecisionView) -> None:
+        if not self.size:
+            return
+        self._views[key] = view
+        self._views.move_to_end(key)
+        self._remember_revision(key, view.revision)
+        while len(self._views) > self.size:
+            self._views.popitem(last=False)
+
+    def _remember_revision(self, key: Key, revision: int) -> None:
+        self._revisions[key] = max(revision, self._revisions.get(key, 0))
+        self._revisions.move_to_end(key)
+        limit = max(self.size, 1) * _REVISION_MEMORY_FACTOR
+        while len(self._revisions) > limit:
+            evicted, _ = self._revisions.popitem(last=False)
+            # A view whose revision is forgotten could be overwritten by an older answer.
+            self._views.pop(evicted, None)
+
+
+class DecisionFeed:
+    """The ordered consumer that keeps a :class:`DecisionCache` current."""
+
+    def __init__(self, bus: Bus, cache: DecisionCache) -> None:
+        self.bus = bus
+        self.cache = cache
+        self._sub: Subscription | None = None
+        self._reconnects = 0
+
+    async def start(self) -> None:
+        if not self.cache.size:
+            return
+        self._reconnects = self.bus.reconnects
+        self._sub = await self.bus.js.subscribe(
+            SUBJECT,
+            stream=self.bus.stream,
+            cb=self._on_message,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.NEW,
+            # Beats that let the client notice a stalled consumer and recreate it.
+            idle_heartbeat=5.0,
+        )
+        self.cache.live = True
+
+    async def stop(self) -> None:
+        self.cache.live = False
+        if self._sub is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await self._sub.unsubscribe()
+            self._sub = None
+
+    def check_connection(self) -> None:
+        """After a reconnect the consumer resumes, but what passed while the connection was
+        down may be lost: start over from an empty cache."""
+        if self.bus.reconnects != self._reconnects:
+            self._reconnects = self.bus.reconnects
+            self.cache.clear()
+
+    async def _on_message(self, msg: Msg) -> None:
+        self.check_connection()
+        try:
+            event = decode_event(msg.data, sequence=msg.metadata.sequence.stream)
+        except (UnknownEventType, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("decision_feed_undecodable", subject=msg.subject, error=str(exc))
+            return
+        payload = event.payload
+        if isinstance(payload, ReleaseDecided):
+            self.cache.decided(payload)
+        elif isinstance(payload, ReleasePromoted):
+            self.cache.promoted(payload)
+        # Yield between messages of a burst: reads keep being answered.
+        await asyncio.sleep(0)

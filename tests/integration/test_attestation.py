@@ -1,0 +1,87 @@
+"""Signed decisions over HTTP: the keys endpoint, the signing key's lifecycle, and an
+attestation verified as an outside verifier would (PAE rebuilt from the DSSE spec here,
+cryptography's Ed25519 verify), never with the signing code."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from shared.settings import SettingsError
+from tests.conftest import StartService
+from tests.integration.test_gateway_support import NO_TOKEN, gateway_api
+
+
+def spec_pae(payload_type: str, body: bytes) -> bytes:
+    t = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(body), body)
+
+
+def verified_statement(envelope: dict[str, Any], keys: list[dict[str, Any]]) -> dict[str, Any]:
+    """The Statement of ``envelope`` once its one signature verifies with the listed key."""
+    [signature] = envelope["signatures"]
+    [key] = [k for k in keys if k["keyid"] == signature["keyid"]]
+    public = serialization.load_pem_public_key(key["pem"].encode())
+    assert isinstance(public, Ed25519PublicKey)
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    assert hashlib.sha256(raw).hexdigest() == key["keyid"]
+    body = base64.b64decode(envelope["payload"], validate=True)
+    public.verify(base64.b64decode(signature["sig"]), spec_pae(envelope["payloadType"], body))
+    return dict(json.loads(body))
+
+
+async def test_keys_are_public_and_the_generated_key_survives_a_restart(
+    start_service: StartService,
+) -> None:
+    decisions = await start_service("release-decision")
+    async with gateway_api(start_service) as api:
+        first = await api.call("GET", "/api/v1/trust/keys", token=NO_TOKEN)
+        assert first.status == 200, first.body
+        [key] = first.body["keys"]
+        assert key["active"] and key["source"] == "generated" and key["algorithm"] == "ed25519"
+        assert key["jwk"]["kid"] == key["keyid"] and key["jwk"]["crv"] == "Ed25519"
+        assert "PRIVATE" not in json.dumps(first.body)
+        await decisions.stop()
+        await start_service("release-decision")
+        again = await api.call("GET", "/api/v1/trust/keys", token=NO_TOKEN)
+        assert again.status == 200 and again.body["keys"] == first.body["keys"]
+
+
+async def test_a_key_file_signs_and_the_generated_key_stays_listed(
+    start_service: StartService, tmp_path: Path
+) -> None:
+    decisions = await start_service("release-decision")
+    async with gateway_api(start_service) as api:
+        generated = (await api.call("GET", "/api/v1/trust/keys", token=NO_TOKEN)).body["keys"]
+        await decisions.stop()
+        key_file = tmp_path / "signing.pem"
+        key_file.write_bytes(
+            Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        await start_service("release-decision", signing_key_file=str(key_file))
+        listed = (await api.call("GET", "/api/v1/trust/keys", token=NO_TOKEN)).body["keys"]
+        assert [(k["source"], k["active"]) for k in listed] == [
+            ("file", True),
+            ("generated", False),
+        ]
+        assert listed[1]["keyid"] == generated[0]["keyid"]
+
+
+async def test_an_unusable_key_file_stops_the_start(
+    start_service: StartService, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.pem"
+    bad.write_text("-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(SettingsError, match="GATEHOUSE_SIGNING_KEY_FILE"):
+        await start_service("release-decision", signing_key_file=str(bad))

@@ -2,9 +2,11 @@
 
 from contracts.events import (  # noqa: F401
     commits,
+    deployments,
     identity,
     licensing,
     releases,
     scans,
+    scm,
     vulndb,
 )

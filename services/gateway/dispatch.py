@@ -34,6 +34,7 @@ from services.gateway.routing import Principal, RequestContext, Route
 from services.gateway.uploads import read_upload
 from shared.errors import ValidationFailed
 from shared.http import Handler, decode_json_body, field_error, request_id_of
+from shared.settings import Settings
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -62,9 +63,8 @@ def _dispatcher(route: Route, deps: GatewayDeps) -> Handler:
                 request, route.body, max_bytes=deps.settings.max_body_bytes
             )
         elif route.upload:
-            ctx.body = await read_upload(
-                request, route.upload, max_bytes=deps.settings.max_upload_bytes
-            )
+            limit = route.upload_limit or _max_upload_bytes
+            ctx.body = await read_upload(request, route.upload, max_bytes=limit(deps.settings))
         key = request.headers.get(IDEMPOTENCY_HEADER)
         if request.method == "POST" and key is not None and ctx.principal is not None:
             return await run_idempotent(ctx, route, check_key(key), deps)
@@ -72,6 +72,10 @@ def _dispatcher(route: Route, deps: GatewayDeps) -> Handler:
 
     dispatch.__name__ = f"{route.method.lower()}_{route.handler.__name__}"
     return dispatch
+
+
+def _max_upload_bytes(settings: Settings) -> int:
+    return settings.max_upload_bytes
 
 
 async def authenticate(request: web.Request, deps: GatewayDeps) -> Principal:

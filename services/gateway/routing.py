@@ -18,6 +18,7 @@ from aiohttp import web
 from contracts.events.identity import ROLES
 from shared.rpc import CallContext
 from shared.service import Runtime
+from shared.settings import Settings
 
 ALL_ROLES: frozenset[str] = frozenset(ROLES)
 # Reads of identity and most resources: any role.
@@ -94,6 +95,9 @@ class Route:
     # Media types of a raw upload body (a zip, an SBOM, a CSV): the dispatcher reads it up to
     # ``max_upload_bytes`` into ``ctx.body`` as an :class:`Upload` (415 for another type).
     upload: tuple[str, ...] = ()
+    # The setting bounding that upload when not ``max_upload_bytes`` (e.g. a webhook's
+    # ``webhook_max_body_bytes``): the body is never read beyond it.
+    upload_limit: Callable[[Settings], int] | None = None
 
     def __post_init__(self) -> None:
         if self.roles is not None and (not self.roles or not self.roles <= ALL_ROLES):

@@ -1,0 +1,1 @@
+"""I/O of the scm part: the GitHub REST client."""

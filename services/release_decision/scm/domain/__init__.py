@@ -1,0 +1,2 @@
+"""Pure rules of the GitHub and GitLab integration: authenticating deliveries, reading their
+payloads into events, and rendering a decision as a check run and a comment."""

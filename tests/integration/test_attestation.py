@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from shared.settings import SettingsError
 from tests.conftest import StartService
 from tests.integration.test_gateway_support import NO_TOKEN, gateway_api
+from tests.integration.test_release_decision_support import gate_stack, sha
 
 
 def spec_pae(payload_type: str, body: bytes) -> bytes:
@@ -85,3 +86,53 @@ async def test_an_unusable_key_file_stops_the_start(
     bad.write_text("-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n")
     with pytest.raises(SettingsError, match="GATEHOUSE_SIGNING_KEY_FILE"):
         await start_service("release-decision", signing_key_file=str(bad))
+
+
+async def test_attestation_of_a_decision_verifies_with_the_published_key(
+    start_service: StartService,
+) -> None:
+    async with gate_stack(start_service) as g:
+        project = await g.project("acme/signed")
+        commit = sha()
+        await g.scan(project["slug"], "acme/signed", commit)
+        view = await g.decided("acme/signed", commit, decision="NO_SHIP")
+        reply = await g.call(
+            "GET", f"/api/v1/releases/decision/attestation?repo=acme/signed&commit={commit}"
+        )
+        assert reply.status == 200, reply.body
+        assert reply.body["payloadType"] == "application/vnd.in-toto+json"
+        keys = (await g.call("GET", "/api/v1/trust/keys", token=NO_TOKEN)).body["keys"]
+        statement = verified_statement(reply.body, keys)
+        assert statement["_type"] == "https://in-toto.io/Statement/v1"
+        assert statement["subject"] == [
+            {"name": "git+acme/signed", "digest": {"gitCommit": commit}}
+        ]
+        assert statement["predicateType"] == (
+            "https://gatehouse.dev/attestation/release-decision/v1"
+        )
+        predicate = statement["predicate"]
+        assert predicate["decision"] == "NO_SHIP" and predicate["revision"] == view["revision"]
+        assert predicate["blockers"] == view["blockers"]
+
+
+async def test_attestation_bad_input_and_scope(start_service: StartService) -> None:
+    async with gate_stack(start_service) as g:
+        mine = await g.project("acme/mine")
+        await g.project("acme/theirs")
+        path = "/api/v1/releases/decision/attestation"
+        unknown = await g.call("GET", f"{path}?repo=acme/nowhere&commit={sha()}")
+        assert (unknown.status, unknown.code) == (404, "repo_not_found")
+        for query in (
+            "repo=acme/mine&commit=xyz",
+            "repo=acme/mine",
+            f"repo=acme/mine&commit={sha()}&x=1",
+        ):
+            bad = await g.call("GET", f"{path}?{query}")
+            assert (bad.status, bad.code) == (422, "validation_failed"), query
+        anonymous = await g.call("GET", f"{path}?repo=acme/mine&commit={sha()}", token=NO_TOKEN)
+        assert anonymous.status == 401
+        _, scoped = await g.s.api.new_key("VIEWER", project=mine["id"])
+        own = await g.call("GET", f"{path}?repo=acme/mine&commit={sha()}", token=scoped)
+        assert own.status == 200, own.body
+        other = await g.call("GET", f"{path}?repo=acme/theirs&commit={sha()}", token=scoped)
+        assert (other.status, other.code) == (404, "repo_not_found")

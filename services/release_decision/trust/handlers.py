@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncpg
 
 from contracts.rpc.trust import AttestationRequest, DsseEnvelope, KeysRequest, TrustKeys
+from services.release_decision.decisions.queries import current_decision
 from services.release_decision.trust import keys
 from services.release_decision.trust.dsse import attest
 from shared.rpc import CallContext
@@ -17,8 +18,6 @@ class TrustHandlers:
         self.key = key
 
     async def attestation_get(self, request: AttestationRequest, ctx: CallContext) -> DsseEnvelope:
-        from services.release_decision.decisions.queries import current_decision
-
         async with self.pool.acquire() as conn:
             view = await current_decision(conn, request.repo, request.commit)
         return attest(view, key=self.key.private, keyid=self.key.keyid)

@@ -1,0 +1,1 @@
+"""Local stand-ins for third parties (HTTP servers that record the calls they receive)."""

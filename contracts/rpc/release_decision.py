@@ -1,20 +1,39 @@
 """``svc.release-decision.*``: decisions, the decision policy, promotions and health.
 
-``DecisionView`` is also the body of ``GET /api/v1/releases/decision``.
+``DecisionView`` is also the body of ``GET /api/v1/releases/decision``; the other views are
+the HTTP bodies of their routes as they are. Projects are named by id here: the gateway
+resolves a slug first (it owns projects).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import msgspec
 
-from contracts.events.releases import Blocker, Decision, EvidenceRef
-from contracts.events.scans import Repo
+from contracts.events.releases import (
+    METADATA_BYTES_MAX,
+    Blocker,
+    Decision,
+    DecisionPolicyDocument,
+    EvidenceKind,
+    EvidenceRef,
+    Status,
+)
+from contracts.events.scans import CommitSha, ReleaseLabel, Repo, SeverityLevel
+from contracts.rpc.scanner_scans import DEFAULT_LIMIT, Cursor, Limit
 
 SERVICE = "release-decision"
 DECISION_GET = "decision_get"
+DECISION_HISTORY = "decision_history"
+POLICY_GET = "policy_get"
+POLICY_PUT = "policy_put"
+PROMOTE = "promote"
+PROMOTIONS = "promotions"
+HEALTH = "health"
+
+ProjectId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 CommitRef = Annotated[
     str,
@@ -56,3 +75,190 @@ class DecisionView(msgspec.Struct, frozen=True, kw_only=True):
     policy_version: int
     revision: Annotated[int, msgspec.Meta(ge=0, description="0: never decided (no evidence)")]
     evidence: EvidenceRef = EvidenceRef()
+
+
+# ---- history --------------------------------------------------------------------------------
+class DecisionHistoryQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Query of ``GET /api/v1/releases/decision/history`` (also the RPC request): the
+    revisions of one commit (oldest first), or of every commit of the repo (newest first)."""
+
+    repo: Repo
+    commit: CommitSha | None = None
+    cursor: Cursor | None = None
+    limit: Limit = DEFAULT_LIMIT
+
+
+class DecisionRevision(msgspec.Struct, frozen=True, kw_only=True):
+    """One change of a decision and the event that caused it."""
+
+    repo: str
+    commit: str
+    project_id: str | None = None
+    revision: int
+    decision: Decision
+    blockers: list[Blocker]
+    blocker_total: int = 0
+    policy_version: int
+    evaluated_at: dt.datetime
+    cause_event_id: str
+    cause_event_type: str
+    evidence: EvidenceRef = EvidenceRef()
+
+
+class DecisionHistoryPage(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[DecisionRevision]
+    next_cursor: str | None = None
+
+
+# ---- policy ---------------------------------------------------------------------------------
+class DecisionPolicyBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``PUT /api/v1/releases/policy[?project=]``: a null (or absent) field takes the
+    default (org policy) or is inherited from the org policy (project override)."""
+
+    block_on_severity: list[SeverityLevel] | None = None
+    epss_threshold: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | None = None
+    block_forbidden_licenses: bool | None = None
+    require_signed_commits: bool | None = None
+    required_evidence: Annotated[list[EvidenceKind], msgspec.Meta(min_length=1)] | None = None
+    max_snapshot_age_hours: Annotated[int, msgspec.Meta(ge=1, le=100_000)] | None = None
+
+
+class PolicyQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``?project=``: a project's override (id or slug); absent: the org policy."""
+
+    project: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+
+
+class PolicyGetRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    project_id: ProjectId | None = None
+
+
+class PolicyPutRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``if_match``: the versions the caller accepts (``If-Match: "v<n>"``); None: any."""
+
+    project_id: ProjectId | None = None
+    if_match: list[int] | None = None
+    document: DecisionPolicyBody
+
+
+class DecisionPolicyView(msgspec.Struct, frozen=True, kw_only=True):
+    """A decision policy and the policy in force. ``version`` is the ETag (``"v<n>"``, 0:
+    never set); ``effective`` merges defaults <- org <- project override."""
+
+    scope: Literal["org", "project"]
+    project_id: str | None = None
+    version: int
+    document: DecisionPolicyDocument | None
+    effective: DecisionPolicyDocument
+    org_version: int
+    updated_at: dt.datetime | None = None
+    updated_by: str | None = None
+
+
+# ---- promotions -----------------------------------------------------------------------------
+class OverrideBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+
+
+class PromoteBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``POST /api/v1/releases/promote``. ``override`` (APPROVER only): promote despite
+    NO_SHIP, with the reason (audited)."""
+
+    snapshot_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    target_status: Status
+    release_label: ReleaseLabel | None = None
+    metadata: Annotated[
+        dict[str, Any], msgspec.Meta(description=f"At most {METADATA_BYTES_MAX} bytes as JSON")
+    ] = {}
+    override: OverrideBody | None = None
+
+
+class PromoteRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``allowed_project``: a project-scoped caller's project (the snapshot must be of it)."""
+
+    body: PromoteBody
+    allowed_project: ProjectId | None = None
+
+
+class PromotionView(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    snapshot_id: str
+    repo: str
+    commit: str
+    project_id: str
+    status: str
+    label: str | None = None
+    metadata: dict[str, Any] = {}
+    promoted_by: str
+    promoted_at: dt.datetime
+    decision: Decision
+    blockers: list[Blocker] = []
+    policy_version: int = 0
+    override: dict[str, str] | None = None
+
+
+class PromotionsQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Query of ``GET /api/v1/releases/promotions``: by repo and/or project (id or slug)."""
+
+    repo: Repo | None = None
+    project: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    cursor: Cursor | None = None
+    limit: Limit = DEFAULT_LIMIT
+
+
+class PromotionsRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    repo: Repo | None = None
+    project_id: ProjectId | None = None
+    cursor: Cursor | None = None
+    limit: Limit = DEFAULT_LIMIT
+
+
+class PromotionPage(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[PromotionView]
+    next_cursor: str | None = None
+
+
+# ---- health ---------------------------------------------------------------------------------
+class HealthQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``GET /api/v1/releases/health[?repo=|?project=]``."""
+
+    repo: Repo | None = None
+    project: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+
+
+class HealthRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    repo: Repo | None = None
+    project_id: ProjectId | None = None
+
+
+class LatestPromoted(msgspec.Struct, frozen=True, kw_only=True):
+    snapshot_id: str | None = None
+    repo: str | None = None
+    commit: str | None = None
+    promoted_at: dt.datetime | None = None
+    age_hours: float | None = None
+    max_age_hours: int
+    fresh: bool
+
+
+class MissingEvidence(msgspec.Struct, frozen=True, kw_only=True):
+    """Required evidence the newest decided commit of a repo lacks."""
+
+    repo: str
+    commit: str | None = None
+    kind: str
+    message: str
+
+
+class HealthView(msgspec.Struct, frozen=True, kw_only=True):
+    """Whether the verification graph is reachable and the evidence is fresh. Services:
+    ``answering``, ``unavailable`` (nothing answers) or ``error``."""
+
+    ok: bool
+    bus: bool
+    projection_lag: int
+    projection_lag_max: int
+    scanner: str
+    signature_verifier: str
+    latest_promoted: LatestPromoted
+    missing_evidence: list[MissingEvidence]

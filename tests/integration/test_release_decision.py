@@ -3,8 +3,16 @@ with the vulnerability as blocker, triaging it away ships; unknown repos and com
 
 from __future__ import annotations
 
-from tests.conftest import StartService
-from tests.integration.test_release_decision_support import gate_stack, sha
+from urllib.parse import quote
+
+from services.release_decision.decisions.recorder import decided_event_id
+from tests.conftest import StartService, wait_until
+from tests.integration.test_release_decision_support import (
+    decided_count,
+    events_of,
+    gate_stack,
+    sha,
+)
 
 
 async def test_vulnerable_sbom_is_no_ship_until_triaged(start_service: StartService) -> None:
@@ -45,3 +53,66 @@ async def test_unknown_repo_and_unseen_commit(start_service: StartService) -> No
         assert (bad.status, bad.code) == (422, "validation_failed")
         head = await g.decision("acme/known", "HEAD")
         assert (head.status, head.code) == (404, "head_unknown")
+
+
+async def test_each_change_is_announced_and_kept_in_history(start_service: StartService) -> None:
+    async with gate_stack(start_service) as g:
+        project = await g.project("acme/api")
+        commit = sha()
+        await g.scan(project["slug"], "acme/api", commit)
+        blocked = await g.decided("acme/api", commit, decision="NO_SHIP")
+        finding = blocked["blockers"][0]["ref"]
+        reply = await g.call(
+            "PATCH",
+            f"/api/v1/findings/{finding}",
+            json={"state": "false_positive", "detail": "not our django"},
+            headers={"If-Match": '"v1"'},
+        )
+        assert reply.status == 200, reply.body
+        shipped = await g.decided("acme/api", commit, decision="SHIP")
+
+        page = await g.call(
+            "GET", f"/api/v1/releases/decision/history?repo=acme/api&commit={commit}"
+        )
+        assert page.status == 200, page.body
+        items = page.body["items"]
+        assert [i["revision"] for i in items] == list(range(shipped["revision"], 0, -1))
+        assert [i["cause_event_type"] for i in items] == [
+            "finding.triaged",
+            "scan.completed",
+            "scan.queued",
+        ]
+        assert [i["decision"] for i in items] == ["SHIP", "NO_SHIP", "NO_SHIP"]
+        assert items[2]["blockers"][0]["code"] == "evidence_pending"
+
+        async def all_announced() -> bool:
+            return await decided_count(g.decisions) == len(items)
+
+        await wait_until(all_announced)
+        announced = [e for e in await events_of(g.decisions, "release.decided")]
+        by_revision = {e.payload.revision: e for e in announced}  # type: ignore[attr-defined]
+        for item in items:
+            event = by_revision[item["revision"]]
+            assert event.id == decided_event_id("acme/api", commit, item["revision"])
+            assert event.envelope.causation_id == item["cause_event_id"]
+            assert event.payload.decision == item["decision"]  # type: ignore[attr-defined]
+        assert by_revision[3].payload.previous_decision == "NO_SHIP"  # type: ignore[attr-defined]
+
+        # as_of: what the decision was then.
+        def at(text: str) -> str:
+            return quote(text.replace("+00:00", "Z"))
+
+        then = await g.decision("acme/api", commit, query=f"&as_of={at(items[1]['evaluated_at'])}")
+        assert (then.body["decision"], then.body["revision"]) == ("NO_SHIP", 2), then.body
+        before = await g.decision("acme/api", commit, query="&as_of=2001-01-01T00:00:00Z")
+        assert (before.body["decision"], before.body["revision"]) == ("NO_SHIP", 0)
+        assert before.body["blockers"][0]["code"] == "no_evidence"
+
+        repo_wide = await g.call("GET", "/api/v1/releases/decision/history?repo=acme/api&limit=2")
+        assert len(repo_wide.body["items"]) == 2 and repo_wide.body["next_cursor"]
+        rest = await g.call(
+            "GET",
+            "/api/v1/releases/decision/history?repo=acme/api&limit=2&cursor="
+            + repo_wide.body["next_cursor"],
+        )
+        assert [i["revision"] for i in repo_wide.body["items"] + rest.body["items"]] == [3, 2, 1]

@@ -9,10 +9,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from contracts.envelope import Event, decode_event
 from shared.service import Runtime
 from tests.conftest import StartService, wait_until
 from tests.integration.test_gateway_support import Reply
-from tests.integration.test_scan_support import Pkg, ScanApi, cyclonedx_json, scan_api
+from tests.integration.test_scan_support import (
+    Pkg,
+    ScanApi,
+    cyclonedx_json,
+    scan_api,
+    subject_counts,
+)
 from tests.integration.test_vulndb_support import CVSS_CRITICAL, ZIP, osv, zip_of
 
 # django 2.2.0 is CRITICAL (CVE-2020-0001); sqlparse 0.2.4 is MODERATE (CVE-2021-0002).
@@ -92,3 +99,22 @@ async def gate_stack(start_service: StartService, **overrides: Any) -> AsyncIter
         )
         assert reply.status == 200, reply.body
         yield Gate(s=s, decisions=decisions)
+
+
+async def events_of(runtime: Runtime, subject: str) -> list[Event]:
+    """Every event of ``subject`` on the stream, decoded, oldest first."""
+    js = runtime.bus.js
+    total = (await subject_counts(runtime, subject)).get(subject, 0)
+    sub = await js.subscribe(subject, ordered_consumer=True, stream=runtime.bus.stream)
+    found: list[Event] = []
+    try:
+        while len(found) < total:
+            msg = await sub.next_msg(timeout=5)
+            found.append(decode_event(msg.data, sequence=int(msg.metadata.sequence.stream)))
+    finally:
+        await sub.unsubscribe()
+    return found
+
+
+async def decided_count(runtime: Runtime) -> int:
+    return (await subject_counts(runtime, "release.decided")).get("release.decided", 0)

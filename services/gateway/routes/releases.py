@@ -3,9 +3,17 @@
 * ``GET /api/v1/releases/decision?repo=&commit=[&as_of=]``: SHIP or NO_SHIP with every
   blocker, read through :func:`services.gateway.decision_reads.read_decision` (the one
   place decisions are read at the gateway).
+* ``GET /api/v1/releases/decision/history?repo=[&commit=]``: the revisions and the event
+  that caused each, newest first.
+* ``GET/PUT /api/v1/releases/policy[?project=]``: the org decision policy or a project's
+  override (``ETag: "v<n>"``, ``If-Match`` on PUT; POLICY_AUTHOR or ADMIN write).
+* ``POST /api/v1/releases/promote``, ``GET /api/v1/releases/promotions``.
+* ``GET /api/v1/releases/health[?repo=|?project=]``.
 
-A project-scoped key sees only the repos its project lists (any other repo answers 404
-``repo_not_found``, as an unknown one does).
+Project-scoped keys: a repo is visible only when the key's project lists it (any other
+answers 404 ``repo_not_found``, as an unknown one does); the org policy is readable, a
+project's only when it is the key's own; promotions, their listing and health are limited
+to the key's project.
 """
 
 from __future__ import annotations
@@ -16,10 +24,15 @@ from contracts.rpc import release_decision as rpc
 from services.gateway.adapters.read_model import find_project
 from services.gateway.decision_reads import read_decision
 from services.gateway.deps import deps_of
-from services.gateway.routing import ALL_ROLES, RequestContext, Route
+from services.gateway.domain.errors import ProjectNotFound
+from services.gateway.domain.etag import accepted_versions
+from services.gateway.routes._upstream import ask, versioned_json
+from services.gateway.routing import ALL_ROLES, READ_ROLES, RequestContext, Route, roles
 from shared.errors import NotFound
 from shared.http import json_response
 
+POLICY_WRITERS = roles("ADMIN", "POLICY_AUTHOR")
+PROMOTERS = roles("ADMIN", "OPERATOR", "APPROVER")
 _ERRORS = (404, 502, 503, 504)
 
 
@@ -27,21 +40,108 @@ class RepoNotVisible(NotFound):
     code, title = "repo_not_found", "No project lists this repository and nothing names it"
 
 
-async def _check_repo_scope(ctx: RequestContext, repo: str) -> None:
+def _scope(ctx: RequestContext) -> str | None:
+    return ctx.principal.project_id if ctx.principal else None
+
+
+async def _check_repo_scope(ctx: RequestContext, repo: str | None) -> None:
     """A project-scoped key may read only the repos of its own project."""
-    principal = ctx.principal
-    if principal is None or principal.project_id is None:
+    scope = _scope(ctx)
+    if scope is None or repo is None:
         return
-    project = await find_project(deps_of(ctx).pool, principal.project_id)
+    project = await find_project(deps_of(ctx).pool, scope)
     if project is None or repo not in project.repos:
         raise RepoNotVisible(f"no project lists {repo}")
 
 
+async def _project_id(ctx: RequestContext, ref: str | None) -> str | None:
+    """The project named by ``?project=`` (id or slug); a scoped key: only its own, and
+    its own when none is named."""
+    scope = _scope(ctx)
+    if ref is None:
+        return scope
+    project = await find_project(deps_of(ctx).pool, ref)
+    if project is None or (scope is not None and project.id != scope):
+        raise ProjectNotFound(ref)
+    return project.id
+
+
+# ---- decisions ------------------------------------------------------------------------------
 async def get_decision(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, rpc.DecisionRequest)
     await _check_repo_scope(ctx, query.repo)
     return json_response(await read_decision(ctx, query))
+
+
+async def get_history(ctx: RequestContext) -> web.StreamResponse:
+    query = ctx.query
+    assert isinstance(query, rpc.DecisionHistoryQuery)
+    await _check_repo_scope(ctx, query.repo)
+    return json_response(
+        await ask(ctx, rpc.SERVICE, rpc.DECISION_HISTORY, query, rpc.DecisionHistoryPage)
+    )
+
+
+# ---- policy ---------------------------------------------------------------------------------
+async def _policy_project(ctx: RequestContext) -> str | None:
+    query = ctx.query
+    assert isinstance(query, rpc.PolicyQuery)
+    if query.project is None:
+        return None  # the org policy (a scoped key reads it, and cannot write it: see PUT)
+    return await _project_id(ctx, query.project)
+
+
+async def get_policy(ctx: RequestContext) -> web.StreamResponse:
+    request = rpc.PolicyGetRequest(project_id=await _policy_project(ctx))
+    view = await ask(ctx, rpc.SERVICE, rpc.POLICY_GET, request, rpc.DecisionPolicyView)
+    return versioned_json(ctx, view, view.version)
+
+
+async def put_policy(ctx: RequestContext) -> web.StreamResponse:
+    body = ctx.body
+    assert isinstance(body, rpc.DecisionPolicyBody)
+    project_id = await _policy_project(ctx)
+    if project_id is None and _scope(ctx) is not None:
+        raise ProjectNotFound("org")  # a project-scoped key never changes the org policy
+    request = rpc.PolicyPutRequest(
+        project_id=project_id,
+        if_match=accepted_versions(ctx.request.headers.get("If-Match")),
+        document=body,
+    )
+    view = await ask(ctx, rpc.SERVICE, rpc.POLICY_PUT, request, rpc.DecisionPolicyView)
+    return versioned_json(ctx, view, view.version)
+
+
+# ---- promotions -----------------------------------------------------------------------------
+async def promote(ctx: RequestContext) -> web.StreamResponse:
+    body = ctx.body
+    assert isinstance(body, rpc.PromoteBody)
+    request = rpc.PromoteRequest(body=body, allowed_project=_scope(ctx))
+    view = await ask(ctx, rpc.SERVICE, rpc.PROMOTE, request, rpc.PromotionView)
+    return json_response(view, status=201)
+
+
+async def list_promotions(ctx: RequestContext) -> web.StreamResponse:
+    query = ctx.query
+    assert isinstance(query, rpc.PromotionsQuery)
+    await _check_repo_scope(ctx, query.repo)
+    request = rpc.PromotionsRequest(
+        repo=query.repo,
+        project_id=await _project_id(ctx, query.project),
+        cursor=query.cursor,
+        limit=query.limit,
+    )
+    return json_response(await ask(ctx, rpc.SERVICE, rpc.PROMOTIONS, request, rpc.PromotionPage))
+
+
+# ---- health ---------------------------------------------------------------------------------
+async def get_health(ctx: RequestContext) -> web.StreamResponse:
+    query = ctx.query
+    assert isinstance(query, rpc.HealthQuery)
+    await _check_repo_scope(ctx, query.repo)
+    request = rpc.HealthRequest(repo=query.repo, project_id=await _project_id(ctx, query.project))
+    return json_response(await ask(ctx, rpc.SERVICE, rpc.HEALTH, request, rpc.HealthView))
 
 
 ROUTES: list[Route] = [
@@ -57,6 +157,88 @@ ROUTES: list[Route] = [
         tag="releases",
         query=rpc.DecisionRequest,
         response=rpc.DecisionView,
+        errors=_ERRORS,
+        allow_project_scoped=True,
+    ),
+    Route(
+        method="GET",
+        path="/api/v1/releases/decision/history",
+        handler=get_history,
+        roles=READ_ROLES,
+        summary="The changes of a commit's decision (or of every commit of the repo), newest "
+        "first, each with the event that caused it",
+        tag="releases",
+        query=rpc.DecisionHistoryQuery,
+        response=rpc.DecisionHistoryPage,
+        errors=_ERRORS,
+        allow_project_scoped=True,
+    ),
+    Route(
+        method="GET",
+        path="/api/v1/releases/policy",
+        handler=get_policy,
+        roles=READ_ROLES,
+        summary="The org decision policy, or a project's override (?project=), and the "
+        "effective merged policy; ETag is its version",
+        tag="releases",
+        query=rpc.PolicyQuery,
+        response=rpc.DecisionPolicyView,
+        errors=_ERRORS,
+        allow_project_scoped=True,
+    ),
+    Route(
+        method="PUT",
+        path="/api/v1/releases/policy",
+        handler=put_policy,
+        roles=POLICY_WRITERS,
+        summary="Set the org decision policy or a project's override (?project=); null fields "
+        "take the default / the org's. If-Match with the ETag read (412 when it changed). "
+        "Every affected commit is decided again",
+        tag="releases",
+        query=rpc.PolicyQuery,
+        body=rpc.DecisionPolicyBody,
+        response=rpc.DecisionPolicyView,
+        errors=(412, *_ERRORS),
+        allow_project_scoped=True,
+    ),
+    Route(
+        method="POST",
+        path="/api/v1/releases/promote",
+        handler=promote,
+        roles=PROMOTERS,
+        summary="Promote a snapshot (a succeeded scan) to a status; it becomes its repo's "
+        "baseline. NO_SHIP is refused (409 release_blocked with the blockers) unless an "
+        "APPROVER sends override {reason}",
+        tag="releases",
+        body=rpc.PromoteBody,
+        response=rpc.PromotionView,
+        response_status=201,
+        errors=(403, 409, *_ERRORS),
+        allow_project_scoped=True,
+    ),
+    Route(
+        method="GET",
+        path="/api/v1/releases/promotions",
+        handler=list_promotions,
+        roles=READ_ROLES,
+        summary="Promotions, newest first, by repo and/or project",
+        tag="releases",
+        query=rpc.PromotionsQuery,
+        response=rpc.PromotionPage,
+        errors=_ERRORS,
+        allow_project_scoped=True,
+    ),
+    Route(
+        method="GET",
+        path="/api/v1/releases/health",
+        handler=get_health,
+        roles=READ_ROLES,
+        summary="Is the verification graph reachable (bus, projection lag, scanner and "
+        "signature-verifier answering), is the latest promoted snapshot fresh, and which "
+        "required evidence is missing",
+        tag="releases",
+        query=rpc.HealthQuery,
+        response=rpc.HealthView,
         errors=_ERRORS,
         allow_project_scoped=True,
     ),

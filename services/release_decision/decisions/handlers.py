@@ -1,20 +1,59 @@
-"""``svc.release-decision.*`` of the decisions part: decisions, their history, the decision
-policy, promotions and health."""
+"""``svc.release-decision.*`` of the decisions part: decisions and their history, the
+decision policy, promotions and health.
+
+Commands serialise on their aggregate (the policy's scope, the snapshot) with an advisory
+lock, publish, and answer once the decisions projection has applied the event
+(read-your-writes). Promotions of one snapshot also queue up in-process first, so a burst
+of them waits for the lock without holding database connections the projection needs.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+import asyncio
+import datetime as dt
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import msgspec
 
+from contracts.envelope import EventPayload
+from contracts.events.licensing import PolicyChanged
+from contracts.events.releases import (
+    BLOCKERS_MAX,
+    METADATA_BYTES_MAX,
+    Blocker,
+    PromotionOverride,
+    ReleasePromoted,
+)
+from contracts.ids import new_id
 from contracts.rpc import release_decision as rpc
-from services.release_decision.decisions import queries
+from services.release_decision.decisions import health, policies, queries, store
+from services.release_decision.decisions.domain.rules import evaluate
+from services.release_decision.decisions.errors import (
+    AlreadyPromoted,
+    NotVisibleYet,
+    OverrideNotAllowed,
+    ProjectNotFound,
+    ReleaseBlocked,
+    SnapshotNotFound,
+    SnapshotNotPromotable,
+)
 from shared.bus import Bus
+from shared.db import advisory_key
+from shared.errors import ValidationFailed
+from shared.pagination import decode_cursor, split_page
 from shared.projection import ProjectionRunner
 from shared.rpc import CallContext
 from shared.settings import Settings
+
+# Share of the caller's RPC deadline a command may spend waiting for its projection.
+CATCH_UP_SHARE = 0.6
+# In-process queues for promotions (striped by snapshot).
+PROMOTION_STRIPES = 64
 
 Endpoint = tuple[str, type, Callable[[Any, CallContext], Awaitable[Any]]]
 
@@ -25,12 +64,22 @@ class DecisionHandlers:
     runner: ProjectionRunner
     settings: Settings
     bus: Bus
+    _stripes: list[asyncio.Lock] = field(
+        default_factory=lambda: [asyncio.Lock() for _ in range(PROMOTION_STRIPES)]
+    )
 
     def endpoints(self) -> list[Endpoint]:
         return [
             (rpc.DECISION_GET, rpc.DecisionRequest, self.decision_get),
+            (rpc.DECISION_HISTORY, rpc.DecisionHistoryQuery, self.decision_history),
+            (rpc.POLICY_GET, rpc.PolicyGetRequest, self.policy_get),
+            (rpc.POLICY_PUT, rpc.PolicyPutRequest, self.policy_put),
+            (rpc.PROMOTE, rpc.PromoteRequest, self.promote),
+            (rpc.PROMOTIONS, rpc.PromotionsRequest, self.promotions),
+            (rpc.HEALTH, rpc.HealthRequest, self.health),
         ]
 
+    # ---- decisions --------------------------------------------------------------------------
     async def decision_get(
         self, request: rpc.DecisionRequest, _ctx: CallContext
     ) -> rpc.DecisionView:
@@ -39,3 +88,201 @@ class DecisionHandlers:
                 self.pool, request.repo, request.commit, request.as_of
             )
         return await queries.current_decision(self.pool, request.repo, request.commit)
+
+    async def decision_history(
+        self, request: rpc.DecisionHistoryQuery, _ctx: CallContext
+    ) -> rpc.DecisionHistoryPage:
+        return await queries.history(self.pool, request)
+
+    # ---- policy -----------------------------------------------------------------------------
+    async def policy_get(
+        self, request: rpc.PolicyGetRequest, _ctx: CallContext
+    ) -> rpc.DecisionPolicyView:
+        await self._check_project(request.project_id)
+        return await policies.policy_view(self.pool, request.project_id)
+
+    async def policy_put(
+        self, request: rpc.PolicyPutRequest, ctx: CallContext
+    ) -> rpc.DecisionPolicyView:
+        await self._check_project(request.project_id)
+        document = policies.canonical(request.document)
+        scope = request.project_id or store.ORG_SCOPE
+        async with self._locked(f"release-policy:{scope}") as conn:
+            current = await conn.fetchrow(
+                "SELECT version, document FROM release_decision.policies WHERE scope = $1", scope
+            )
+            version = current["version"] if current else 0
+            policies.check_if_match(request.if_match, version)
+            if current is None or store.policy_document(current["document"]) != document:
+                pid = policies.policy_id(request.project_id)
+                await self._emit(
+                    PolicyChanged(
+                        policy_id=pid,
+                        kind="release",
+                        scope="org" if request.project_id is None else "project",
+                        project_id=request.project_id,
+                        version=version + 1,
+                        release_document=document,
+                    ),
+                    aggregate=f"policy:{pid}",
+                    ctx=ctx,
+                )
+        return await policies.policy_view(self.pool, request.project_id)
+
+    async def _check_project(self, project_id: str | None) -> None:
+        if project_id is None:
+            return
+        if not await self.pool.fetchval(
+            "SELECT 1 FROM release_decision.projects WHERE id = $1", project_id
+        ):
+            raise ProjectNotFound(f"no project {project_id}")
+
+    # ---- promotions -------------------------------------------------------------------------
+    async def promote(self, request: rpc.PromoteRequest, ctx: CallContext) -> rpc.PromotionView:
+        body = request.body
+        if body.override is not None and "APPROVER" not in ctx.roles:
+            raise OverrideNotAllowed("promoting despite NO_SHIP needs the APPROVER role")
+        if len(msgspec.json.encode(body.metadata)) > METADATA_BYTES_MAX:
+            raise ValidationFailed(
+                f"metadata: at most {METADATA_BYTES_MAX} bytes as JSON",
+                extra={"errors": [{"field": "$.metadata", "message": "too large"}]},
+            )
+        stripe = self._stripes[zlib.crc32(body.snapshot_id.encode()) % PROMOTION_STRIPES]
+        async with stripe, self._locked(f"promote:{body.snapshot_id}") as conn:
+            scan = await store.scan_row(conn, body.snapshot_id)
+            if scan is None or (
+                request.allowed_project is not None
+                and scan["project_id"] != request.allowed_project
+            ):
+                raise SnapshotNotFound(f"no snapshot {body.snapshot_id} of a commit")
+            if scan["status"] != "succeeded":
+                raise SnapshotNotPromotable(
+                    f"snapshot {body.snapshot_id} is {scan['status']}, not succeeded"
+                )
+            if await conn.fetchval(
+                "SELECT 1 FROM release_decision.promotions "
+                "WHERE snapshot_id = $1 AND target_status = $2",
+                body.snapshot_id,
+                body.target_status,
+            ):
+                raise AlreadyPromoted(
+                    f"snapshot {body.snapshot_id} is already promoted to {body.target_status}"
+                )
+            loaded = await store.snapshot_decision_inputs(conn, scan)
+            result = evaluate(loaded.policy, loaded.evidence)
+            blockers = list(result.blockers[:BLOCKERS_MAX])
+            if result.decision == "NO_SHIP" and body.override is None:
+                raise ReleaseBlocked(
+                    f"snapshot {body.snapshot_id} may not ship: {len(result.blockers)} blocker(s)",
+                    extra={"blockers": [msgspec.to_builtins(b) for b in blockers]},
+                )
+            override = (
+                PromotionOverride(reason=body.override.reason, approver=ctx.actor)
+                if body.override is not None and result.decision == "NO_SHIP"
+                else None
+            )
+            promotion_id = new_id()
+            await self._emit(
+                ReleasePromoted(
+                    promotion_id=promotion_id,
+                    snapshot_id=body.snapshot_id,
+                    project_id=scan["project_id"],
+                    repo=scan["repo"],
+                    commit=scan["commit"],
+                    target_status=body.target_status,
+                    release_label=body.release_label or scan["label"],
+                    metadata=body.metadata,
+                    decision=result.decision,
+                    blockers=blockers,
+                    policy_version=loaded.policy.version,
+                    override=override,
+                    promoted_by=ctx.actor,
+                    promoted_at=dt.datetime.now(dt.UTC),
+                ),
+                aggregate=f"snapshot:{body.snapshot_id}",
+                ctx=ctx,
+            )
+        row = await self.pool.fetchrow(
+            f"SELECT {_PROMOTION_COLUMNS} FROM release_decision.promotions WHERE id = $1",
+            promotion_id,
+        )
+        return promotion_view(row)
+
+    async def promotions(
+        self, request: rpc.PromotionsRequest, _ctx: CallContext
+    ) -> rpc.PromotionPage:
+        after = decode_cursor(request.cursor, length=1) if request.cursor else None
+        rows = await self.pool.fetch(
+            f"SELECT {_PROMOTION_COLUMNS} FROM release_decision.promotions "
+            "WHERE ($1::text IS NULL OR repo = $1) AND ($2::text IS NULL OR project_id = $2) "
+            "AND ($3::bigint IS NULL OR seq < $3) ORDER BY seq DESC LIMIT $4",
+            request.repo,
+            request.project_id,
+            int(after[0]) if after else None,
+            request.limit + 1,
+        )
+        page, cursor = split_page(rows, limit=request.limit, key=lambda r: (r["seq"],))
+        return rpc.PromotionPage(items=[promotion_view(r) for r in page], next_cursor=cursor)
+
+    # ---- health -----------------------------------------------------------------------------
+    async def health(self, request: rpc.HealthRequest, _ctx: CallContext) -> rpc.HealthView:
+        if request.project_id is not None:
+            await self._check_project(request.project_id)
+        return await health.check(
+            pool=self.pool,
+            bus=self.bus,
+            runner=self.runner,
+            settings=self.settings,
+            repo=request.repo,
+            project_id=request.project_id,
+        )
+
+    # ---- plumbing ---------------------------------------------------------------------------
+    async def _emit(self, payload: EventPayload, *, aggregate: str, ctx: CallContext) -> int:
+        _, sequence = await self.bus.publish(
+            payload, aggregate=aggregate, actor=ctx.actor, correlation_id=ctx.request_id or None
+        )
+        timeout = self.settings.rpc_timeout_seconds * CATCH_UP_SHARE
+        try:
+            await self.runner.wait_for(sequence, timeout=timeout)
+        except TimeoutError:
+            raise NotVisibleYet(
+                f"the change was recorded (stream sequence {sequence}) but is not readable "
+                f"within {timeout:g}s; read it again shortly",
+                extra={"stream_sequence": sequence},
+            ) from None
+        return sequence
+
+    @asynccontextmanager
+    async def _locked(self, name: str) -> AsyncIterator[asyncpg.Connection]:
+        async with self.pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", advisory_key(name))
+            try:
+                yield conn
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", advisory_key(name))
+
+
+_PROMOTION_COLUMNS = (
+    "id, snapshot_id, project_id, repo, commit, target_status, release_label, metadata, "
+    "decision, blockers, policy_version, override, promoted_by, promoted_at, seq"
+)
+
+
+def promotion_view(row: asyncpg.Record) -> rpc.PromotionView:
+    return rpc.PromotionView(
+        id=row["id"],
+        snapshot_id=row["snapshot_id"],
+        repo=row["repo"],
+        commit=row["commit"],
+        project_id=row["project_id"],
+        status=row["target_status"],
+        label=row["release_label"],
+        metadata=row["metadata"] or {},
+        promoted_by=row["promoted_by"],
+        promoted_at=row["promoted_at"],
+        decision=row["decision"],
+        blockers=[msgspec.convert(b, Blocker) for b in row["blockers"]],
+        policy_version=row["policy_version"],
+        override=row["override"],
+    )

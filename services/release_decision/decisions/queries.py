@@ -10,11 +10,18 @@ import asyncpg
 import msgspec
 
 from contracts.events.releases import Blocker, EvidenceRef
-from contracts.rpc.release_decision import Baseline, DecisionView
+from contracts.rpc.release_decision import (
+    Baseline,
+    DecisionHistoryPage,
+    DecisionHistoryQuery,
+    DecisionRevision,
+    DecisionView,
+)
 from services.release_decision.decisions import store
 from services.release_decision.decisions.domain.model import Evidence
 from services.release_decision.decisions.domain.rules import evaluate
 from services.release_decision.decisions.errors import HeadUnknown, RepoNotFound
+from shared.pagination import decode_cursor, split_page
 
 Queryable = store.Queryable
 
@@ -150,3 +157,54 @@ async def decision_as_of(
         view = await _undecided(conn, repo, commit, at=as_of)
         return msgspec.structs.replace(view, baseline=baseline)
     return _view(row, baseline)
+
+
+def _revision(row: asyncpg.Record) -> DecisionRevision:
+    return DecisionRevision(
+        repo=row["repo"],
+        commit=row["commit"],
+        project_id=row["project_id"],
+        revision=row["revision"],
+        decision=row["decision"],
+        blockers=[msgspec.convert(b, Blocker) for b in row["blockers"]],
+        blocker_total=row["blocker_total"],
+        policy_version=row["policy_version"],
+        evaluated_at=row["evaluated_at"],
+        cause_event_id=row["cause_event_id"],
+        cause_event_type=row["cause_event_type"],
+        evidence=msgspec.convert(row["evidence"], EvidenceRef),
+    )
+
+
+async def history(db: Queryable, query: DecisionHistoryQuery) -> DecisionHistoryPage:
+    """Revisions, newest first: of one commit, or of every commit of the repo."""
+    if not await store.repo_known(db, query.repo):
+        raise RepoNotFound(f"no project lists {query.repo} and no evidence names it")
+    columns = f"{_COLUMNS}, cause_event_id, cause_event_type, seq"
+    if query.commit is not None:
+        after = decode_cursor(query.cursor, length=1) if query.cursor else (2**31 - 1,)
+        rows = await db.fetch(
+            f"SELECT {columns} FROM release_decision.decision_history "
+            "WHERE repo = $1 AND commit = $2 AND revision < $3 ORDER BY revision DESC LIMIT $4",
+            query.repo,
+            query.commit.lower(),
+            int(after[0]),
+            query.limit + 1,
+        )
+        page, cursor = split_page(rows, limit=query.limit, key=lambda r: (r["revision"],))
+    else:
+        key = decode_cursor(query.cursor, length=3) if query.cursor else None
+        rows = await db.fetch(
+            f"SELECT {columns} FROM release_decision.decision_history WHERE repo = $1 "
+            "AND ($2::bigint IS NULL OR (seq, commit, revision) < ($2, $3, $4)) "
+            "ORDER BY seq DESC, commit DESC, revision DESC LIMIT $5",
+            query.repo,
+            int(key[0]) if key else None,
+            str(key[1]) if key else None,
+            int(key[2]) if key else None,
+            query.limit + 1,
+        )
+        page, cursor = split_page(
+            rows, limit=query.limit, key=lambda r: (r["seq"], r["commit"], r["revision"])
+        )
+    return DecisionHistoryPage(items=[_revision(r) for r in page], next_cursor=cursor)

@@ -121,46 +121,8 @@ async def load_evidence(db: Queryable, repo: str, commit: str) -> Loaded:
             break
         if pending is None:
             pending = row
-    snapshot = None
-    if evidence_scan is not None:
-        rows = await db.fetch(
-            "SELECT finding_id, package, vulnerability_id, severity, epss, state, affected "
-            "FROM release_decision.findings WHERE scan_id = $1 AND NOT gone",
-            evidence_scan["scan_id"],
-        )
-        snapshot = SnapshotEvidence(
-            scan_id=evidence_scan["scan_id"],
-            sbom_digest=evidence_scan["sbom_digest"],
-            result_digest=evidence_scan["result_digest"],
-            forbidden_license_count=evidence_scan["forbidden_license_count"],
-            findings=tuple(
-                FindingEvidence(
-                    id=r["finding_id"],
-                    package=r["package"],
-                    vulnerability_id=r["vulnerability_id"],
-                    severity=r["severity"],
-                    epss=r["epss"],
-                    state=r["state"],
-                    affected=r["affected"],
-                )
-                for r in rows
-            ),
-        )
-    signature_row = await db.fetchrow(
-        "SELECT event_id, verified, reason FROM release_decision.signatures "
-        "WHERE repo = $1 AND commit = $2",
-        repo,
-        commit,
-    )
-    signature = (
-        SignatureEvidence(
-            event_id=signature_row["event_id"],
-            verified=signature_row["verified"],
-            reason=signature_row["reason"],
-        )
-        if signature_row
-        else None
-    )
+    snapshot = await snapshot_of(db, evidence_scan) if evidence_scan is not None else None
+    signature = await signature_of(db, repo, commit)
     source = evidence_scan or pending
     project_id = source["project_id"] if source else await project_for_repo(db, repo)
     return Loaded(
@@ -173,6 +135,71 @@ async def load_evidence(db: Queryable, repo: str, commit: str) -> Loaded:
         ),
         project_id=project_id,
         policy=await policy_for(db, project_id),
+    )
+
+
+async def snapshot_of(db: Queryable, scan: asyncpg.Record) -> SnapshotEvidence:
+    """A succeeded scan (a row of ``scans``) with the findings still in it."""
+    rows = await db.fetch(
+        "SELECT finding_id, package, vulnerability_id, severity, epss, state, affected "
+        "FROM release_decision.findings WHERE scan_id = $1 AND NOT gone",
+        scan["scan_id"],
+    )
+    return SnapshotEvidence(
+        scan_id=scan["scan_id"],
+        sbom_digest=scan["sbom_digest"],
+        result_digest=scan["result_digest"],
+        forbidden_license_count=scan["forbidden_license_count"],
+        findings=tuple(
+            FindingEvidence(
+                id=r["finding_id"],
+                package=r["package"],
+                vulnerability_id=r["vulnerability_id"],
+                severity=r["severity"],
+                epss=r["epss"],
+                state=r["state"],
+                affected=r["affected"],
+            )
+            for r in rows
+        ),
+    )
+
+
+async def signature_of(db: Queryable, repo: str, commit: str) -> SignatureEvidence | None:
+    row = await db.fetchrow(
+        "SELECT event_id, verified, reason FROM release_decision.signatures "
+        "WHERE repo = $1 AND commit = $2",
+        repo,
+        commit,
+    )
+    if row is None:
+        return None
+    return SignatureEvidence(
+        event_id=row["event_id"], verified=row["verified"], reason=row["reason"]
+    )
+
+
+async def scan_row(db: Queryable, scan_id: str) -> asyncpg.Record | None:
+    return await db.fetchrow(
+        "SELECT scan_id, project_id, repo, commit, label, status, sbom_digest, result_digest, "
+        "forbidden_license_count, updated_at FROM release_decision.scans WHERE scan_id = $1",
+        scan_id,
+    )
+
+
+async def snapshot_decision_inputs(db: Queryable, scan: asyncpg.Record) -> Loaded:
+    """The evidence of the scan's commit with THAT scan as its SBOM evidence (a promotion
+    is decided on the snapshot promoted, whatever scans came after)."""
+    repo, commit = scan["repo"], scan["commit"]
+    return Loaded(
+        evidence=Evidence(
+            repo=repo,
+            commit=commit,
+            snapshot=await snapshot_of(db, scan),
+            signature=await signature_of(db, repo, commit),
+        ),
+        project_id=scan["project_id"],
+        policy=await policy_for(db, scan["project_id"]),
     )
 
 

@@ -1,0 +1,140 @@
+"""Is the verification graph reachable, and is the evidence fresh?
+
+Reachability: the bus, this projection's lag, and the scanner and signature-verifier
+answering a ``nats.micro`` PING (``$SRV.PING.<service>``, a short timeout). A service with
+no endpoint yet is ``unavailable`` without failing the call. Freshness: the newest promoted
+snapshot's age against the policy's ``max_snapshot_age_hours``. Missing evidence: for each
+repo in scope, the required evidence its newest decided commit lacks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import asyncpg
+import nats.errors
+
+from contracts.rpc.release_decision import HealthView, LatestPromoted, MissingEvidence
+from services.release_decision.decisions import store
+from shared.bus import Bus
+from shared.projection import ProjectionRunner
+from shared.settings import Settings
+
+PING_TIMEOUT_SECONDS = 0.5
+MISSING_MAX = 200
+
+
+async def ping(bus: Bus, service: str) -> str:
+    try:
+        await bus.nc.request(f"$SRV.PING.{service}", b"", timeout=PING_TIMEOUT_SECONDS)
+    except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+        return "unavailable"
+    except nats.errors.Error:
+        return "error"
+    return "answering"
+
+
+async def _repos_in_scope(
+    pool: asyncpg.Pool, repo: str | None, project_id: str | None
+) -> list[str]:
+    if repo is not None:
+        return [repo]
+    rows = await pool.fetch(
+        "SELECT DISTINCT unnest(repos) AS repo FROM release_decision.projects "
+        "WHERE NOT archived AND ($1::text IS NULL OR id = $1) ORDER BY 1",
+        project_id,
+    )
+    return [r["repo"] for r in rows]
+
+
+async def _missing(pool: asyncpg.Pool, repos: list[str]) -> list[MissingEvidence]:
+    rows = await pool.fetch(
+        "SELECT DISTINCT ON (repo) repo, commit, blockers FROM release_decision.decisions "
+        "WHERE repo = ANY($1::text[]) ORDER BY repo, seq DESC, commit",
+        repos,
+    )
+    newest = {r["repo"]: r for r in rows}
+    missing: list[MissingEvidence] = []
+    for repo in repos:
+        row = newest.get(repo)
+        if row is None:
+            missing.append(
+                MissingEvidence(
+                    repo=repo, kind="sbom", message="no commit of this repo has evidence"
+                )
+            )
+            continue
+        for blocker in row["blockers"]:
+            if blocker["code"] in ("no_evidence", "evidence_pending"):
+                missing.append(
+                    MissingEvidence(
+                        repo=repo,
+                        commit=row["commit"],
+                        kind=blocker["ref"] if blocker["code"] == "no_evidence" else "sbom",
+                        message=blocker["message"],
+                    )
+                )
+    return missing[:MISSING_MAX]
+
+
+async def _latest_promoted(
+    pool: asyncpg.Pool, repo: str | None, project_id: str | None, *, now: dt.datetime
+) -> LatestPromoted:
+    row = await pool.fetchrow(
+        "SELECT p.snapshot_id, p.repo, p.commit, p.project_id, p.promoted_at, "
+        "s.updated_at AS scanned_at FROM release_decision.promotions p "
+        "LEFT JOIN release_decision.scans s ON s.scan_id = p.snapshot_id "
+        "WHERE ($1::text IS NULL OR p.repo = $1) AND ($2::text IS NULL OR p.project_id = $2) "
+        "ORDER BY p.seq DESC LIMIT 1",
+        repo,
+        project_id,
+    )
+    policy = await store.policy_for(pool, row["project_id"] if row else project_id)
+    if row is None:
+        return LatestPromoted(max_age_hours=policy.max_snapshot_age_hours, fresh=False)
+    # The snapshot's age is the time since it was scanned.
+    age = (now - (row["scanned_at"] or row["promoted_at"])).total_seconds() / 3600
+    return LatestPromoted(
+        snapshot_id=row["snapshot_id"],
+        repo=row["repo"],
+        commit=row["commit"],
+        promoted_at=row["promoted_at"],
+        age_hours=round(age, 3),
+        max_age_hours=policy.max_snapshot_age_hours,
+        fresh=age <= policy.max_snapshot_age_hours,
+    )
+
+
+async def check(
+    *,
+    pool: asyncpg.Pool,
+    bus: Bus,
+    runner: ProjectionRunner,
+    settings: Settings,
+    repo: str | None,
+    project_id: str | None,
+) -> HealthView:
+    now = dt.datetime.now(dt.UTC)
+    scanner = await ping(bus, "scanner")
+    verifier = await ping(bus, "signature-verifier")
+    latest = await _latest_promoted(pool, repo, project_id, now=now)
+    missing = await _missing(pool, await _repos_in_scope(pool, repo, project_id))
+    lag_ok = runner.lag <= settings.max_ready_lag
+    ok = (
+        bus.connected
+        and lag_ok
+        and scanner == "answering"
+        and verifier != "error"
+        # Nothing promoted yet is not stale; a stale promotion is.
+        and (latest.snapshot_id is None or latest.fresh)
+    )
+    return HealthView(
+        ok=ok,
+        bus=bus.connected,
+        projection_lag=runner.lag,
+        projection_lag_max=settings.max_ready_lag,
+        scanner=scanner,
+        signature_verifier=verifier,
+        latest_promoted=latest,
+        missing_evidence=missing,
+    )

@@ -15,7 +15,9 @@ from typing import Any
 
 import asyncpg
 
+from contracts.envelope import decode_event
 from contracts.events.releases import Blocker, ReleaseDecided
+from shared import jobs
 from shared.service import Runtime
 from tests.conftest import StartService, wait_until
 from tests.integration.test_gateway_support import NO_TOKEN, Api, Reply, gateway_api
@@ -108,14 +110,45 @@ class ScmStack:
             return list(await conn.fetch(sql, *args))
 
     async def jobs_done(self) -> bool:
+        runner = self.service.runners["scm"]
+        if not await jobs.projection_caught_up(self.service.bus, runner):
+            return False
         rows = await self.fetch(
             "SELECT count(*) AS open FROM release_decision.scm_jobs WHERE status <> 'done'"
         )
         return int(rows[0]["open"]) == 0
 
+    @staticmethod
+    async def fetch_jobs(settings: Any) -> list[tuple[str, str]]:
+        """(id, status) of every posting job, read without the service's pool."""
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            rows = await conn.fetch("SELECT id, status FROM release_decision.scm_jobs ORDER BY id")
+        finally:
+            await conn.close()
+        return [(row["id"], row["status"]) for row in rows]
+
     async def settle(self, timeout: float = 15.0) -> None:  # noqa: ASYNC109
-        """Wait until every posting job is done."""
+        """Wait until the scm projection has caught up and every posting job is done."""
         await wait_until(self.jobs_done, timeout=timeout)
+
+
+async def events_of(stack: ScmStack, subject: str) -> list[Any]:
+    """The payloads of every ``subject`` event on the stream so far."""
+    js = stack.service.bus.js
+    found = []
+    sub = await js.pull_subscribe(subject, durable=None, stream=stack.service.bus.stream)
+    try:
+        while True:
+            try:
+                msgs = await sub.fetch(100, timeout=0.3)
+            except TimeoutError:
+                return found
+            for msg in msgs:
+                found.append(decode_event(msg.data, sequence=msg.metadata.sequence.stream).payload)
+                await msg.ack()
+    finally:
+        await sub.unsubscribe()
 
 
 @asynccontextmanager

@@ -9,36 +9,18 @@ import os
 import urllib.parse
 import uuid
 
-from contracts.envelope import decode_event
 from tests.conftest import StartService
 from tests.integration.test_gateway_support import stream_count
 from tests.integration.test_github_support import (
     SECRET,
-    ScmStack,
     check_run_payload,
+    events_of,
     push_payload,
     repo_name,
     scm_stack,
     sha,
     sign,
 )
-
-
-async def _events(stack: ScmStack, subject: str) -> list[object]:
-    js = stack.service.bus.js
-    found = []
-    sub = await js.pull_subscribe(subject, durable=None, stream=stack.service.bus.stream)
-    try:
-        while True:
-            try:
-                msgs = await sub.fetch(100, timeout=0.3)
-            except TimeoutError:
-                return found
-            for msg in msgs:
-                found.append(decode_event(msg.data, sequence=msg.metadata.sequence.stream).payload)
-                await msg.ack()
-    finally:
-        await sub.unsubscribe()
 
 
 async def test_push_becomes_commit_pushed_per_commit_once(start_service: StartService) -> None:
@@ -55,14 +37,14 @@ async def test_push_becomes_commit_pushed_per_commit_once(start_service: StartSe
         assert again.status == 200 and again.body["duplicate"] is True
         assert again.body["status"] == "duplicate" and again.body["published"] == 0
 
-        pushed = await _events(stack, "commit.pushed")
+        pushed = await events_of(stack, "commit.pushed")
         assert [(p.commit, p.head, p.branch, p.source) for p in pushed] == [  # type: ignore[attr-defined]
             (commits[0], False, "main", "github"),
             (commits[1], False, "main", "github"),
             (commits[2], True, "main", "github"),
         ]
         assert all(p.delivery_id == delivery for p in pushed)  # type: ignore[attr-defined]
-        received = await _events(stack, "scm.delivery-received")
+        received = await events_of(stack, "scm.delivery-received")
         assert len(received) == 1
 
 
@@ -82,7 +64,7 @@ async def test_ping_tag_and_unsupported_events(start_service: StartService) -> N
             "check_run", check_run_payload(repo_name(), sha("x"), [], name="CI")
         )
         assert other.status == 202 and "not Gatehouse's" in other.body["reason"]
-        assert await _events(stack, "commit.pushed") == []
+        assert await events_of(stack, "commit.pushed") == []
 
 
 async def test_form_encoded_delivery(start_service: StartService) -> None:
@@ -147,7 +129,7 @@ async def test_concurrent_copies_of_one_delivery_publish_once(
             *(stack.deliver("push", payload, delivery=delivery) for _ in range(6))
         )
         assert sorted(r.body["status"] for r in replies) == ["duplicate"] * 5 + ["recorded"]
-        assert len(await _events(stack, "commit.pushed")) == 2
+        assert len(await events_of(stack, "commit.pushed")) == 2
 
 
 async def test_a_body_at_the_limit_that_does_not_compress_is_refused_cleanly(

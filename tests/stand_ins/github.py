@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 TOKEN = "ghs_standin_token_0123456789"
+JSON_BODY = web.RequestKey("json_body", object)
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ class StandInGithub:
             return web.json_response({"message": "Unsupported headers"}, status=400)
         if self._faults:
             return self._faults.pop(0)()
-        request["json"] = body
+        request[JSON_BODY] = body
         return await handler(request)
 
     @staticmethod
@@ -125,7 +126,7 @@ class StandInGithub:
         return f"{request.match_info['owner']}/{request.match_info['repo']}"
 
     async def _create_check_run(self, request: web.Request) -> web.Response:
-        run = {**request["json"], "id": next(self._ids), "repo": self._repo(request)}
+        run = {**request[JSON_BODY], "id": next(self._ids), "repo": self._repo(request)}
         self.check_runs[run["id"]] = run
         return web.json_response(run, status=201)
 
@@ -133,7 +134,7 @@ class StandInGithub:
         run = self.check_runs.get(int(request.match_info["id"]))
         if run is None:
             return web.json_response({"message": "Not Found"}, status=404)
-        run.update(request["json"])
+        run.update(request[JSON_BODY])
         return web.json_response(run)
 
     async def _list_comments(self, request: web.Request) -> web.Response:
@@ -145,7 +146,7 @@ class StandInGithub:
     async def _create_comment(self, request: web.Request) -> web.Response:
         comment = {
             "id": next(self._ids),
-            "body": request["json"]["body"],
+            "body": request[JSON_BODY]["body"],
             "repo": self._repo(request),
             "number": int(request.match_info["number"]),
         }
@@ -156,5 +157,5 @@ class StandInGithub:
         comment = self.comments.get(int(request.match_info["id"]))
         if comment is None:
             return web.json_response({"message": "Not Found"}, status=404)
-        comment["body"] = request["json"]["body"]
+        comment["body"] = request[JSON_BODY]["body"]
         return web.json_response(comment)

@@ -6,6 +6,8 @@
     gatehouse replay <service>     drop the service's read models and rebuild them from seq 0
     gatehouse vulndb import PATH   import OSV advisories (a zip, or a folder of JSON files)
     gatehouse vulndb epss PATH     import EPSS scores (FIRST's CSV, plain or .gz)
+    gatehouse gate --url --token --repo --commit [--wait S] [--format text|json|github]
+                                   CI gate: exit 0 SHIP, 1 NO_SHIP, 2 error or timeout
 
 Settings come from GATEHOUSE_* environment variables (see the README).
 """
@@ -20,6 +22,7 @@ from typing import NoReturn
 
 import asyncpg
 
+from services.gate.command import add_parser as add_gate_parser
 from services.registry import SERVICES, definition
 from shared.db import create_pool, ensure_database
 from shared.errors import GatehouseError
@@ -200,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     ve = vsub.add_parser("epss", help="EPSS scores: FIRST's CSV, plain or .csv.gz")
     ve.add_argument("path")
     ve.set_defaults(func=_cmd_vulndb, kind="epss")
+
+    add_gate_parser(sub)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""``gatehouse gate``: a CI step asking the gateway whether a commit may ship."""

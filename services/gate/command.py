@@ -1,0 +1,205 @@
+"""``gatehouse gate --url URL --token TOKEN --repo owner/name --commit SHA [--wait SECONDS]
+[--format text|json|github]``: ask ``GET /api/v1/releases/decision`` and exit 0 on SHIP, 1 on
+NO_SHIP, 2 on error or timeout.
+
+With ``--wait`` the gate asks again every ``--interval`` seconds while the evidence of the
+commit is missing or pending, and while the gateway is unreachable or answers 429/5xx. The
+token may come from ``GATEHOUSE_TOKEN`` (kept out of the process list), the URL from
+``GATEHOUSE_URL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import msgspec
+
+from contracts.events.scans import Repo
+from contracts.rpc.release_decision import CommitRef
+from services.gate.verdict import FAILED, FORMATS, Verdict, conclude, render, still_pending
+from shared.service import VERSION
+
+DEFAULT_INTERVAL_SECONDS = 2.0
+# One request never waits longer than this, whatever --wait says.
+REQUEST_TIMEOUT_SECONDS = 10.0
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+
+
+class GateError(Exception):
+    """The gateway could not give an answer; ``retryable`` when asking again may help."""
+
+    def __init__(
+        self, message: str, *, retryable: bool, problem: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.problem = problem
+
+
+def _converter(type_: Any, what: str) -> Callable[[str], str]:
+    def convert(text: str) -> str:
+        try:
+            return str(msgspec.convert(text, type_))
+        except msgspec.ValidationError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+
+    return convert
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def add_parser(sub: Any) -> None:
+    """Registers ``gate`` on the ``gatehouse`` command's subparsers."""
+    g = sub.add_parser(
+        "gate",
+        help="exit 0 if a commit may ship (SHIP), 1 if not, 2 on error or timeout",
+        description=(__doc__ or "").replace("``", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    g.add_argument(
+        "--url",
+        default=os.environ.get("GATEHOUSE_URL"),
+        help="the gateway's base URL (default $GATEHOUSE_URL)",
+    )
+    g.add_argument(
+        "--token",
+        default=os.environ.get("GATEHOUSE_TOKEN"),
+        help="an API token with any read role (default $GATEHOUSE_TOKEN)",
+    )
+    g.add_argument("--repo", required=True, type=_converter(Repo, "owner/name"))
+    g.add_argument(
+        "--commit",
+        required=True,
+        type=_converter(CommitRef, "a commit id (7-64 hex digits) or HEAD"),
+    )
+    g.add_argument(
+        "--wait",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep asking this long while evidence is pending (default 0: ask once)",
+    )
+    g.add_argument(
+        "--interval",
+        type=_seconds,
+        default=DEFAULT_INTERVAL_SECONDS,
+        metavar="SECONDS",
+        help="pause between questions while waiting (default %(default)s)",
+    )
+    g.add_argument("--format", choices=FORMATS, default="text", help="output (default text)")
+    g.set_defaults(func=run)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Question:
+    url: str
+    token: str
+
+    def ask(self, *, timeout: float) -> dict[str, Any]:
+        request = urllib.request.Request(
+            self.url,
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Accept": "application/json",
+                "User-Agent": f"gatehouse-gate/{VERSION}",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                body = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raise _http_error(exc) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise GateError(f"cannot reach {self.url}: {reason}", retryable=True) from None
+        except ValueError:
+            raise GateError(
+                "the gateway answered something that is not JSON", retryable=False
+            ) from None
+        if not isinstance(body, dict) or "decision" not in body:
+            raise GateError("the gateway answered without a decision", retryable=False)
+        return body
+
+
+def _http_error(exc: urllib.error.HTTPError) -> GateError:
+    problem: dict[str, Any] | None = None
+    try:
+        loaded = json.loads(exc.read() or b"null")
+        problem = loaded if isinstance(loaded, dict) else None
+    except ValueError:
+        problem = None
+    code = (problem or {}).get("code", "")
+    detail = (problem or {}).get("detail", exc.reason)
+    message = f"HTTP {exc.code}{' ' + code if code else ''}: {detail}"
+    return GateError(message, retryable=exc.code in RETRYABLE_STATUSES, problem=problem)
+
+
+def decision_url(base: str, repo: str, commit: str) -> str:
+    query = urllib.parse.urlencode({"repo": repo, "commit": commit})
+    return f"{base.rstrip('/')}/api/v1/releases/decision?{query}"
+
+
+def gate(
+    question: Question,
+    *,
+    wait: float,
+    interval: float,
+    log: Callable[[str], None],
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Verdict:
+    deadline = clock() + wait
+    while True:
+        remaining = deadline - clock()
+        try:
+            view = question.ask(timeout=min(REQUEST_TIMEOUT_SECONDS, max(remaining, 1.0)))
+        except GateError as exc:
+            if not exc.retryable or clock() + interval > deadline:
+                return Verdict(outcome="error", message=str(exc), problem=exc.problem)
+            log(f"gatehouse gate: {exc}; asking again in {interval:g}s")
+            sleep(interval)
+            continue
+        if not still_pending(view) or clock() + interval > deadline:
+            return conclude(view, waited=wait > 0)
+        codes = ", ".join(sorted({b["code"] for b in view["blockers"]}))
+        log(f"gatehouse gate: {codes}; asking again in {interval:g}s")
+        sleep(interval)
+
+
+def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    missing = [name for name in ("url", "token") if not getattr(args, name)]
+    if missing:
+        what = " and ".join(f"--{m} (or $GATEHOUSE_{m.upper()})" for m in missing)
+        print(f"gatehouse gate: {what} is required", file=err)
+        return FAILED
+    question = Question(url=decision_url(args.url, args.repo, args.commit), token=args.token)
+    verdict = gate(
+        question,
+        wait=args.wait,
+        interval=args.interval,
+        log=lambda line: print(line, file=err, flush=True),
+    )
+    for line in render(verdict, args.format):
+        print(line, file=out)
+    out.flush()
+    return verdict.exit_code

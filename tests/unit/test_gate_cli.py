@@ -1,0 +1,129 @@
+"""``gatehouse gate``'s pure parts: verdicts, exit codes, waiting, and the three formats."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from services.cli import build_parser
+from services.gate.command import GateError, gate
+from services.gate.verdict import Verdict, conclude, render, still_pending
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def view(decision: str, *codes: str) -> dict[str, Any]:
+    return {
+        "repo": "acme/web",
+        "commit": SHA,
+        "decision": decision,
+        "blockers": [{"code": c, "message": f"{c}, 50% sure\nreally", "ref": "r1"} for c in codes],
+        "blocker_total": len(codes),
+        "revision": 2,
+        "policy_version": 1,
+        "evaluated_at": "2026-01-01T00:00:00Z",
+    }
+
+
+class Script:
+    """Answers (or errors) in order, on a fake clock that sleeps instantly."""
+
+    def __init__(self, *answers: Any) -> None:
+        self.answers = list(answers)
+        self.now = 0.0
+        self.asked = 0
+
+    def ask(self, *, timeout: float) -> dict[str, Any]:
+        self.asked += 1
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return dict(answer)
+
+    def run(self, *, wait: float) -> Verdict:
+        def sleep(seconds: float) -> None:
+            self.now += seconds
+
+        return gate(
+            self,  # type: ignore[arg-type]
+            wait=wait,
+            interval=1.0,
+            log=lambda _: None,
+            clock=lambda: self.now,
+            sleep=sleep,
+        )
+
+
+def test_exit_codes_and_pending() -> None:
+    assert conclude(view("SHIP"), waited=True).exit_code == 0
+    assert conclude(view("NO_SHIP", "vulnerability"), waited=True).exit_code == 1
+    assert conclude(view("NO_SHIP", "evidence_pending"), waited=False).exit_code == 1
+    assert conclude(view("NO_SHIP", "evidence_pending"), waited=True).outcome == "timeout"
+    assert still_pending(view("NO_SHIP", "no_evidence", "evidence_pending"))
+    assert not still_pending(view("NO_SHIP", "evidence_pending", "vulnerability"))
+    assert not still_pending(view("SHIP"))
+
+
+def test_waits_while_pending_then_answers() -> None:
+    script = Script(
+        view("NO_SHIP", "no_evidence"),
+        view("NO_SHIP", "evidence_pending"),
+        view("NO_SHIP", "vulnerability"),
+    )
+    verdict = script.run(wait=10)
+    assert (verdict.outcome, script.asked) == ("NO_SHIP", 3)
+
+
+def test_times_out_when_evidence_never_comes_and_retries_transient_errors() -> None:
+    script = Script(view("NO_SHIP", "evidence_pending"))
+    verdict = script.run(wait=5)
+    assert verdict.exit_code == 2 and "evidence_pending" in verdict.message
+    assert 5 <= script.asked <= 7
+    flaky = Script(GateError("503", retryable=True), view("SHIP"))
+    assert flaky.run(wait=5).exit_code == 0
+    refused = Script(GateError("HTTP 404 repo_not_found", retryable=False), view("SHIP"))
+    verdict = refused.run(wait=5)
+    assert (verdict.exit_code, refused.asked) == (2, 1)
+    assert Script(GateError("503", retryable=True)).run(wait=0).exit_code == 2
+
+
+def test_formats() -> None:
+    blocked = conclude(view("NO_SHIP", "vulnerability", "forbidden_license"), waited=False)
+    text = render(blocked, "text")
+    assert text[0].startswith(f"NO_SHIP acme/web@{SHA}") and len(text) == 3
+    github = [line for line in render(blocked, "github") if line.startswith("::")]
+    assert github == [
+        "::error title=Gatehouse NO_SHIP%3A vulnerability::vulnerability: vulnerability, "
+        "50%25 sure%0Areally [r1]",
+        "::error title=Gatehouse NO_SHIP%3A forbidden_license::forbidden_license: "
+        "forbidden_license, 50%25 sure%0Areally [r1]",
+    ]
+    shipped = render(conclude(view("SHIP"), waited=False), "github")
+    assert shipped[-1].startswith("::notice title=Gatehouse%3A SHIP::")
+    document = json.loads(render(blocked, "json")[0])
+    assert document["outcome"] == "NO_SHIP" and document["exit_code"] == 1
+    assert document["decision"]["blockers"][0]["code"] == "vulnerability"
+    failed = Verdict(outcome="error", message="HTTP 401 invalid_token: no", problem={"a": 1})
+    assert json.loads(render(failed, "json")[0])["problem"] == {"a": 1}
+    assert render(failed, "github")[-1] == (
+        "::error title=Gatehouse gate error::HTTP 401 invalid_token: no"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--repo", "nope", "--commit", SHA],
+        ["--repo", "a/b", "--commit", "xyz"],
+        ["--repo", "a/b", "--commit", SHA, "--wait", "-1"],
+        ["--repo", "a/b", "--commit", SHA, "--format", "xml"],
+        ["--commit", SHA],
+    ],
+)
+def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["gate", "--url", "http://x", "--token", "t", *argv])
+    assert exited.value.code == 2
+    assert "gatehouse gate" in capsys.readouterr().err

@@ -15,7 +15,8 @@ import pytest
 
 def sh_blocks(readme: Path, section: str | None = None) -> list[str]:
     """The ```sh blocks of ``readme``, or of its ``## <section>`` only."""
-    text = readme.read_text()
+    # A leading newline: a section may open the file.
+    text = "\n" + readme.read_text()
     if section is not None:
         text = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```sh\n(.*?)```", text, re.S)

@@ -38,6 +38,7 @@ class StandInGithub:
     check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
     comments: dict[int, dict[str, Any]] = field(default_factory=dict)
     _faults: list[Callable[[], web.Response]] = field(default_factory=list)
+    _exhaust_in: float | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1001))
     _runner: web.AppRunner | None = None
     port: int = 0
@@ -87,6 +88,10 @@ class StandInGithub:
 
         self._faults.append(limited)
 
+    def announce_exhausted(self, *, reset_in: float) -> None:
+        """The next successful answer says the limit is used up until ``reset_in`` seconds."""
+        self._exhaust_in = reset_in
+
     # ---- views for assertions ----------------------------------------------------------------
     def writes(self) -> list[Call]:
         return [c for c in self.calls if c.method in ("POST", "PATCH")]
@@ -119,7 +124,12 @@ class StandInGithub:
         if self._faults:
             return self._faults.pop(0)()
         request[JSON_BODY] = body
-        return await handler(request)
+        response: web.StreamResponse = await handler(request)
+        if self._exhaust_in is not None:
+            response.headers["X-RateLimit-Remaining"] = "0"
+            response.headers["X-RateLimit-Reset"] = str(int(time.time() + self._exhaust_in))
+            self._exhaust_in = None
+        return response
 
     @staticmethod
     def _repo(request: web.Request) -> str:

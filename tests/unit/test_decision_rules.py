@@ -1,0 +1,211 @@
+"""The release gate's pure rules: evaluate(policy, evidence), with property tests."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contracts.events.releases import Blocker
+from contracts.events.scans import NOT_EFFECTIVE_STATES, VEX_STATES
+from services.release_decision.decisions.domain.model import (
+    BlockEvidence,
+    EffectivePolicy,
+    Evidence,
+    FindingEvidence,
+    SignatureEvidence,
+    SnapshotEvidence,
+)
+from services.release_decision.decisions.domain.rules import NO_RULES, evaluate
+
+DEFAULT = EffectivePolicy()
+SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
+TRIAGED_AWAY = sorted(NOT_EFFECTIVE_STATES)
+
+
+def finding(fid: str, severity: str = "CRITICAL", **kw: object) -> FindingEvidence:
+    return FindingEvidence(
+        id=fid, package="PyPI:django", vulnerability_id=f"CVE-{fid}", severity=severity, **kw
+    )  # type: ignore[arg-type]
+
+
+def evidence(*findings: FindingEvidence, **kw: object) -> Evidence:
+    return Evidence(
+        repo="acme/web",
+        commit="abc1234",
+        snapshot=SnapshotEvidence(scan_id="s1", findings=tuple(findings)),
+        **kw,
+    )  # type: ignore[arg-type]
+
+
+def codes(blockers: tuple[Blocker, ...]) -> list[tuple[str, str | None]]:
+    return [(b.code, b.ref) for b in blockers]
+
+
+def test_no_evidence_fails_closed() -> None:
+    result = evaluate(DEFAULT, Evidence(repo="acme/web", commit="abc1234"))
+    assert result.decision == "NO_SHIP"
+    assert codes(result.blockers) == [("no_evidence", "sbom")]
+    nothing_required = EffectivePolicy(required_evidence=())
+    assert evaluate(nothing_required, Evidence(repo="a/b", commit="abc1234")).decision == "NO_SHIP"
+
+
+def test_empty_rule_set_fails_closed() -> None:
+    result = evaluate(DEFAULT, evidence(), rules=())
+    assert (result.decision, result.blockers) == ("NO_SHIP", (NO_RULES,))
+
+
+def test_pending_scan_blocks_and_hides_the_older_snapshot() -> None:
+    result = evaluate(DEFAULT, evidence(finding("f1"), pending_scan_id="s2"))
+    assert codes(result.blockers) == [("evidence_pending", "s2")]
+    pending_only = Evidence(repo="a/b", commit="abc1234", pending_scan_id="s2")
+    assert codes(evaluate(DEFAULT, pending_only).blockers) == [("evidence_pending", "s2")]
+
+
+def test_every_blocker_is_listed_sorted() -> None:
+    policy = EffectivePolicy(require_signed_commits=True, required_evidence=("sbom", "signature"))
+    ev = Evidence(
+        repo="acme/web",
+        commit="abc1234",
+        snapshot=SnapshotEvidence(
+            scan_id="s1",
+            forbidden_license_count=2,
+            findings=(finding("f2", "HIGH"), finding("f1"), finding("f3", "LOW")),
+        ),
+        blocks=(BlockEvidence(block_id="b1", message="quarantined image"),),
+    )
+    result = evaluate(policy, ev)
+    assert result.decision == "NO_SHIP"
+    assert codes(result.blockers) == [
+        ("artifact_blocked", "b1"),
+        ("forbidden_license", "s1"),
+        ("no_evidence", "signature"),
+        ("unsigned_commit", "abc1234"),
+        ("vulnerability", "f1"),
+        ("vulnerability", "f2"),
+    ]
+    assert "2 components have a forbidden license" in result.blockers[1].message
+    assert result.blockers[4].message == "CVE-f1 in PyPI:django (CRITICAL)"
+
+
+def test_severity_and_epss_threshold() -> None:
+    low_but_likely = finding("f1", "LOW", epss=0.42)
+    assert evaluate(DEFAULT, evidence(low_but_likely)).decision == "SHIP"
+    with_epss = EffectivePolicy(epss_threshold=0.4)
+    result = evaluate(with_epss, evidence(low_but_likely))
+    assert codes(result.blockers) == [("vulnerability", "f1")]
+    assert "EPSS 0.420" in result.blockers[0].message
+    assert evaluate(EffectivePolicy(epss_threshold=0.5), evidence(low_but_likely)).decision == (
+        "SHIP"
+    )
+    not_evaluated = finding("f2", affected=False)
+    assert evaluate(DEFAULT, evidence(not_evaluated)).decision == "SHIP"
+
+
+def test_signature_verdicts_and_licenses_off() -> None:
+    policy = EffectivePolicy(require_signed_commits=True)
+    bad = SignatureEvidence(event_id="e1", verified=False, reason="bad_signature")
+    result = evaluate(policy, evidence(signature=bad))
+    assert codes(result.blockers) == [("unsigned_commit", "abc1234")]
+    assert "bad_signature" in result.blockers[0].message
+    good = SignatureEvidence(event_id="e2", verified=True, reason="valid")
+    assert evaluate(policy, evidence(signature=good)).decision == "SHIP"
+    licenses = Evidence(
+        repo="a/b",
+        commit="abc1234",
+        snapshot=SnapshotEvidence(scan_id="s", forbidden_license_count=1),
+    )
+    assert evaluate(EffectivePolicy(block_forbidden_licenses=False), licenses).decision == "SHIP"
+    assert "1 component has" in evaluate(DEFAULT, licenses).blockers[0].message
+
+
+# ---- properties -----------------------------------------------------------------------------
+findings_st = st.lists(
+    st.builds(
+        FindingEvidence,
+        id=st.sampled_from([f"f{i}" for i in range(12)]),
+        package=st.sampled_from(["PyPI:a", "npm:b"]),
+        vulnerability_id=st.sampled_from(["CVE-1", "CVE-2", "GHSA-x"]),
+        severity=st.sampled_from(SEVERITIES),
+        epss=st.none() | st.floats(0.0, 1.0),
+        state=st.sampled_from(VEX_STATES),
+        affected=st.booleans(),
+    ),
+    max_size=12,
+)
+policies_st = st.builds(
+    EffectivePolicy,
+    block_on_severity=st.lists(st.sampled_from(SEVERITIES), unique=True).map(tuple),
+    epss_threshold=st.none() | st.floats(0.0, 1.0),
+    block_forbidden_licenses=st.booleans(),
+    require_signed_commits=st.booleans(),
+    required_evidence=st.sampled_from([("sbom",), ("sbom", "signature"), ("signature",), ()]),
+)
+signature_st = st.none() | st.builds(
+    SignatureEvidence, event_id=st.just("e"), verified=st.booleans(), reason=st.just("r")
+)
+
+
+def _evidence(
+    findings: list[FindingEvidence], licenses: int, signature: SignatureEvidence | None
+) -> Evidence:
+    return Evidence(
+        repo="acme/web",
+        commit="abc1234",
+        snapshot=SnapshotEvidence(
+            scan_id="s1", forbidden_license_count=licenses, findings=tuple(findings)
+        ),
+        signature=signature,
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(policies_st, findings_st, st.integers(0, 3), signature_st, st.sampled_from(SEVERITIES))
+def test_adding_a_blocking_finding_never_ships(
+    policy: EffectivePolicy,
+    findings: list[FindingEvidence],
+    licenses: int,
+    signature: SignatureEvidence | None,
+    severity: str,
+) -> None:
+    before = evaluate(policy, _evidence(findings, licenses, signature))
+    extra = FindingEvidence(
+        id="new", package="PyPI:z", vulnerability_id="CVE-9", severity=severity, epss=1.0
+    )
+    after = evaluate(policy, _evidence([*findings, extra], licenses, signature))
+    if before.decision == "NO_SHIP":
+        assert after.decision == "NO_SHIP"
+    # The new finding is blocking whenever the policy blocks its severity or has a threshold.
+    if severity in policy.block_on_severity or policy.epss_threshold is not None:
+        assert after.decision == "NO_SHIP"
+        assert ("vulnerability", "new") in codes(after.blockers)
+
+
+@settings(max_examples=200, deadline=None)
+@given(policies_st, findings_st, st.sampled_from(TRIAGED_AWAY))
+def test_triaging_every_blocker_away_ships(
+    policy: EffectivePolicy, findings: list[FindingEvidence], state: str
+) -> None:
+    signature = SignatureEvidence(event_id="e", verified=True, reason="valid")
+    triaged = [
+        f.__class__(**{**{k: getattr(f, k) for k in f.__struct_fields__}, "state": state})
+        for f in findings
+    ]
+    assert evaluate(policy, _evidence(triaged, 0, signature)).decision == "SHIP"
+
+
+@settings(max_examples=200, deadline=None)
+@given(policies_st, findings_st, st.integers(0, 3), signature_st)
+def test_output_is_deterministic_sorted_and_distinct(
+    policy: EffectivePolicy,
+    findings: list[FindingEvidence],
+    licenses: int,
+    signature: SignatureEvidence | None,
+) -> None:
+    ev = _evidence(findings, licenses, signature)
+    first = evaluate(policy, ev)
+    reordered = evaluate(policy, _evidence(list(reversed(findings)), licenses, signature))
+    assert first == evaluate(policy, ev) == reordered
+    keys = [(b.code, b.ref or "", b.message) for b in first.blockers]
+    assert keys == sorted(keys)
+    assert len(set(first.blockers)) == len(first.blockers)
+    assert (first.decision == "SHIP") == (not first.blockers)

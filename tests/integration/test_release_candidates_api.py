@@ -114,7 +114,8 @@ async def test_candidates_join_their_release(start_service: StartService) -> Non
 
 async def test_bad_candidates_are_refused_as_aviator_does(start_service: StartService) -> None:
     async with candidates_stack(start_service) as api:
-        slug = await new_project(api, "acme/api")
+        # A project may list a repo that is no owner/name: no candidate can name it.
+        slug = await new_project(api, "acme/api", "gitlab.example.com/group/sub/app")
         base = f"/api/releases/{slug}/releases"
         before = await stream_count(api.runtime)
         for version in (
@@ -137,7 +138,7 @@ async def test_bad_candidates_are_refused_as_aviator_does(start_service: StartSe
                 "POST", f"{base}/v1.0.0-rc1", json={"repo": "acme/api", "commit": commit}
             )
             problem_ok(reply, 400, "invalid_commit_hash", "Invalid commit hash")
-        for repo in ("acme/other", "acme", "", "someone/api"):
+        for repo in ("acme/other", "acme", "", "someone/api", "gitlab.example.com/group/sub/app"):
             reply = await api.call(
                 "POST", f"{base}/v1.0.0-rc1", json={"repo": repo, "commit": SHA_A}
             )

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import asyncpg
+import msgspec
 
 from contracts.envelope import EventPayload
 from contracts.events.deployments import (
@@ -35,6 +36,7 @@ from services.release_decision.candidates.domain.versions import (
     InvalidCandidateVersion,
     InvalidCommitHash,
     is_environment_name,
+    is_repo,
     normalise_commit,
     parse_candidate_version,
     repo_in_project,
@@ -80,7 +82,7 @@ class CandidateHandlers:
             commit = normalise_commit(body.commit)
         except InvalidCommitHash:
             raise errors.InvalidCommitHash(body.commit) from None
-        repo = repo_in_project(body.repo, project.repos)
+        repo = repo_in_project(body.repo, project.repos) if is_repo(body.repo) else None
         if repo is None:
             raise errors.RepositoryNotFound(body.repo, project.slug)
         if project.archived:
@@ -184,9 +186,10 @@ class CandidateHandlers:
                 body.workflow_url,
             ):
                 return rpc.EnvironmentPutReply(environment=current, created=False)
+            environment_id = current.id if current is not None else new_id()
             sequence = await self._publish(
                 EnvironmentUpdated(
-                    environment_id=current.id if current is not None else new_id(),
+                    environment_id=environment_id,
                     project_id=project.id,
                     name=request.name,
                     protected=body.protected,
@@ -194,7 +197,7 @@ class CandidateHandlers:
                     version=(current.version if current is not None else 0) + 1,
                     created=current is None,
                 ),
-                aggregate=f"environment:{project.id}:{request.name}",
+                aggregate=f"environment:{environment_id}",
                 ctx=ctx,
             )
             await self._visible(sequence)
@@ -404,6 +407,9 @@ class CandidateHandlers:
         return view
 
     async def _publish(self, payload: EventPayload, *, aggregate: str, ctx: CallContext) -> int:
+        # Encoding does not check constraints, decoding does: an event the projection could
+        # not decode would be dead-lettered after the caller was told it succeeded.
+        msgspec.json.decode(msgspec.json.encode(payload), type=type(payload))
         _, sequence = await self.bus.publish(
             payload, aggregate=aggregate, actor=ctx.actor, correlation_id=ctx.request_id or None
         )

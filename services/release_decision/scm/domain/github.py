@@ -64,6 +64,10 @@ class _Ref(msgspec.Struct, kw_only=True):
     ref: str = ""
 
 
+class _Base(msgspec.Struct, kw_only=True):
+    ref: str = ""
+
+
 class _PullRequest(msgspec.Struct, kw_only=True):
     number: PullNumber
     state: str
@@ -71,7 +75,7 @@ class _PullRequest(msgspec.Struct, kw_only=True):
     title: str = ""
     html_url: str | None = None
     head: _Ref
-    base: _Ref | None = None
+    base: _Base | None = None
 
 
 class _PullEvent(msgspec.Struct, kw_only=True):

@@ -79,6 +79,8 @@ class Gate:
 
         async def reached() -> bool:
             reply = await self.decision(repo, commit)
+            if reply.code == "head_unknown":
+                return False  # the commit.pushed is not applied yet
             assert reply.status == 200, reply.body
             seen.clear()
             seen.update(reply.body)

@@ -25,6 +25,7 @@ from typing import Any
 
 from shared.logging import configure_logging
 from tests.bench import report
+from tests.bench.gate_bench import measure_gate
 from tests.bench.harness import ROOT, Infra
 from tests.bench.scan_bench import measure_scan
 from tests.bench.scenarios import BenchParameters, measure_audit, measure_gateway
@@ -62,8 +63,8 @@ def environment(infra: Infra) -> dict[str, Any]:
 
 
 async def run(params: BenchParameters, infra: Infra) -> list[report.Figure]:
-    """(a) and (c) share one gateway run; (b) and (d)+(e)+(f) need the stream to themselves.
-    Reported a, b, c, d, e, f."""
+    """(a) and (c) share one gateway run; (b), (d)+(e)+(f) and (g)+(h) need the stream to
+    themselves. Reported a, b, c, d, e, f, g, h."""
     try:
         print("measuring (a) gateway reads and (c) write -> audit visibility …", flush=True)
         read, visibility = await measure_gateway(infra, params)
@@ -75,9 +76,14 @@ async def run(params: BenchParameters, infra: Infra) -> list[report.Figure]:
             flush=True,
         )
         scanner_figures = await measure_scan(infra, rounds=params.rounds)
+        print(
+            "measuring (g) decision reads and (h) scan/triage -> decision readable …",
+            flush=True,
+        )
+        gate_figures = await measure_gate(infra, params)
     finally:
         await infra.drop_databases()
-    return [read, projection, visibility, *scanner_figures]
+    return [read, projection, visibility, *scanner_figures, *gate_figures]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -8,11 +8,14 @@ from urllib.parse import quote
 from services.release_decision.decisions.recorder import decided_event_id
 from tests.conftest import StartService, wait_until
 from tests.integration.test_release_decision_support import (
+    CLEAN,
     decided_count,
     events_of,
     gate_stack,
     sha,
 )
+from tests.integration.test_scan_support import Pkg
+from tests.integration.test_vulndb_support import T1, ZIP, osv, zip_of
 
 
 async def test_vulnerable_sbom_is_no_ship_until_triaged(start_service: StartService) -> None:
@@ -116,3 +119,53 @@ async def test_each_change_is_announced_and_kept_in_history(start_service: Start
             + repo_wide.body["next_cursor"],
         )
         assert [i["revision"] for i in repo_wide.body["items"] + rest.body["items"]] == [3, 2, 1]
+
+
+async def test_a_rematch_changes_the_decision(start_service: StartService) -> None:
+    """finding.created (rematch) adds a blocker; finding.resolved (advisory withdrawn)
+    takes it away again."""
+    async with gate_stack(start_service) as g:
+        project = await g.project("acme/libs")
+        commit = sha()
+        pkgs = (*CLEAN, Pkg("requests", "2.19.1"))
+        await g.scan(project["slug"], "acme/libs", commit, pkgs)
+        shipped = await g.decided("acme/libs", commit, decision="SHIP")
+
+        async def vulndb(files: dict[str, object]) -> None:
+            reply = await g.call("POST", "/api/v1/vulndb/import", data=zip_of(files), headers=ZIP)
+            assert reply.status == 200, reply.body
+
+        advisory = {
+            "events": [{"introduced": "0"}, {"fixed": "2.20.0"}],
+            "aliases": ("CVE-2023-0003",),
+        }
+        await vulndb(
+            {
+                "GHSA-rq01.json": osv(
+                    "GHSA-rq01", name="requests", database_specific={"severity": "HIGH"}, **advisory
+                )
+            }
+        )
+        blocked = await g.decided("acme/libs", commit, decision="NO_SHIP")
+        assert [b["code"] for b in blocked["blockers"]] == ["vulnerability"]
+        assert "requests" in blocked["blockers"][0]["message"]
+        assert blocked["revision"] == shipped["revision"] + 1
+
+        await vulndb(
+            {
+                "GHSA-rq01.json": osv(
+                    "GHSA-rq01", name="requests", modified=T1, withdrawn=T1, **advisory
+                )
+            }
+        )
+        again = await g.decided(
+            "acme/libs", commit, decision="SHIP", revision=blocked["revision"] + 1
+        )
+        history = await g.call(
+            "GET", f"/api/v1/releases/decision/history?repo=acme/libs&commit={commit}&limit=2"
+        )
+        assert [i["cause_event_type"] for i in history.body["items"]] == [
+            "finding.resolved",
+            "finding.created",
+        ]
+        assert again["blockers"] == []

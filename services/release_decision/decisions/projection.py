@@ -252,20 +252,18 @@ class DecisionsProjection:
             # cause scan: already read from the result blob of scan.completed.
             if payload.cause != "rematch" or await store.scan_key(conn, payload.scan_id) is None:
                 return
-            await store.insert_findings(
+            await store.upsert_finding(
                 conn,
                 payload.scan_id,
-                [
-                    (
-                        payload.finding_id,
-                        payload.package,
-                        payload.vulnerability_id,
-                        payload.severity,
-                        payload.epss,
-                        payload.state,
-                        True,
-                    )
-                ],
+                (
+                    payload.finding_id,
+                    payload.package,
+                    payload.vulnerability_id,
+                    payload.severity,
+                    payload.epss,
+                    payload.state,
+                    True,
+                ),
             )
             await self._decide_scan(conn, payload.scan_id, event)
         elif isinstance(payload, FindingResolved):

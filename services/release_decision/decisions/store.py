@@ -11,6 +11,7 @@ import asyncpg
 import msgspec
 
 from contracts.events.releases import DecisionPolicyDocument
+from contracts.events.scans import NOT_EFFECTIVE_STATES
 from services.release_decision.decisions.domain.model import (
     EffectivePolicy,
     Evidence,
@@ -121,10 +122,11 @@ async def load_evidence(db: Queryable, repo: str, commit: str) -> Loaded:
             break
         if pending is None:
             pending = row
-    snapshot = await snapshot_of(db, evidence_scan) if evidence_scan is not None else None
-    signature = await signature_of(db, repo, commit)
     source = evidence_scan or pending
     project_id = source["project_id"] if source else await project_for_repo(db, repo)
+    policy = await policy_for(db, project_id)
+    snapshot = await snapshot_of(db, evidence_scan, policy) if evidence_scan is not None else None
+    signature = await signature_of(db, repo, commit)
     return Loaded(
         evidence=Evidence(
             repo=repo,
@@ -134,16 +136,26 @@ async def load_evidence(db: Queryable, repo: str, commit: str) -> Loaded:
             signature=signature,
         ),
         project_id=project_id,
-        policy=await policy_for(db, project_id),
+        policy=policy,
     )
 
 
-async def snapshot_of(db: Queryable, scan: asyncpg.Record) -> SnapshotEvidence:
-    """A succeeded scan (a row of ``scans``) with the findings still in it."""
+async def snapshot_of(
+    db: Queryable, scan: asyncpg.Record, policy: EffectivePolicy
+) -> SnapshotEvidence:
+    """A succeeded scan (a row of ``scans``) with those of its findings still in it that
+    may block under ``policy``: effective, and at a blocking severity or EPSS. The rules
+    decide again on them; reading only these keeps a decision cheap on a snapshot of
+    thousands of findings (a bulk triage decides once per finding)."""
     rows = await db.fetch(
         "SELECT finding_id, package, vulnerability_id, severity, epss, state, affected "
-        "FROM release_decision.findings WHERE scan_id = $1 AND NOT gone",
+        "FROM release_decision.findings WHERE scan_id = $1 AND NOT gone AND affected "
+        "AND state <> ALL($2::text[]) "
+        "AND (severity = ANY($3::text[]) OR ($4::float8 IS NOT NULL AND epss >= $4))",
         scan["scan_id"],
+        sorted(NOT_EFFECTIVE_STATES),
+        list(policy.block_on_severity),
+        policy.epss_threshold,
     )
     return SnapshotEvidence(
         scan_id=scan["scan_id"],
@@ -191,15 +203,16 @@ async def snapshot_decision_inputs(db: Queryable, scan: asyncpg.Record) -> Loade
     """The evidence of the scan's commit with THAT scan as its SBOM evidence (a promotion
     is decided on the snapshot promoted, whatever scans came after)."""
     repo, commit = scan["repo"], scan["commit"]
+    policy = await policy_for(db, scan["project_id"])
     return Loaded(
         evidence=Evidence(
             repo=repo,
             commit=commit,
-            snapshot=await snapshot_of(db, scan),
+            snapshot=await snapshot_of(db, scan, policy),
             signature=await signature_of(db, repo, commit),
         ),
         project_id=scan["project_id"],
-        policy=await policy_for(db, scan["project_id"]),
+        policy=policy,
     )
 
 
@@ -288,19 +301,36 @@ async def complete_scan(
 async def insert_findings(
     conn: asyncpg.Connection, scan_id: str, rows: Sequence[tuple[Any, ...]]
 ) -> None:
-    """``rows``: (finding_id, package, vulnerability_id, severity, epss, state, affected)."""
+    """``rows``: (finding_id, package, vulnerability_id, severity, epss, state, affected).
+    COPY: a snapshot brings thousands at once, and its findings are new (a scan completes
+    once)."""
     if not rows:
         return
-    await conn.executemany(
+    await conn.copy_records_to_table(
+        "findings",
+        schema_name=SCHEMA,
+        columns=[
+            "finding_id",
+            "package",
+            "vulnerability_id",
+            "severity",
+            "epss",
+            "state",
+            "affected",
+            "scan_id",
+        ],
+        records=[(*row, scan_id) for row in rows],
+    )
+
+
+async def upsert_finding(conn: asyncpg.Connection, scan_id: str, row: tuple[Any, ...]) -> None:
+    """A finding a re-match found: new, or back after it had gone (same id)."""
+    await conn.execute(
         "INSERT INTO release_decision.findings (finding_id, scan_id, package, "
         "vulnerability_id, severity, epss, state, affected) "
-        "VALUES ($1, $8, $2, $3, $4, $5, $6, $7) ON CONFLICT (finding_id) DO NOTHING",
-        [(*row, scan_id) for row in rows],
+        "VALUES ($1, $8, $2, $3, $4, $5, $6, $7) ON CONFLICT (finding_id) DO UPDATE SET "
+        "severity = EXCLUDED.severity, epss = EXCLUDED.epss, state = EXCLUDED.state, "
+        "affected = EXCLUDED.affected, gone = false, resolved_reason = NULL",
+        *row,
+        scan_id,
     )
-
-
-async def finding_scan(conn: asyncpg.Connection, finding_id: str) -> str | None:
-    value = await conn.fetchval(
-        "SELECT scan_id FROM release_decision.findings WHERE finding_id = $1", finding_id
-    )
-    return str(value) if value is not None else None

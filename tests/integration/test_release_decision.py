@@ -40,6 +40,9 @@ async def test_vulnerable_sbom_is_no_ship_until_triaged(start_service: StartServ
         assert reply.status == 200, reply.body
         shipped = await g.decided("acme/web", commit, decision="SHIP")
         assert shipped["blockers"] == [] and shipped["revision"] > view["revision"]
+        # The evidence named the full SHA; a short one (or a longer one) means the same.
+        short = await g.decision("acme/web", commit[:7].upper())
+        assert (short.body["commit"], short.body["revision"]) == (commit, shipped["revision"])
 
 
 async def test_unknown_repo_and_unseen_commit(start_service: StartService) -> None:

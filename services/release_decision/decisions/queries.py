@@ -33,9 +33,28 @@ _COLUMNS = (
 
 async def resolve_commit(db: Queryable, repo: str, commit: str) -> str:
     """``commit`` in lower case; HEAD: the newest commit seen on the default branch of the
-    repo's project (404 ``head_unknown`` when none was seen)."""
+    repo's project (404 ``head_unknown`` when none was seen).
+
+    Evidence may name a commit shorter or longer than the caller does (an upload with
+    ``commit=3f2a9c1``, a CI job asking with the full SHA): when no decision has exactly
+    this id, the one decided commit of the repo that it abbreviates, or that abbreviates
+    it, is meant (none or several: the id as given)."""
     if commit != "HEAD":
-        return commit.lower()
+        commit = commit.lower()
+        exact = await db.fetchval(
+            "SELECT 1 FROM release_decision.decisions WHERE repo = $1 AND commit = $2",
+            repo,
+            commit,
+        )
+        if exact:
+            return commit
+        rows = await db.fetch(
+            "SELECT commit FROM release_decision.decisions WHERE repo = $1 "
+            "AND (starts_with(commit, $2) OR starts_with($2, commit)) LIMIT 2",
+            repo,
+            commit,
+        )
+        return str(rows[0]["commit"]) if len(rows) == 1 else commit
     project_id = await store.project_for_repo(db, repo)
     if project_id is None:
         raise RepoNotFound(f"no project lists {repo}")

@@ -53,9 +53,8 @@ class DsseSignature(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class DsseEnvelope(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """A DSSE envelope (https://github.com/secure-systems-lab/dsse): ``payload`` is the
-    base64 of the in-toto Statement; each signature signs
-    ``PAE(payloadType, payload bytes)``."""
+    """A DSSE envelope (Dead Simple Signing Envelope, v1): ``payload`` is the base64 of the
+    in-toto Statement; each signature signs ``PAE(payloadType, payload bytes)``."""
 
     payload_type: PayloadType = PAYLOAD_TYPE
     payload: Annotated[str, msgspec.Meta(description="Base64 of the in-toto Statement JSON")]

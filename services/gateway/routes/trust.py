@@ -143,8 +143,8 @@ ROUTES: list[Route] = [
         path="/api/v1/releases/decision/attestation",
         handler=get_attestation,
         roles=READ_ROLES,
-        summary="The current decision of a commit as an in-toto Statement v1 (predicateType "
-        f"{rpc.PREDICATE_TYPE}, subject git+<repo> with digest gitCommit) in a DSSE "
+        summary="The current decision of a commit as an in-toto Statement v1 (the Gatehouse "
+        "release-decision predicate, subject git+<repo> with digest gitCommit) in a DSSE "
         "envelope signed with the server's Ed25519 key (see /api/v1/trust/keys)",
         tag="trust",
         query=rpc.AttestationRequest,

@@ -154,5 +154,9 @@ async def test_policy_bad_input_and_roles(start_service: StartService) -> None:
             "GET", f"/api/v1/releases/policy?project={other['slug']}", token=author
         )
         assert foreign.status == 404
+        archived = await g.project("acme/old")
+        assert (await g.call("DELETE", f"/api/v1/projects/{archived['slug']}")).status == 204
+        frozen = await _put(g, {"epss_threshold": 0.2}, query=f"?project={archived['slug']}")
+        assert (frozen.status, frozen.code) == (409, "project_archived")
         versions = await g.call("GET", "/api/v1/releases/policy")
         assert versions.body["version"] == 0  # nothing refused wrote anything

@@ -24,7 +24,7 @@ from contracts.rpc import release_decision as rpc
 from services.gateway.adapters.read_model import find_project
 from services.gateway.decision_reads import read_decision
 from services.gateway.deps import deps_of
-from services.gateway.domain.errors import ProjectNotFound
+from services.gateway.domain.errors import ProjectArchived, ProjectNotFound
 from services.gateway.domain.etag import accepted_versions
 from services.gateway.routes._upstream import ask, versioned_json
 from services.gateway.routing import ALL_ROLES, READ_ROLES, RequestContext, Route, roles
@@ -54,15 +54,17 @@ async def _check_repo_scope(ctx: RequestContext, repo: str | None) -> None:
         raise RepoNotVisible(f"no project lists {repo}")
 
 
-async def _project_id(ctx: RequestContext, ref: str | None) -> str | None:
+async def _project_id(ctx: RequestContext, ref: str | None, *, writing: bool = False) -> str | None:
     """The project named by ``?project=`` (id or slug); a scoped key: only its own, and
-    its own when none is named."""
+    its own when none is named. An archived project takes no change."""
     scope = _scope(ctx)
     if ref is None:
         return scope
     project = await find_project(deps_of(ctx).pool, ref)
     if project is None or (scope is not None and project.id != scope):
         raise ProjectNotFound(ref)
+    if writing and project.archived:
+        raise ProjectArchived(f"project {project.slug!r} is archived and cannot change")
     return project.id
 
 
@@ -84,12 +86,12 @@ async def get_history(ctx: RequestContext) -> web.StreamResponse:
 
 
 # ---- policy ---------------------------------------------------------------------------------
-async def _policy_project(ctx: RequestContext) -> str | None:
+async def _policy_project(ctx: RequestContext, *, writing: bool = False) -> str | None:
     query = ctx.query
     assert isinstance(query, rpc.PolicyQuery)
     if query.project is None:
         return None  # the org policy (a scoped key reads it, and cannot write it: see PUT)
-    return await _project_id(ctx, query.project)
+    return await _project_id(ctx, query.project, writing=writing)
 
 
 async def get_policy(ctx: RequestContext) -> web.StreamResponse:
@@ -101,7 +103,7 @@ async def get_policy(ctx: RequestContext) -> web.StreamResponse:
 async def put_policy(ctx: RequestContext) -> web.StreamResponse:
     body = ctx.body
     assert isinstance(body, rpc.DecisionPolicyBody)
-    project_id = await _policy_project(ctx)
+    project_id = await _policy_project(ctx, writing=True)
     if project_id is None and _scope(ctx) is not None:
         raise ProjectNotFound("org")  # a project-scoped key never changes the org policy
     request = rpc.PolicyPutRequest(
@@ -198,7 +200,7 @@ ROUTES: list[Route] = [
         query=rpc.PolicyQuery,
         body=rpc.DecisionPolicyBody,
         response=rpc.DecisionPolicyView,
-        errors=(412, *_ERRORS),
+        errors=(409, 412, *_ERRORS),
         allow_project_scoped=True,
     ),
     Route(

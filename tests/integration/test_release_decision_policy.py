@@ -160,3 +160,25 @@ async def test_policy_bad_input_and_roles(start_service: StartService) -> None:
         assert (frozen.status, frozen.code) == (409, "project_archived")
         versions = await g.call("GET", "/api/v1/releases/policy")
         assert versions.body["version"] == 0  # nothing refused wrote anything
+
+
+async def test_forbidden_licenses_block_until_the_policy_allows_them(
+    start_service: StartService,
+) -> None:
+    """scan.relicensed (a license policy change re-evaluated the snapshot) blocks; a
+    decision policy with block_forbidden_licenses false ships."""
+    async with gate_stack(start_service) as g:
+        project = await g.project("acme/legal")
+        commit = sha()
+        scan = await g.scan(project["slug"], "acme/legal", commit, MEDIUM_ONLY)  # django: MIT
+        await g.decided("acme/legal", commit, decision="SHIP")
+        licenses = await g.call("PUT", "/api/v1/license-policy", json={"forbidden": ["MIT"]})
+        assert licenses.status == 200, licenses.body
+        blocked = await g.decided("acme/legal", commit, decision="NO_SHIP")
+        assert [(b["code"], b["ref"]) for b in blocked["blockers"]] == [
+            ("forbidden_license", scan["id"])
+        ]
+        assert blocked["blockers"][0]["message"] == "1 component has a forbidden license"
+        put = await _put(g, {"block_forbidden_licenses": False})
+        assert put.status == 200, put.body
+        await g.decided("acme/legal", commit, decision="SHIP")

@@ -9,6 +9,7 @@ import uuid
 
 from contracts.events.releases import Blocker
 from services.registry import definition
+from services.release_decision.scm import wiring
 from services.release_decision.scm.domain.render import MARKER
 from services.release_decision.scm.store import PROJECTION_TABLES
 from shared.service import Runtime
@@ -65,8 +66,8 @@ async def test_one_comment_updated_as_the_decision_changes(start_service: StartS
 
         # An older revision arriving late changes nothing.
         writes = len(stack.github.writes())
-        await stack.decide(repo, head, revision=1, blockers=[VULN])
-        await stack.settle()
+        seq = await stack.decide(repo, head, revision=1, blockers=[VULN])
+        await stack.settle(seq)
         assert len(stack.github.writes()) == writes
 
         assert _comment_writes(stack) == [
@@ -90,8 +91,8 @@ async def test_one_comment_updated_as_the_decision_changes(start_service: StartS
             len(stack.github.writes()),
             len(await events_of(stack, "scm.decision-posted")),
         )
-        await stack.decide(repo, head, revision=3, blockers=[LICENSE])
-        await stack.settle()
+        seq = await stack.decide(repo, head, revision=3, blockers=[LICENSE])
+        await stack.settle(seq)
         assert len(stack.github.writes()) == writes
         assert len(await events_of(stack, "scm.decision-posted")) == posted
 
@@ -118,8 +119,8 @@ async def test_closed_pull_requests_and_rerequested_checks(start_service: StartS
         assert len(stack.github.check_runs_on(repo, head)) == 2  # a new run, as GitHub expects
         assert len(stack.github.comments_on(repo, 3)) == 1
 
-        await stack.decide(repo, head, revision=1, blockers=[VULN])
-        await stack.settle()
+        seq = await stack.decide(repo, head, revision=1, blockers=[VULN])
+        await stack.settle(seq)
         assert "CVE-2026-0001" in stack.github.comments_on(repo, 3)[0]["body"]
         assert "CVE-2026-0001" not in stack.github.comments_on(repo, 4)[0]["body"]  # closed
 
@@ -199,3 +200,35 @@ async def test_replay_rebuilds_identical_scm_tables(
         assert await stack.fetch_jobs(settings) == jobs_before
         assert all(status == "done" for _, status in jobs_before)
         assert len(stack.github.calls) == calls
+
+
+async def test_a_pull_request_that_moved_on_gets_only_its_new_head(
+    start_service: StartService,
+) -> None:
+    """Jobs queued while no worker runs: the post for the old head is skipped (superseded),
+    the new head's is posted; a comment deleted on GitHub is made again."""
+    async with scm_stack(start_service) as stack:
+        runtime = stack.service
+        await runtime.state[wiring.WORKER_KEY].stop()
+        repo, old, new = repo_name(), sha("old"), sha("new")
+        await stack.deliver("pull_request", pull_payload(repo, 5, old))
+        await stack.deliver("pull_request", pull_payload(repo, 5, new, action="synchronize"))
+        worker = runtime.state[wiring.WORKER_KEY] = wiring.post_worker(
+            runtime, runtime.state[wiring.POSTER_KEY]
+        )
+        worker.start()
+        await stack.settle()
+        posted = await events_of(stack, "scm.decision-posted")
+        assert [(p.commit, p.outcome, p.reason) for p in posted] == [
+            (old, "skipped", "superseded"),
+            (new, "posted", None),
+        ]
+        assert stack.github.check_runs_on(repo, old) == []
+        [comment] = stack.github.comments_on(repo, 5)
+        assert new[:12] in comment["body"]
+
+        del stack.github.comments[comment["id"]]
+        await stack.decide(repo, new, revision=1, blockers=[VULN])
+        await wait_until(lambda: _has(stack, repo, 5, "CVE-2026-0001"))
+        [again] = stack.github.comments_on(repo, 5)
+        assert again["id"] != comment["id"]

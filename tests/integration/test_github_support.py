@@ -87,10 +87,10 @@ class ScmStack:
 
     async def decide(
         self, repo: str, commit: str, *, revision: int, blockers: list[Blocker] | None = None
-    ) -> None:
-        """Publish a release.decided as the decisions part would."""
+    ) -> int:
+        """Publish a release.decided as the decisions part would; its stream sequence."""
         blockers = blockers or []
-        await self.service.bus.publish(
+        _, seq = await self.service.bus.publish(
             ReleaseDecided(
                 repo=repo,
                 commit=commit,
@@ -104,6 +104,7 @@ class ScmStack:
             aggregate=f"commit:{repo}@{commit}",
             actor="system",
         )
+        return seq
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         async with self.service.pool.acquire() as conn:
@@ -128,8 +129,11 @@ class ScmStack:
             await conn.close()
         return [(row["id"], row["status"]) for row in rows]
 
-    async def settle(self, timeout: float = 15.0) -> None:  # noqa: ASYNC109
-        """Wait until the scm projection has caught up and every posting job is done."""
+    async def settle(self, after: int = 0, timeout: float = 15.0) -> None:  # noqa: ASYNC109
+        """Wait until the scm projection has applied stream sequence ``after`` (the consumer's
+        pending count may lag a publish by a moment), has caught up, and every posting job
+        is done."""
+        await self.service.runners["scm"].wait_for(after, timeout=timeout)
         await wait_until(self.jobs_done, timeout=timeout)
 
 

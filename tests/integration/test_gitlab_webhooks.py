@@ -67,8 +67,7 @@ async def test_push_and_merge_request_hooks(start_service: StartService) -> None
             "SELECT provider, number, state, head_sha FROM release_decision.scm_pull_requests"
         )
         assert [tuple(r) for r in rows] == [("gitlab", 5, "open", commits[1])]
-        await stack.decide(repo, commits[1], revision=1)
-        await stack.settle()
+        await stack.settle(await stack.decide(repo, commits[1], revision=1))
         assert stack.github.calls == []  # GitLab merge requests get nothing posted
 
         tag = await stack.gitlab("Tag Push Hook", {"object_kind": "tag_push"})

@@ -19,12 +19,31 @@ from services.release_decision.scm.projection import POST_JOB, ScmProjection
 from shared import jobs
 from shared.service import Runtime
 
+PROJECTION = "scm"
 WORKER_KEY = "scm.worker"
 POSTER_KEY = "scm.poster"
 
 
+def post_worker(runtime: Runtime, poster: DecisionPoster) -> jobs.JobWorker:
+    """The worker running ``post`` jobs (not started)."""
+    runner = runtime.runners[PROJECTION]
+    return jobs.JobWorker(
+        name="scm",
+        pool=runtime.pool,
+        database_url=runtime.settings.database_url,
+        table=store.JOBS_TABLE,
+        kinds=(POST_JOB,),
+        handler=poster.run,
+        caught_up=lambda: jobs.projection_caught_up(runtime.bus, runner),
+        wait_progress=jobs.progress_waiter(runner),
+        owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+        lease_seconds=runtime.settings.job_lease_seconds,
+        give_up=poster.give_up,
+    )
+
+
 async def setup(runtime: Runtime) -> None:
-    runner = runtime.add_projection(ScmProjection())
+    runner = runtime.add_projection(ScmProjection(name=PROJECTION))
     handlers = WebhookHandlers(
         pool=runtime.pool, bus=runtime.bus, runner=runner, settings=runtime.settings
     )
@@ -43,20 +62,7 @@ async def setup(runtime: Runtime) -> None:
         )
         poster = DecisionPoster(pool=runtime.pool, bus=runtime.bus, runner=runner, github=github)
         runtime.state[POSTER_KEY] = poster
-        worker = jobs.JobWorker(
-            name="scm",
-            pool=runtime.pool,
-            database_url=runtime.settings.database_url,
-            table=store.JOBS_TABLE,
-            kinds=(POST_JOB,),
-            handler=poster.run,
-            caught_up=lambda: jobs.projection_caught_up(runtime.bus, runner),
-            wait_progress=jobs.progress_waiter(runner),
-            owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
-            lease_seconds=runtime.settings.job_lease_seconds,
-            give_up=poster.give_up,
-        )
-        runtime.state[WORKER_KEY] = worker
+        worker = runtime.state[WORKER_KEY] = post_worker(runtime, poster)
         worker.start()
 
     async def stopping() -> None:

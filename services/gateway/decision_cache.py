@@ -30,6 +30,7 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.api import DeliverPolicy
+from prometheus_client import Counter, Gauge
 
 from contracts.envelope import UnknownEventType, decode_event
 from contracts.events.releases import ReleaseDecided, ReleasePromoted
@@ -38,6 +39,21 @@ from shared.bus import Bus
 from shared.logging import get_logger
 
 log = get_logger(__name__)
+
+READS = Counter(
+    "gatehouse_decision_cache_reads_total",
+    "Decision reads at the gateway: hit (hot copy), miss (asked, maybe kept), bypass (HEAD, "
+    "as_of, cache off or not live yet: asked)",
+    ["outcome"],
+)
+ENTRIES = Gauge("gatehouse_decision_cache_entries", "Decisions held hot by the gateway")
+FEED_EVENTS = Counter(
+    "gatehouse_decision_feed_events_total",
+    "release.* events the gateway's decision feed applied",
+    ["type"],
+)
+# Bound once: the hit path is every decision read.
+_HIT, _MISS, _BYPASS = (READS.labels(o) for o in ("hit", "miss", "bypass"))
 
 SUBJECT = "release.>"
 Key = tuple[str, str]
@@ -111,10 +127,13 @@ class DecisionCache:
         self, request: DecisionRequest, ask: Callable[[], Awaitable[DecisionView]]
     ) -> DecisionView:
         if not (self.live and self.size and cacheable(request)):
+            _BYPASS.inc()
             return await ask()
         found = self.get(request.repo, request.commit)
         if found is not None:
+            _HIT.inc()
             return found
+        _MISS.inc()
         promotions = self._promotions.get(request.repo, 0)
         view = await ask()
         self.offer(view, promotions_before=promotions)
@@ -156,6 +175,7 @@ class DecisionCache:
         """Forget everything (events may have been missed); revisions are kept."""
         self._views.clear()
         self._baselines.clear()
+        ENTRIES.set(0)
 
     # ---- internals ---------------------------------------------------------------------------
     def _put(self, key: Key, view: DecisionView) -> None:
@@ -166,6 +186,7 @@ class DecisionCache:
         self._remember_revision(key, view.revision)
         while len(self._views) > self.size:
             self._views.popitem(last=False)
+        ENTRIES.set(len(self._views))
 
     def _remember_revision(self, key: Key, revision: int) -> None:
         self._revisions[key] = max(revision, self._revisions.get(key, 0))
@@ -223,6 +244,7 @@ class DecisionFeed:
             log.warning("decision_feed_undecodable", subject=msg.subject, error=str(exc))
             return
         payload = event.payload
+        FEED_EVENTS.labels(event.envelope.type).inc()
         if isinstance(payload, ReleaseDecided):
             self.cache.decided(payload)
         elif isinstance(payload, ReleasePromoted):

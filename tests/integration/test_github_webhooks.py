@@ -9,6 +9,8 @@ import os
 import urllib.parse
 import uuid
 
+from prometheus_client import REGISTRY
+
 from tests.conftest import StartService
 from tests.integration.test_gateway_support import stream_count
 from tests.integration.test_github_support import (
@@ -21,6 +23,11 @@ from tests.integration.test_github_support import (
     sha,
     sign,
 )
+
+
+def _refused() -> float:
+    labels = {"provider": "github", "outcome": "unauthenticated"}
+    return REGISTRY.get_sample_value("gatehouse_webhook_deliveries_total", labels) or 0.0
 
 
 async def test_push_becomes_commit_pushed_per_commit_once(start_service: StartService) -> None:
@@ -86,6 +93,7 @@ async def test_bad_deliveries_record_nothing(start_service: StartService) -> Non
         repo = repo_name()
         body = json.dumps(push_payload(repo, [sha("a")])).encode()
         before = await stream_count(stack.service)
+        refused_before = _refused()
 
         wrong = await stack.deliver("push", None, body=body, signature=sign(body, "not-the-secret"))
         assert wrong.status == 401 and wrong.code == "invalid_signature"
@@ -97,6 +105,7 @@ async def test_bad_deliveries_record_nothing(start_service: StartService) -> Non
         # Signed over other bytes than those sent (a re-serialised body).
         tampered = await stack.deliver("push", None, body=body + b" ", signature=sign(body, SECRET))
         assert tampered.status == 401
+        assert _refused() == refused_before + 4
 
         not_json = await stack.deliver("push", None, body=b"{not json")
         assert not_json.status == 400 and not_json.code == "invalid_json"

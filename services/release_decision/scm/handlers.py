@@ -33,6 +33,7 @@ from services.release_decision.scm.errors import (
     MissingHeader,
 )
 from services.release_decision.scm.ids import delivery_event_id
+from services.release_decision.scm.metrics import DELIVERIES
 from shared.bus import Bus
 from shared.db import advisory_key
 from shared.errors import GatehouseError, PayloadTooLarge
@@ -83,6 +84,7 @@ class WebhookHandlers:
     async def github(self, request: GithubWebhookRequest, ctx: CallContext) -> WebhookReply:
         body = inflate(request.body_zlib, max_bytes=self.settings.webhook_max_body_bytes)
         if not github_signature_valid(self.settings.github_webhook_secret, body, request.signature):
+            DELIVERIES.labels("github", "unauthenticated").inc()
             raise InvalidSignature(
                 "X-Hub-Signature-256 must be the HMAC-SHA256 of the body with the webhook secret"
             )
@@ -102,6 +104,7 @@ class WebhookHandlers:
     async def gitlab(self, request: GitlabWebhookRequest, ctx: CallContext) -> WebhookReply:
         body = inflate(request.body_zlib, max_bytes=self.settings.webhook_max_body_bytes)
         if not gitlab_token_valid(self.settings.gitlab_webhook_token, request.token):
+            DELIVERIES.labels("gitlab", "unauthenticated").inc()
             raise InvalidToken("X-Gitlab-Token must be the configured webhook token")
         event = _header(request.event, "X-Gitlab-Event", max_length=EVENT_MAX)
         delivery_id = _header(
@@ -126,6 +129,7 @@ class WebhookHandlers:
         async with self._locked(f"release_decision.scm:delivery:{provider}:{delivery_id}"):
             seen = await store.delivery(self.pool, provider, delivery_id)
             if seen is not None:
+                DELIVERIES.labels(provider, "duplicate").inc()
                 return WebhookReply(
                     status="duplicate",
                     duplicate=True,
@@ -174,6 +178,7 @@ class WebhookHandlers:
                     f"within {timeout:g}s",
                     extra={"stream_sequence": seq},
                 ) from None
+        DELIVERIES.labels(provider, reading.outcome).inc()
         log.info(
             "webhook_recorded",
             provider=provider,

@@ -32,6 +32,7 @@ from services.release_decision.scm import store
 from services.release_decision.scm.adapters.github_client import GithubClient, GithubError
 from services.release_decision.scm.domain import render
 from services.release_decision.scm.ids import job_event_id
+from services.release_decision.scm.metrics import POSTS
 from shared import jobs
 from shared.bus import Bus
 from shared.db import advisory_key
@@ -92,6 +93,7 @@ class DecisionPoster:
             )
             # The next post of this repo must see these ids.
             await self.runner.wait_for(seq, timeout=WAIT_APPLIED_SECONDS)
+        POSTS.labels("posted").inc()
         log.info(
             "decision_posted",
             repo=repo,
@@ -154,6 +156,7 @@ class DecisionPoster:
     async def _skipped(
         self, job: jobs.Job, repo: str, commit: str, number: int | None, reason: str
     ) -> None:
+        POSTS.labels(reason).inc()
         await self.bus.publish(
             DecisionPosted(
                 repo=repo,

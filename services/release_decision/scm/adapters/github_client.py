@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from services.release_decision.scm.metrics import GITHUB_CALLS, GITHUB_RATE_LIMITED
 from shared.errors import GatehouseError
 from shared.logging import get_logger
 
@@ -126,12 +127,15 @@ class GithubClient:
                         headers={k.lower(): v for k, v in resp.headers.items()},
                     )
             except (aiohttp.ClientError, TimeoutError) as exc:
+                GITHUB_CALLS.labels(method, "error").inc()
                 failures += 1
                 await self._back_off(failures, f"{method} {path}: {type(exc).__name__} {exc}")
                 continue
+            GITHUB_CALLS.labels(method, str(reply.status)).inc()
             self._note_remaining(reply.headers)
             wait = rate_limit_wait(reply.status, reply.headers, now=self.clock())
             if wait is not None:
+                GITHUB_RATE_LIMITED.inc()
                 if wait > self.max_wait:
                     raise GithubError(
                         f"{method} {path}: rate-limited for {wait:.0f}s",

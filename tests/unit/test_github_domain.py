@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import zlib
 
 import pytest
 from hypothesis import given
@@ -24,6 +25,9 @@ from services.release_decision.scm.domain.auth import (
 from services.release_decision.scm.domain.deliveries import InvalidJson, InvalidPayload
 from services.release_decision.scm.domain.github import CHECK_NAME, read_github
 from services.release_decision.scm.domain.gitlab import read_gitlab
+from services.release_decision.scm.errors import BadTransport
+from services.release_decision.scm.handlers import inflate
+from shared.errors import PayloadTooLarge
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 
@@ -314,3 +318,14 @@ def test_rate_limit_headers() -> None:
     assert rate_limit_wait(429, {}, now=0) == 60.0
     # A 403 that is not about limits (no permission) is not waited out.
     assert rate_limit_wait(403, {"x-ratelimit-remaining": "4999"}, now=0) is None
+
+
+# ---- the forwarded body -------------------------------------------------------------------
+def test_inflate_is_bounded() -> None:
+    body = b'{"zen": "x"}'
+    assert inflate(zlib.compress(body), max_bytes=len(body)) == body
+    bomb = zlib.compress(b"0" * 10_000_000)  # ~10 KB that would inflate to 10 MB
+    with pytest.raises(PayloadTooLarge):
+        inflate(bomb, max_bytes=1_000_000)
+    with pytest.raises(BadTransport):
+        inflate(b"not zlib", max_bytes=100)

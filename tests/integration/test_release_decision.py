@@ -172,3 +172,23 @@ async def test_a_rematch_changes_the_decision(start_service: StartService) -> No
             "finding.created",
         ]
         assert again["blockers"] == []
+
+
+async def test_a_deleted_snapshot_gives_way_to_the_one_before(start_service: StartService) -> None:
+    async with gate_stack(start_service) as g:
+        project = await g.project("acme/del")
+        commit = sha()
+        older = await g.scan(project["slug"], "acme/del", commit)
+        await g.decided("acme/del", commit, decision="NO_SHIP")
+        newer = await g.scan(project["slug"], "acme/del", commit, CLEAN)
+        shipped = await g.decided("acme/del", commit, decision="SHIP")
+        assert shipped["evidence"]["snapshot_id"] == newer["id"]
+        deleted = await g.call("DELETE", f"/api/v1/scans/{newer['id']}")
+        assert deleted.status == 204, deleted.body
+        back = await g.decided("acme/del", commit, decision="NO_SHIP")
+        assert back["evidence"]["snapshot_id"] == older["id"]
+        assert (await g.call("DELETE", f"/api/v1/scans/{older['id']}")).status == 204
+        view = await g.decided(
+            "acme/del", commit, decision="NO_SHIP", revision=back["revision"] + 1
+        )
+        assert [(b["code"], b["ref"]) for b in view["blockers"]] == [("no_evidence", "sbom")]

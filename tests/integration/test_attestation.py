@@ -4,6 +4,7 @@ cryptography's Ed25519 verify), never with the signing code."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -14,10 +15,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from services.release_decision.trust.keys import generated_key
 from shared.settings import SettingsError
-from tests.conftest import StartService
+from tests.conftest import StartService, wait_until
+from tests.integration.test_badge import push_head
 from tests.integration.test_gateway_support import NO_TOKEN, gateway_api
-from tests.integration.test_release_decision_support import gate_stack, sha
+from tests.integration.test_release_decision_support import CLEAN, gate_stack, sha
 
 
 def spec_pae(payload_type: str, body: bytes) -> bytes:
@@ -136,3 +139,31 @@ async def test_attestation_bad_input_and_scope(start_service: StartService) -> N
         assert own.status == 200, own.body
         other = await g.call("GET", f"{path}?repo=acme/theirs&commit={sha()}", token=scoped)
         assert (other.status, other.code) == (404, "repo_not_found")
+
+
+async def test_replicas_starting_together_generate_one_key(start_service: StartService) -> None:
+    decisions = await start_service("release-decision")
+    await decisions.pool.execute("DELETE FROM release_decision.signing_keys")
+    made = await asyncio.gather(*(generated_key(decisions.pool) for _ in range(5)))
+    assert len({key.keyid for key in made}) == 1
+    assert await decisions.pool.fetchval("SELECT count(*) FROM release_decision.signing_keys") == 1
+
+
+async def test_attestation_of_head_names_the_resolved_commit(start_service: StartService) -> None:
+    async with gate_stack(start_service) as g:
+        project = await g.project("acme/headed")
+        commit = sha()
+        await g.scan(project["slug"], "acme/headed", commit, pkgs=CLEAN)
+        await g.decided("acme/headed", commit, decision="SHIP")
+        await push_head(g, "acme/headed", commit)
+        path = "/api/v1/releases/decision/attestation?repo=acme/headed&commit=HEAD"
+
+        async def signed() -> bool:
+            return (await g.call("GET", path)).status == 200
+
+        await wait_until(signed)
+        envelope = (await g.call("GET", path)).body
+        keys = (await g.call("GET", "/api/v1/trust/keys", token=NO_TOKEN)).body["keys"]
+        statement = verified_statement(envelope, keys)
+        assert statement["subject"][0]["digest"] == {"gitCommit": commit}
+        assert statement["predicate"]["decision"] == "SHIP"

@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+import msgspec
+from hypothesis import given
+from hypothesis import strategies as st
+
 from contracts.events.releases import Blocker, ReleaseDecided, ReleasePromoted
 from contracts.rpc.release_decision import Baseline, DecisionRequest, DecisionView
 from services.gateway.decision_cache import DecisionCache
@@ -136,3 +140,36 @@ def test_not_live_or_size_zero_always_asks() -> None:
     for cache in (DecisionCache(size=10), live(size=0)):
         read(cache, answer(1))
         assert cache.get(REPO, SHA) is None
+
+
+@st.composite
+def _operations(draw: st.DrawFn) -> list[tuple[str, int]]:
+    kinds = st.sampled_from(["decided", "offer_fresh", "offer_stale", "promoted", "read"])
+    return draw(st.lists(st.tuples(kinds, st.integers(1, 6)), max_size=40))
+
+
+@given(_operations())
+def test_never_older_than_an_applied_event_and_always_the_latest_baseline(
+    operations: list[tuple[str, int]],
+) -> None:
+    cache = live(size=3)
+    newest = 0
+    baseline: str | None = None
+    for kind, revision in operations:
+        if kind == "decided":
+            cache.decided(decided(revision))
+            newest = max(newest, revision)
+        elif kind == "promoted":
+            baseline = f"s{revision}"
+            cache.promoted(promoted(baseline))
+        elif kind in ("offer_fresh", "offer_stale"):
+            before = cache._promotions.get(REPO, 0) - (kind == "offer_stale")
+            view = answer(revision)
+            if baseline is not None:
+                view = msgspec.structs.replace(view, baseline=Baseline(snapshot_id=baseline))
+            cache.offer(view, promotions_before=before)
+        held = cache.get(REPO, SHA)
+        if held is not None:
+            assert held.revision >= newest
+            if baseline is not None:
+                assert held.baseline.snapshot_id == baseline

@@ -15,6 +15,10 @@ promotion of the repo was applied while it was asked. So once a ``release.decide
 been applied here, no older view is ever served again. Never cached: HEAD and ``as_of``
 reads, and revision 0 (never decided: no event would tell the cache it changed). After a
 NATS reconnect the cache starts empty: events may have been missed while disconnected.
+
+A promotion or a policy change made through this gateway drops what it affects as soon as
+the owner answers (``invalidate``), so the caller's next read shows it; other replicas show
+it when the events arrive, milliseconds later.
 """
 
 from __future__ import annotations
@@ -105,6 +109,8 @@ class DecisionCache:
         self._baselines: dict[str, Baseline] = {}
         # Promotions applied per repo: an RPC answer asked before one is not kept.
         self._promotions: dict[str, int] = {}
+        # Bumped when everything is dropped: no answer asked before is kept.
+        self._generation = 0
         self.live = False
         self.hits = 0
         self.misses = 0
@@ -134,16 +140,21 @@ class DecisionCache:
             _HIT.inc()
             return found
         _MISS.inc()
-        promotions = self._promotions.get(request.repo, 0)
+        stamp = self.stamp(request.repo)
         view = await ask()
-        self.offer(view, promotions_before=promotions)
+        self.offer(view, stamp=stamp)
         return view
 
-    def offer(self, view: DecisionView, *, promotions_before: int) -> None:
+    def stamp(self, repo: str) -> tuple[int, int]:
+        """What an answer asked now must still match to be kept: the cache's generation and
+        the repo's count of promotions (and invalidations)."""
+        return self._generation, self._promotions.get(repo, 0)
+
+    def offer(self, view: DecisionView, *, stamp: tuple[int, int]) -> None:
         """Keep an answer of the owner unless something newer was applied meanwhile."""
         if view.revision == 0 or not self.live:
             return
-        if self._promotions.get(view.repo, 0) != promotions_before:
+        if self.stamp(view.repo) != stamp:
             return
         key = key_of(view.repo, view.commit)
         if view.revision < self._revisions.get(key, 0):
@@ -173,9 +184,23 @@ class DecisionCache:
 
     def clear(self) -> None:
         """Forget everything (events may have been missed); revisions are kept."""
+        self._generation += 1
         self._views.clear()
         self._baselines.clear()
         ENTRIES.set(0)
+
+    def invalidate(self, repo: str | None = None) -> None:
+        """This gateway just had the owner change decisions (a promotion of ``repo``; a
+        policy: every repo) whose events have not arrived yet: drop what they change, so the
+        caller's next read asks the owner (read-your-writes)."""
+        if repo is None:
+            self.clear()
+            return
+        self._promotions[repo] = self._promotions.get(repo, 0) + 1
+        self._baselines.pop(repo, None)
+        for key in [key for key in self._views if key[0] == repo]:
+            del self._views[key]
+        ENTRIES.set(len(self._views))
 
     # ---- internals ---------------------------------------------------------------------------
     def _put(self, key: Key, view: DecisionView) -> None:

@@ -38,3 +38,12 @@ async def read_decision(ctx: RequestContext, request: rpc.DecisionRequest) -> rp
         return await from_owner()
     feed.check_connection()
     return await feed.cache.read_through(request, from_owner)
+
+
+def decisions_changed(ctx: RequestContext, *, repo: str | None = None) -> None:
+    """A command through this gateway changed decisions at the owner (a promotion of
+    ``repo``, a policy: every repo): drop the hot copies it affects, so the caller's next read
+    sees the change without waiting for the events (read-your-writes on this replica)."""
+    feed = feed_of(ctx)
+    if feed is not None:
+        feed.cache.invalidate(repo)

@@ -12,7 +12,7 @@ from services.gateway.decision_reads import FEED_KEY
 from shared.service import Runtime
 from tests.conftest import StartService, wait_until
 from tests.integration.test_gateway_support import gateway_api
-from tests.integration.test_release_decision_support import gate_stack, sha
+from tests.integration.test_release_decision_support import CLEAN, gate_stack, sha
 
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 
@@ -128,3 +128,32 @@ async def test_a_decision_change_is_visible_through_the_gateway(
             query=f"&as_of={dt.datetime.now(dt.UTC).isoformat().replace('+00:00', 'Z')}",
         )
         assert owner.status == 200 and owner.body["revision"] == shipped.body["revision"]
+
+
+async def test_a_promotion_or_policy_change_through_the_gateway_is_read_at_once(
+    start_service: StartService,
+) -> None:
+    """Read-your-writes through the hot copy: the next read after the 2xx shows the change,
+    without waiting for release.promoted / release.decided to reach the gateway."""
+    async with gate_stack(start_service) as g:
+        gateway = g.s.api.runtime
+        project = await g.project("acme/ryw")
+        commit = sha()
+        scan = await g.scan(project["slug"], "acme/ryw", commit, CLEAN)
+        await g.decided("acme/ryw", commit, decision="SHIP")
+        await g.decision("acme/ryw", commit)
+        assert feed(gateway).cache.get("acme/ryw", commit) is not None
+
+        body = {"snapshot_id": scan["id"], "target_status": "production", "release_label": "v1"}
+        promoted = await g.call("POST", "/api/v1/releases/promote", json=body)
+        assert promoted.status == 201, promoted.body
+        after = await g.decision("acme/ryw", commit)
+        assert after.body["baseline"]["snapshot_id"] == scan["id"]
+
+        changed = await g.call(
+            "PUT", "/api/v1/releases/policy", json={"require_signed_commits": True}
+        )
+        assert changed.status == 200, changed.body
+        after = await g.decision("acme/ryw", commit)
+        assert after.body["decision"] == "NO_SHIP", after.body
+        assert [b["code"] for b in after.body["blockers"]] == ["unsigned_commit"]

@@ -84,7 +84,7 @@ def test_a_late_owner_answer_never_overwrites_a_newer_event() -> None:
     cache = live()
     read(cache, answer(1))
     cache.decided(decided(3, "SHIP"))
-    cache.offer(answer(2), promotions_before=0)
+    cache.offer(answer(2), stamp=(0, 0))
     got = cache.get(REPO, SHA)
     assert got is not None and got.revision == 3
     cache.decided(decided(2))  # a late, older event
@@ -95,7 +95,7 @@ def test_an_event_for_a_repo_without_a_known_baseline_makes_the_next_read_ask() 
     cache = live()
     cache.decided(decided(4))
     assert cache.get(REPO, SHA) is None
-    cache.offer(answer(3), promotions_before=0)  # asked before rev 4 was seen
+    cache.offer(answer(3), stamp=(0, 0))  # asked before rev 4 was seen
     assert cache.get(REPO, SHA) is None
     assert read(cache, answer(4)).revision == 4
     assert cache.get(REPO, SHA) is not None
@@ -107,7 +107,7 @@ def test_promotion_moves_the_baseline_and_voids_answers_asked_before_it() -> Non
     cache.promoted(promoted("s2"))
     assert cache.get(REPO, SHA).baseline.snapshot_id == "s2"  # type: ignore[union-attr]
     other = "b" * 40
-    cache.offer(answer(1, commit=other), promotions_before=0)
+    cache.offer(answer(1, commit=other), stamp=(0, 0))
     assert cache.get(REPO, other) is None
     cache.decided(decided(1, commit=other))
     assert cache.get(REPO, other).baseline == Baseline(  # type: ignore[union-attr]
@@ -117,6 +117,25 @@ def test_promotion_moves_the_baseline_and_voids_answers_asked_before_it() -> Non
         target_status="production",
         promoted_at=T0,
     )
+
+
+def test_invalidation_drops_entries_and_voids_answers_in_flight() -> None:
+    cache = live()
+    read(cache, answer(1))
+    other = "c" * 40
+    read(cache, answer(1, commit=other))
+    stamp = cache.stamp(REPO)
+    cache.invalidate(REPO)
+    assert cache.get(REPO, SHA) is None and cache.get(REPO, other) is None
+    cache.offer(answer(1), stamp=stamp)  # asked before the invalidation
+    assert cache.get(REPO, SHA) is None
+    read(cache, answer(2))
+    stamp = cache.stamp(REPO)
+    cache.invalidate()
+    cache.offer(answer(2), stamp=stamp)
+    assert len(cache) == 0
+    cache.decided(decided(3))  # the repo's baseline is forgotten too: the next read asks
+    assert cache.get(REPO, SHA) is None
 
 
 def test_head_as_of_and_never_decided_are_not_cached_and_size_is_bounded() -> None:
@@ -163,11 +182,11 @@ def test_never_older_than_an_applied_event_and_always_the_latest_baseline(
             baseline = f"s{revision}"
             cache.promoted(promoted(baseline))
         elif kind in ("offer_fresh", "offer_stale"):
-            before = cache._promotions.get(REPO, 0) - (kind == "offer_stale")
+            generation, promotions = cache.stamp(REPO)
             view = answer(revision)
             if baseline is not None:
                 view = msgspec.structs.replace(view, baseline=Baseline(snapshot_id=baseline))
-            cache.offer(view, promotions_before=before)
+            cache.offer(view, stamp=(generation, promotions - (kind == "offer_stale")))
         held = cache.get(REPO, SHA)
         if held is not None:
             assert held.revision >= newest

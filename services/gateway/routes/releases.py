@@ -22,7 +22,7 @@ from aiohttp import web
 
 from contracts.rpc import release_decision as rpc
 from services.gateway.adapters.read_model import find_project
-from services.gateway.decision_reads import read_decision
+from services.gateway.decision_reads import decisions_changed, read_decision
 from services.gateway.deps import deps_of
 from services.gateway.domain.errors import ProjectArchived, ProjectNotFound
 from services.gateway.domain.etag import accepted_versions
@@ -112,6 +112,7 @@ async def put_policy(ctx: RequestContext) -> web.StreamResponse:
         document=body,
     )
     view = await ask(ctx, rpc.SERVICE, rpc.POLICY_PUT, request, rpc.DecisionPolicyView)
+    decisions_changed(ctx)
     return versioned_json(ctx, view, view.version)
 
 
@@ -121,6 +122,7 @@ async def promote(ctx: RequestContext) -> web.StreamResponse:
     assert isinstance(body, rpc.PromoteBody)
     request = rpc.PromoteRequest(body=body, allowed_project=_scope(ctx))
     view = await ask(ctx, rpc.SERVICE, rpc.PROMOTE, request, rpc.PromotionView)
+    decisions_changed(ctx, repo=view.repo)
     return json_response(view, status=201)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from contracts.events.commits import CommitPushed
 from tests.conftest import StartService, wait_until
-from tests.integration.test_gateway_support import NO_TOKEN
+from tests.integration.test_gateway_support import NO_TOKEN, gateway_api
 from tests.integration.test_release_decision_support import CLEAN, Gate, gate_stack, sha
 
 BADGE = "/api/v1/trust/badge"
@@ -111,3 +111,13 @@ async def test_badge_bad_input(start_service: StartService) -> None:
         for query in ("", "repo=acme/x&commit=nothex", "repo=acme/x&extra=1", "repo=no%20slash"):
             reply = await badge(g, query)
             assert (reply.status, reply.code) == (422, "validation_failed"), query
+
+
+async def test_badge_is_unknown_and_not_cached_while_decisions_cannot_be_asked(
+    start_service: StartService,
+) -> None:
+    async with gateway_api(start_service) as api:  # no release-decision service running
+        await api.new_project(repos=["acme/down"], badge="public")
+        reply = await api.call("GET", f"{BADGE}?repo=acme/down&commit={sha()}", token=NO_TOKEN)
+        assert reply.status == 200 and "gatehouse: Unknown" in reply.body
+        assert reply.headers["Cache-Control"] == "no-store"

@@ -26,7 +26,15 @@ import msgspec
 
 from contracts.events.scans import Repo
 from contracts.rpc.release_decision import CommitRef
-from services.gate.verdict import FAILED, FORMATS, Verdict, conclude, render, still_pending
+from services.gate.verdict import (
+    FAILED,
+    FORMATS,
+    Verdict,
+    conclude,
+    markdown,
+    render,
+    still_pending,
+)
 from shared.service import VERSION
 
 DEFAULT_INTERVAL_SECONDS = 2.0
@@ -202,4 +210,11 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
     for line in render(verdict, args.format):
         print(line, file=out)
     out.flush()
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if args.format == "github" and summary:
+        try:
+            with open(summary, "a", encoding="utf-8") as file:
+                file.write(markdown(verdict) + "\n")
+        except OSError as exc:  # the verdict stands; the summary is a courtesy
+            print(f"gatehouse gate: cannot write the step summary: {exc}", file=err)
     return verdict.exit_code

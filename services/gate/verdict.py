@@ -107,6 +107,38 @@ def github(verdict: Verdict) -> list[str]:
     return lines
 
 
+def _cell(value: Any) -> str:
+    return str(value or "").replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(verdict: Verdict) -> str:
+    """The step summary GitHub shows on the run's page (``$GITHUB_STEP_SUMMARY``)."""
+    view = verdict.view or {}
+    heading = {
+        "SHIP": "✅ SHIP",
+        "NO_SHIP": "⛔ NO_SHIP",
+        "timeout": "⏳ timed out",
+        "error": "⚠️ error",
+    }[verdict.outcome]
+    lines = [f"### Gatehouse release gate: {heading}", ""]
+    if view:
+        lines += [
+            f"`{_subject(view)}`: revision {view.get('revision')}, policy "
+            f"v{view.get('policy_version')}, evaluated {view.get('evaluated_at')}",
+            "",
+        ]
+    blockers = view.get("blockers") or []
+    if blockers:
+        lines += ["| blocker | message | ref |", "|---|---|---|"]
+        for b in blockers:
+            cells = [_cell(b.get(key)) for key in ("code", "message", "ref")]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    if verdict.message:
+        lines += [verdict.message, ""]
+    return "\n".join(lines)
+
+
 def json_document(verdict: Verdict) -> str:
     return msgspec.json.encode(
         {

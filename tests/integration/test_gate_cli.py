@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from services.cli import build_parser
 from services.gate.command import run
 from tests.conftest import ROOT, StartService
@@ -29,7 +31,11 @@ async def gate_cli(g: Gate, *argv: str, token: str | None = None) -> tuple[int, 
     return code, out.getvalue(), err.getvalue()
 
 
-async def test_exit_codes_and_formats(start_service: StartService) -> None:
+async def test_exit_codes_and_formats(
+    start_service: StartService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     async with gate_stack(start_service) as g:
         project = await g.project("acme/ci")
         blocked, clean = sha(), sha()
@@ -45,6 +51,7 @@ async def test_exit_codes_and_formats(start_service: StartService) -> None:
         [annotation] = [line for line in out.splitlines() if line.startswith("::error")]
         assert annotation.startswith("::error title=Gatehouse NO_SHIP%3A vulnerability::")
         assert "CVE-2020-0001" in annotation
+        assert summary.read_text().startswith("### Gatehouse release gate: ⛔ NO_SHIP")
 
         code, out, _ = await gate_cli(g, "--repo", "acme/ci", "--commit", clean)
         assert code == 0 and out.startswith(f"SHIP acme/ci@{clean}"), out

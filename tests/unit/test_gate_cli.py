@@ -9,7 +9,7 @@ import pytest
 
 from services.cli import build_parser
 from services.gate.command import GateError, gate
-from services.gate.verdict import Verdict, conclude, render, still_pending
+from services.gate.verdict import Verdict, conclude, markdown, render, still_pending
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -110,6 +110,15 @@ def test_formats() -> None:
     assert render(failed, "github")[-1] == (
         "::error title=Gatehouse gate error::HTTP 401 invalid_token: no"
     )
+
+
+def test_step_summary_markdown() -> None:
+    blocked = conclude(view("NO_SHIP", "vulnerability"), waited=False)
+    blocked.view["blockers"][0]["message"] = "a | b\nc"  # type: ignore[index]
+    text = markdown(blocked)
+    assert text.startswith("### Gatehouse release gate: ⛔ NO_SHIP")
+    assert "| vulnerability | a \\| b c | r1 |" in text
+    assert "timed out" in markdown(conclude(view("NO_SHIP", "no_evidence"), waited=True))
 
 
 @pytest.mark.parametrize(

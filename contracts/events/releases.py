@@ -37,6 +37,7 @@ BLOCKER_CODES: tuple[str, ...] = (
     "artifact_blocked",
     "no_evidence",
     "evidence_pending",
+    "no_rules",
 )
 # Caps that keep release.decided well under the NATS payload limit (1 MiB).
 BLOCKERS_MAX = 500

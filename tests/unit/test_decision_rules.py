@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts.events.releases import Blocker
+from contracts.events.releases import BLOCKER_CODES, Blocker
 from contracts.events.scans import NOT_EFFECTIVE_STATES, VEX_STATES
 from services.release_decision.decisions.domain.model import (
     BlockEvidence,
@@ -50,6 +50,7 @@ def test_no_evidence_fails_closed() -> None:
 
 
 def test_empty_rule_set_fails_closed() -> None:
+    assert NO_RULES.code in BLOCKER_CODES
     result = evaluate(DEFAULT, evidence(), rules=())
     assert (result.decision, result.blockers) == ("NO_SHIP", (NO_RULES,))
 
@@ -209,3 +210,5 @@ def test_output_is_deterministic_sorted_and_distinct(
     assert keys == sorted(keys)
     assert len(set(first.blockers)) == len(first.blockers)
     assert (first.decision == "SHIP") == (not first.blockers)
+    # Clients switch on the code: every code the rules produce is in the published list.
+    assert {b.code for b in first.blockers} <= set(BLOCKER_CODES)

@@ -17,7 +17,6 @@ from shared.errors import (
     Conflict,
     Forbidden,
     NotFound,
-    UpstreamTimeout,
     ValidationFailed,
 )
 
@@ -136,7 +135,3 @@ class ProjectArchived(Conflict):
             f"project {slug!r} is archived and takes no new releases, environments or deployments",
             extra=_aviator(self.title),
         )
-
-
-class NotVisibleYet(UpstreamTimeout):
-    code, title = "read_your_writes_timeout", "The write was accepted but is not visible yet"

@@ -9,8 +9,8 @@ their last event (read-your-writes).
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import asyncpg
@@ -42,15 +42,12 @@ from services.release_decision.candidates.domain.versions import (
     repo_in_project,
 )
 from shared.bus import Bus
-from shared.db import advisory_key
+from shared.commands import advisory_locked, wait_visible
 from shared.errors import NotFound, UpstreamUnavailable
 from shared.pagination import decode_cursor, encode_cursor
 from shared.projection import ProjectionRunner
 from shared.rpc import CallContext
 from shared.settings import Settings
-
-# Share of the caller's RPC deadline a command may spend waiting for its projection.
-CATCH_UP_SHARE = 0.6
 
 DecisionSource = Callable[[asyncpg.Connection, str, str], Awaitable[DecisionView]]
 
@@ -416,21 +413,7 @@ class CandidateHandlers:
         return sequence
 
     async def _visible(self, sequence: int) -> None:
-        timeout = self.settings.rpc_timeout_seconds * CATCH_UP_SHARE
-        try:
-            await self.runner.wait_for(sequence, timeout=timeout)
-        except TimeoutError:
-            raise errors.NotVisibleYet(
-                f"the change was recorded (stream sequence {sequence}) but is not readable "
-                f"within {timeout:g}s; read it again shortly",
-                extra={"stream_sequence": sequence},
-            ) from None
+        await wait_visible(self.runner, sequence, settings=self.settings)
 
-    @asynccontextmanager
-    async def _locked(self, name: str) -> AsyncIterator[asyncpg.Connection]:
-        async with self.pool.acquire() as conn:
-            await conn.execute("SELECT pg_advisory_lock($1)", advisory_key(name))
-            try:
-                yield conn
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", advisory_key(name))
+    def _locked(self, name: str) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        return advisory_locked(self.pool, name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.errors import Conflict, Forbidden, NotFound, UpstreamTimeout
+from shared.errors import Conflict, Forbidden, NotFound
 
 
 class RepoNotFound(NotFound):
@@ -35,7 +35,3 @@ class AlreadyPromoted(Conflict):
 
 class OverrideNotAllowed(Forbidden):
     code, title = "override_not_allowed", "Only an APPROVER may override a NO_SHIP decision"
-
-
-class NotVisibleYet(UpstreamTimeout):
-    code, title = "read_your_writes_timeout", "The write was accepted but is not visible yet"

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +35,6 @@ from services.release_decision.decisions import health, policies, queries, store
 from services.release_decision.decisions.domain.rules import evaluate
 from services.release_decision.decisions.errors import (
     AlreadyPromoted,
-    NotVisibleYet,
     OverrideNotAllowed,
     ProjectNotFound,
     ReleaseBlocked,
@@ -43,15 +42,13 @@ from services.release_decision.decisions.errors import (
     SnapshotNotPromotable,
 )
 from shared.bus import Bus
-from shared.db import advisory_key
+from shared.commands import advisory_locked, publish_visible
 from shared.errors import ValidationFailed
 from shared.pagination import decode_cursor, split_page
 from shared.projection import ProjectionRunner
 from shared.rpc import CallContext
 from shared.settings import Settings
 
-# Share of the caller's RPC deadline a command may spend waiting for its projection.
-CATCH_UP_SHARE = 0.6
 # In-process queues for promotions (striped by snapshot).
 PROMOTION_STRIPES = 64
 
@@ -239,28 +236,12 @@ class DecisionHandlers:
 
     # ---- plumbing ---------------------------------------------------------------------------
     async def _emit(self, payload: EventPayload, *, aggregate: str, ctx: CallContext) -> int:
-        _, sequence = await self.bus.publish(
-            payload, aggregate=aggregate, actor=ctx.actor, correlation_id=ctx.request_id or None
+        return await publish_visible(
+            self.bus, self.runner, payload, aggregate=aggregate, ctx=ctx, settings=self.settings
         )
-        timeout = self.settings.rpc_timeout_seconds * CATCH_UP_SHARE
-        try:
-            await self.runner.wait_for(sequence, timeout=timeout)
-        except TimeoutError:
-            raise NotVisibleYet(
-                f"the change was recorded (stream sequence {sequence}) but is not readable "
-                f"within {timeout:g}s; read it again shortly",
-                extra={"stream_sequence": sequence},
-            ) from None
-        return sequence
 
-    @asynccontextmanager
-    async def _locked(self, name: str) -> AsyncIterator[asyncpg.Connection]:
-        async with self.pool.acquire() as conn:
-            await conn.execute("SELECT pg_advisory_lock($1)", advisory_key(name))
-            try:
-                yield conn
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", advisory_key(name))
+    def _locked(self, name: str) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        return advisory_locked(self.pool, name)
 
 
 _PROMOTION_COLUMNS = (

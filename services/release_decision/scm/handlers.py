@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import zlib
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import asyncpg
@@ -35,8 +35,8 @@ from services.release_decision.scm.errors import (
 from services.release_decision.scm.ids import delivery_event_id
 from services.release_decision.scm.metrics import DELIVERIES
 from shared.bus import Bus
-from shared.db import advisory_key
-from shared.errors import GatehouseError, PayloadTooLarge
+from shared.commands import advisory_locked, wait_visible
+from shared.errors import PayloadTooLarge
 from shared.logging import get_logger
 from shared.projection import ProjectionRunner
 from shared.rpc import CallContext
@@ -48,11 +48,6 @@ DELIVERY_ID_MAX = 128
 EVENT_MAX = 100
 # Share of the RPC deadline spent waiting for the projection (the gateway waits the rest).
 CATCH_UP_SHARE = 0.8
-
-
-class NotVisibleYet(GatehouseError):
-    code, status, title = "not_visible_yet", 503, "Recorded, not readable yet"
-    transient = True
 
 
 def inflate(data: bytes, *, max_bytes: int) -> bytes:
@@ -169,15 +164,7 @@ class WebhookHandlers:
                 event_id=delivery_event_id(provider, delivery_id, len(reading.events)),
                 occurred_at=now,
             )
-            timeout = self.settings.rpc_timeout_seconds * CATCH_UP_SHARE
-            try:
-                await self.runner.wait_for(seq, timeout=timeout)
-            except TimeoutError:
-                raise NotVisibleYet(
-                    f"the delivery was recorded (stream sequence {seq}) but is not applied "
-                    f"within {timeout:g}s",
-                    extra={"stream_sequence": seq},
-                ) from None
+            await wait_visible(self.runner, seq, settings=self.settings, share=CATCH_UP_SHARE)
         DELIVERIES.labels(provider, reading.outcome).inc()
         log.info(
             "webhook_recorded",
@@ -196,12 +183,5 @@ class WebhookHandlers:
             published=len(reading.events),
         )
 
-    @asynccontextmanager
-    async def _locked(self, name: str) -> AsyncIterator[None]:
-        key = advisory_key(name)
-        async with self.pool.acquire() as conn:
-            await conn.execute("SELECT pg_advisory_lock($1)", key)
-            try:
-                yield
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", key)
+    def _locked(self, name: str) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        return advisory_locked(self.pool, name)

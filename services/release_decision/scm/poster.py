@@ -20,8 +20,7 @@ released only once the projection has applied it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import asyncpg
@@ -35,7 +34,7 @@ from services.release_decision.scm.ids import job_event_id
 from services.release_decision.scm.metrics import POSTS
 from shared import jobs
 from shared.bus import Bus
-from shared.db import advisory_key
+from shared.commands import advisory_locked
 from shared.logging import get_logger
 from shared.projection import ProjectionRunner
 
@@ -172,12 +171,5 @@ class DecisionPoster:
             event_id=job_event_id(job.id, reason),
         )
 
-    @asynccontextmanager
-    async def _locked(self, repo: str) -> AsyncIterator[asyncpg.Connection]:
-        key = advisory_key(f"release_decision.scm:post:{repo}")
-        async with self.pool.acquire() as conn:
-            await conn.execute("SELECT pg_advisory_lock($1)", key)
-            try:
-                yield conn
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", key)
+    def _locked(self, repo: str) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        return advisory_locked(self.pool, f"release_decision.scm:post:{repo}")

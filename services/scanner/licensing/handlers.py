@@ -9,8 +9,7 @@ snapshots a change affects runs after the answer, as jobs (``relicense.py``).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import asyncpg
@@ -48,15 +47,12 @@ from services.scanner.licensing.policy import (
     scope_of,
 )
 from shared.bus import Bus
-from shared.db import advisory_key
-from shared.errors import Conflict, NotFound, UpstreamTimeout, ValidationFailed
+from shared.commands import advisory_locked, publish_visible
+from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.pagination import decode_cursor, encode_cursor
 from shared.projection import ProjectionRunner
 from shared.rpc import CallContext
 from shared.settings import Settings
-
-# Share of the caller's RPC deadline a command may spend waiting for its projection.
-CATCH_UP_SHARE = 0.6
 
 
 class WaiverNotFound(NotFound):
@@ -65,10 +61,6 @@ class WaiverNotFound(NotFound):
 
 class TooManyWaivers(Conflict):
     code, title = "too_many_waivers", "The project has too many active waivers"
-
-
-class NotVisibleYet(UpstreamTimeout):
-    code, title = "read_your_writes_timeout", "The write was accepted but is not visible yet"
 
 
 def _invalid(field: str, message: str, *, code: str = "validation_failed") -> ValidationFailed:
@@ -244,28 +236,12 @@ class LicensingHandlers:
 
     # ---- helpers ----------------------------------------------------------------------------
     async def _emit(self, payload: EventPayload, *, aggregate: str, ctx: CallContext) -> int:
-        _, sequence = await self.bus.publish(
-            payload, aggregate=aggregate, actor=ctx.actor, correlation_id=ctx.request_id or None
+        return await publish_visible(
+            self.bus, self.runner, payload, aggregate=aggregate, ctx=ctx, settings=self.settings
         )
-        timeout = self.settings.rpc_timeout_seconds * CATCH_UP_SHARE
-        try:
-            await self.runner.wait_for(sequence, timeout=timeout)
-        except TimeoutError:
-            raise NotVisibleYet(
-                f"the change was recorded (stream sequence {sequence}) but is not readable "
-                f"within {timeout:g}s; read it again shortly",
-                extra={"stream_sequence": sequence},
-            ) from None
-        return sequence
 
-    @asynccontextmanager
-    async def _locked(self, name: str) -> AsyncIterator[asyncpg.Connection]:
-        async with self.pool.acquire() as conn:
-            await conn.execute("SELECT pg_advisory_lock($1)", advisory_key(name))
-            try:
-                yield conn
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", advisory_key(name))
+    def _locked(self, name: str) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        return advisory_locked(self.pool, name)
 
 
 def waiver_view(row: store.WaiverRow, *, now: dt.datetime) -> WaiverView:

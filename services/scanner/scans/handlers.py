@@ -9,8 +9,8 @@ scan with an advisory lock.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -45,12 +45,11 @@ from services.scanner.scans.ingest import vet_upload
 from services.scanner.scans.lifecycle import check_cancellable, check_deletable
 from services.scanner.scans.queries import CursorKey
 from shared.blobs import BlobStore
-from shared.db import advisory_key
+from shared.commands import advisory_locked, publish_visible
 from shared.errors import (
     Conflict,
     NotFound,
     PayloadTooLarge,
-    UpstreamTimeout,
     ValidationFailed,
 )
 from shared.pagination import decode_cursor, encode_cursor
@@ -59,9 +58,6 @@ from shared.rpc import CallContext
 from shared.service import Runtime
 
 T = TypeVar("T")
-
-# Share of the caller's RPC deadline a command may spend waiting for its projection.
-CATCH_UP_SHARE = 0.6
 
 
 class ScanNotFound(NotFound):
@@ -82,10 +78,6 @@ class UploadTooLarge(PayloadTooLarge):
 
 class SourceMissing(ValidationFailed):
     code, title = "source_missing", "The upload is not stored"
-
-
-class NotVisibleYet(UpstreamTimeout):
-    code, title = "read_your_writes_timeout", "The write was accepted but is not visible yet"
 
 
 @dataclass
@@ -258,31 +250,17 @@ class ScanHandlers:
         return found.id
 
     async def _emit(self, payload: EventPayload, *, scan_id: str, ctx: CallContext) -> int:
-        _, sequence = await self.runtime.bus.publish(
+        return await publish_visible(
+            self.runtime.bus,
+            self.runner,
             payload,
             aggregate=f"scan:{scan_id}",
-            actor=ctx.actor,
-            correlation_id=ctx.request_id or None,
+            ctx=ctx,
+            settings=self.runtime.settings,
         )
-        timeout = self.runtime.settings.rpc_timeout_seconds * CATCH_UP_SHARE
-        try:
-            await self.runner.wait_for(sequence, timeout=timeout)
-        except TimeoutError:
-            raise NotVisibleYet(
-                f"the change was recorded (stream sequence {sequence}) but is not readable "
-                f"within {timeout:g}s; read it again shortly",
-                extra={"stream_sequence": sequence},
-            ) from None
-        return sequence
 
-    @asynccontextmanager
-    async def _locked(self, scan_id: str) -> AsyncIterator[None]:
-        async with self.pool.acquire() as conn:
-            await conn.execute("SELECT pg_advisory_lock($1)", advisory_key(f"scan:{scan_id}"))
-            try:
-                yield
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", advisory_key(f"scan:{scan_id}"))
+    def _locked(self, scan_id: str) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        return advisory_locked(self.pool, f"scan:{scan_id}")
 
 
 def _after(cursor: str | None, length: int) -> CursorKey | None:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from contracts.events.scans import FindingTriaged, TriageCause
 from services.scanner.domain.vex import Triaged
-from services.scanner.scans.handlers import CATCH_UP_SHARE, NotVisibleYet
 from services.scanner.triage.store import TriageRow
+from shared.commands import wait_visible
 from shared.projection import ProjectionRunner
 from shared.rpc import CallContext
 from shared.service import Runtime
@@ -59,15 +59,7 @@ class Recorder:
             batch = changes[start : start + PUBLISH_BATCH]
             published = await asyncio.gather(*(self._publish(c, ctx=ctx) for c in batch))
             last = max(last, *published)
-        timeout = self.runtime.settings.rpc_timeout_seconds * CATCH_UP_SHARE
-        try:
-            await self.runner.wait_for(last, timeout=timeout)
-        except TimeoutError:
-            raise NotVisibleYet(
-                f"the triage was recorded (stream sequence {last}) but is not readable within "
-                f"{timeout:g}s; read it again shortly",
-                extra={"stream_sequence": last},
-            ) from None
+        await wait_visible(self.runner, last, settings=self.runtime.settings)
 
     async def _publish(self, change: Change, *, ctx: CallContext) -> int:
         triaged = change.triaged

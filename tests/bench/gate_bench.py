@@ -53,13 +53,14 @@ from tests.bench.scenarios import (
     cpu_share,
     describe,
     http_round,
+    paired_read_figure,
 )
+from tests.bench.scenarios import read_targets as scenario_read_targets
 
 READ_TITLE = "(g) gateway GET /api/v1/releases/decision, 32 connections"
 LATENCY_TITLE = "(h) scan.completed / finding.triaged -> new decision readable at the gateway"
 READ_RATIO_MIN = 1.0
 READ_P99_MS_MAX = 20.0
-READ_ERROR_RATE_MAX = 0.01
 LATENCY_P99_MS_MAX = 250.0
 
 REPO = "bench/gate"
@@ -118,15 +119,13 @@ def new_sha() -> str:
 def read_targets(
     *, ratio: float | None = None, p99_ms: float | None = None, error_rate: float | None = None
 ) -> list[report.Target]:
-    return [
-        report.check(
-            "throughput vs baseline", op=">=", threshold=READ_RATIO_MIN, actual=ratio, unit="x"
-        ),
-        report.check("p99 latency", op="<=", threshold=READ_P99_MS_MAX, actual=p99_ms, unit=" ms"),
-        report.check(
-            "non-200 responses", op="<=", threshold=READ_ERROR_RATE_MAX, actual=error_rate
-        ),
-    ]
+    return scenario_read_targets(
+        ratio=ratio,
+        p99_ms=p99_ms,
+        error_rate=error_rate,
+        ratio_min=READ_RATIO_MIN,
+        p99_ms_max=READ_P99_MS_MAX,
+    )
 
 
 def latency_targets(
@@ -151,45 +150,13 @@ def latency_targets(
 
 
 def read_figure(rounds: list[dict[str, Any]], *, connections: int) -> report.Figure:
-    subject = [r for r in rounds if r["who"] == "gateway"]
-    baseline = [r for r in rounds if r["who"] == "baseline"]
-    failed = next((r for r in subject + baseline if "p99_ms" not in r), None)
-    if failed is not None:
-        return report.not_measured(
-            "decision_read",
-            READ_TITLE,
-            targets=read_targets(),
-            reason=f"a {failed['who']} run had no successful request "
-            f"(statuses {failed['statuses']})",
-        )
-    requests = sum(r["requests"] for r in subject)
-    errors = sum(r["errors"] for r in subject)
-
-    def headline(rows: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "rps": round(report.median([r["rps"] for r in rows]), 1),
-            "p50_ms": round(report.median([r["p50_ms"] for r in rows]), 3),
-            "p99_ms": round(report.median([r["p99_ms"] for r in rows]), 3),
-            "errors": sum(r["errors"] for r in rows),
-        }
-
-    ratio = report.paired_ratio([r["rps"] for r in subject], [r["rps"] for r in baseline])
-    numbers = headline(subject)
-    return report.measured(
-        "decision_read",
-        READ_TITLE,
-        subject=numbers,
-        baseline=headline(baseline),
+    return paired_read_figure(
+        rounds,
+        name="decision_read",
+        title=READ_TITLE,
+        targets=read_targets,
         baseline_description="bare aiohttp + asyncpg app, no auth: one primary-key select of "
         "the same decision row from a copy of release_decision.decisions",
-        ratio_value=ratio,
-        ratio_meaning="gateway req/s / baseline req/s, median of interleaved round pairs",
-        targets=read_targets(
-            ratio=ratio,
-            p99_ms=numbers["p99_ms"],
-            error_rate=errors / requests if requests else None,
-        ),
-        rounds=rounds,
         context={"connections": connections, "commits": READ_COMMITS},
     )
 

@@ -221,13 +221,22 @@ class Reply:
     body: Any
 
 
-def call(base: str, method: str, path: str, *, token: str | None = None, body: Any = None) -> Reply:
-    data = None if body is None else json.dumps(body).encode()
+def call(
+    base: str,
+    method: str,
+    path: str,
+    *,
+    token: str | None = None,
+    body: Any = None,
+    raw: bytes | None = None,
+    media_type: str = "application/json",
+) -> Reply:
+    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(base + path, data=data, method=method)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     if data is not None:
-        request.add_header("Content-Type", "application/json")
+        request.add_header("Content-Type", media_type)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             status, raw = int(response.status), response.read()
@@ -248,6 +257,59 @@ def wait_for_audit_event(base: str, token: str, *, event_type: str, aggregate: s
             return reply.body["items"]
         assert time.monotonic() < deadline, f"{event_type} of {aggregate} never reached the audit"
         time.sleep(0.2)
+
+
+def gate_a_commit(base: str, token: str) -> None:
+    """The release gate across the supervised stack: an SBOM of a commit goes to the scanner,
+    release-decision decides it from the scanner's events, and `gatehouse gate` (as a CI job
+    runs it) waits for that decision and exits 0 on SHIP."""
+    commit = os.urandom(20).hex()
+    sbom = {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        "version": 1,
+        "components": [
+            {"bom-ref": "lp", "type": "library", "name": "left-pad", "version": "1.3.0"}
+        ],
+    }
+    uploaded = call(
+        base,
+        "POST",
+        f"/api/v1/projects/storefront/sboms?repo=acme/storefront&commit={commit}",
+        token=token,
+        raw=json.dumps(sbom).encode(),
+        media_type="application/vnd.cyclonedx+json",
+    )
+    assert uploaded.status == 202, uploaded.body
+    gate = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "gate",
+            "--url",
+            base,
+            "--repo",
+            "acme/storefront",
+            "--commit",
+            commit,
+            "--wait",
+            "60",
+            "--format",
+            "json",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "GATEHOUSE_TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+    assert json.loads(gate.stdout)["decision"]["decision"] == "SHIP"
+    # The project's badge is private (the default): without a token nothing is revealed.
+    request = urllib.request.Request(f"{base}/api/v1/trust/badge?repo=acme/storefront")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert b"Unknown" in response.read()
 
 
 def readme_examples() -> str:
@@ -331,6 +393,7 @@ def test_up_serves_the_api_stops_cleanly_and_keeps_the_data(
     assert events[0]["actor"] == bot_me.body["actor"] and issued.body["id"] in bot_me.body["actor"]
 
     run_readme_examples(base, admin, tmp_path)
+    gate_a_commit(base, admin)
 
     # Only one stack per data dir.
     second = subprocess.run(
@@ -354,7 +417,14 @@ def test_up_serves_the_api_stops_cleanly_and_keeps_the_data(
 
     procs = processes_of(first.proc.pid, data_dir)
     names = " ".join(p.cmdline for p in procs)
-    for expected in ("nats-server", "postgres", "serve gateway", "serve audit", "serve scanner"):
+    for expected in (
+        "nats-server",
+        "postgres",
+        "serve gateway",
+        "serve audit",
+        "serve scanner",
+        "serve release-decision",
+    ):
         assert expected in names, names
     assert first.stop(signal.SIGTERM) == 0, first.transcript()
     assert "Stopped. Data is kept in" in first.out.text

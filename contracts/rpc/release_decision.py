@@ -21,7 +21,7 @@ from contracts.events.releases import (
     EvidenceRef,
     Status,
 )
-from contracts.events.scans import CommitSha, ReleaseLabel, Repo, SeverityLevel
+from contracts.events.scans import ReleaseLabel, Repo, SeverityLevel
 from contracts.rpc.scanner_scans import DEFAULT_LIMIT, Cursor, Limit
 
 SERVICE = "release-decision"
@@ -80,10 +80,11 @@ class DecisionView(msgspec.Struct, frozen=True, kw_only=True):
 # ---- history --------------------------------------------------------------------------------
 class DecisionHistoryQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Query of ``GET /api/v1/releases/decision/history`` (also the RPC request): the
-    revisions of one commit (oldest first), or of every commit of the repo (newest first)."""
+    revisions of one commit, or of every commit of the repo, newest first. ``commit`` is
+    resolved as the decision's is (any case, a short or longer id, HEAD)."""
 
     repo: Repo
-    commit: CommitSha | None = None
+    commit: CommitRef | None = None
     cursor: Cursor | None = None
     limit: Limit = DEFAULT_LIMIT
 

@@ -90,6 +90,12 @@ async def test_each_change_is_announced_and_kept_in_history(start_service: Start
         ]
         assert [i["decision"] for i in items] == ["SHIP", "NO_SHIP", "NO_SHIP"]
         assert items[2]["blockers"][0]["code"] == "evidence_pending"
+        # The commit as the decision endpoint takes it: a short id in another case too.
+        short = await g.call(
+            "GET", f"/api/v1/releases/decision/history?repo=acme/api&commit={commit[:7].upper()}"
+        )
+        assert short.status == 200, short.body
+        assert short.body["items"] == items
 
         async def all_announced() -> bool:
             return await decided_count(g.decisions) == len(items)

@@ -64,6 +64,11 @@ async def test_replay_rebuilds_identical_tables(
             await g.decisions.bus.publish(payload, aggregate="commit:acme/replay", actor="system")
         head = await g.decided("acme/replay", "HEAD", decision="SHIP")
         assert head["commit"] == second and head["evidence"]["signature_verified"] is True
+        history = await g.call(
+            "GET", "/api/v1/releases/decision/history?repo=acme/replay&commit=HEAD"
+        )
+        assert history.status == 200, history.body
+        assert {i["commit"] for i in history.body["items"]} == {second}
 
         async def all_announced() -> bool:
             rows = await fetch(

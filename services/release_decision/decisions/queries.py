@@ -201,12 +201,15 @@ async def history(db: Queryable, query: DecisionHistoryQuery) -> DecisionHistory
         raise RepoNotFound(f"no project lists {query.repo} and no evidence names it")
     columns = f"{_COLUMNS}, cause_event_id, cause_event_type, seq"
     if query.commit is not None:
+        # The commit as the decision endpoint resolves it, so a short id, another case or
+        # HEAD lists the revisions of the decision it answers.
+        commit = await resolve_commit(db, query.repo, query.commit)
         after = decode_cursor(query.cursor, length=1) if query.cursor else (2**31 - 1,)
         rows = await db.fetch(
             f"SELECT {columns} FROM release_decision.decision_history "
             "WHERE repo = $1 AND commit = $2 AND revision < $3 ORDER BY revision DESC LIMIT $4",
             query.repo,
-            query.commit.lower(),
+            commit,
             int(after[0]),
             query.limit + 1,
         )

@@ -149,3 +149,27 @@ async def test_a_body_at_the_limit_that_does_not_compress_is_refused_cleanly(
         body = os.urandom(1_500_000)
         reply = await stack.deliver("push", None, body=body)
         assert reply.status == 413 and reply.code == "payload_too_large"
+
+
+async def test_what_the_projections_could_not_hold_is_refused_or_cut(
+    start_service: StartService,
+) -> None:
+    """A signed delivery whose events would not decode was published, dead-lettered by the
+    projections and so never recorded: not de-duplicated, and its commits never decided."""
+    async with scm_stack(start_service) as stack:
+        repo = repo_name()
+        before = await stream_count(stack.service)
+        not_utf8 = await stack.deliver("ping", None, body=b'{"zen": "\xff"}')
+        assert not_utf8.status == 400 and not_utf8.code == "invalid_json"
+        long_branch = push_payload(repo, [sha("l")], ref="refs/heads/" + "b" * 256)
+        refused = await stack.deliver("push", long_branch)
+        assert refused.status == 422 and refused.code == "invalid_payload"
+        assert await stream_count(stack.service) == before
+
+        delivery = str(uuid.uuid4())
+        odd = await stack.deliver("issues", {"action": "x" * 300}, delivery=delivery)
+        assert odd.status == 202 and odd.body["action"] == "x" * 100
+        again = await stack.deliver("issues", {"action": "x" * 300}, delivery=delivery)
+        assert again.status == 200 and again.body["status"] == "duplicate"
+        rows = await stack.fetch("SELECT count(*) AS n FROM release_decision.scm_deliveries")
+        assert rows[0]["n"] == 1

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from contracts.events.commits import CommitPushed
 from contracts.events.releases import Blocker
-from contracts.events.scm import CheckRerequested, PullRequestUpdated
+from contracts.events.scm import CheckRerequested, DeliveryReceived, PullRequestUpdated
 from services.release_decision.scm.adapters.github_client import rate_limit_wait
 from services.release_decision.scm.domain import render
 from services.release_decision.scm.domain.auth import (
@@ -22,7 +22,12 @@ from services.release_decision.scm.domain.auth import (
     github_signature_valid,
     gitlab_token_valid,
 )
-from services.release_decision.scm.domain.deliveries import InvalidJson, InvalidPayload
+from services.release_decision.scm.domain.deliveries import (
+    InvalidJson,
+    InvalidPayload,
+    Reading,
+    checked,
+)
 from services.release_decision.scm.domain.github import CHECK_NAME, read_github
 from services.release_decision.scm.domain.gitlab import read_gitlab
 from services.release_decision.scm.errors import BadTransport
@@ -237,6 +242,72 @@ def test_gitlab_push_and_merge_request() -> None:
     assert isinstance(event, PullRequestUpdated)
     assert (event.provider, event.number, event.state, event.head_sha) == ("gitlab", 4, "open", b)
     assert read_gitlab("Tag Push Hook", b"{}", delivery_id="u", now=NOW).outcome == "ignored"
+
+
+# ---- what the projections could not decode is refused before publishing --------------------
+def test_bytes_that_are_not_utf8_are_not_json() -> None:
+    with pytest.raises(InvalidJson):
+        _read("ping", b'{"zen": "\xff"}')
+    with pytest.raises(InvalidJson):
+        read_gitlab("Push Hook", b"\xff\xfe", delivery_id="u", now=NOW)
+
+
+def test_a_long_unhandled_action_is_recorded_cut_to_its_bound() -> None:
+    for event, body in [
+        ("issues", {"action": "x" * 300}),
+        ("pull_request", json.loads(_pull("y" * 300))),
+    ]:
+        reading = _read(event, json.dumps(body).encode())
+        assert reading.outcome == "ignored" and reading.action == body["action"][:100]  # type: ignore[attr-defined]
+        DeliveryReceived(
+            provider="github",
+            delivery_id="d",
+            event=event,
+            action=reading.action,  # type: ignore[attr-defined]
+            outcome="ignored",
+            received_at=NOW,
+        )
+    merge = {
+        "project": {"path_with_namespace": "acme/app"},
+        "object_attributes": {
+            "iid": 4,
+            "state": "opened",
+            "action": "z" * 300,
+            "last_commit": {"id": sha("b")},
+        },
+    }
+    reading = read_gitlab(
+        "Merge Request Hook", json.dumps(merge).encode(), delivery_id="u", now=NOW
+    )
+    assert reading.action == "z" * 100
+    assert checked(reading) is reading
+
+
+def test_a_branch_longer_than_events_hold_is_refused() -> None:
+    ref = "refs/heads/" + "b" * 256
+    with pytest.raises(InvalidPayload) as caught:
+        _read("push", _push([sha("a")], after=sha("a"), ref=ref))
+    assert "$.ref" in caught.value.detail
+    gitlab = {"ref": ref, "after": sha("a"), "project": {"path_with_namespace": "acme/app"}}
+    with pytest.raises(InvalidPayload):
+        read_gitlab("Push Hook", json.dumps(gitlab).encode(), delivery_id="u", now=NOW)
+    # The longest branch an event holds is read.
+    longest = _read("push", _push([sha("a")], after=sha("a"), ref=ref[:-1]))
+    assert checked(longest).events[0].branch == "b" * 255  # type: ignore[attr-defined,union-attr]
+
+
+def test_checked_refuses_an_event_that_would_not_decode() -> None:
+    bad = CommitPushed(
+        repo="acme/app",
+        commit=sha("a"),
+        branch="b" * 300,
+        source="github",
+        head=True,
+        pushed_at=NOW,
+    )
+    with pytest.raises(InvalidPayload) as caught:
+        checked(Reading(outcome="recorded", repo="acme/app", events=(bad,)))
+    assert "commit.pushed" in caught.value.detail and "$.branch" in caught.value.detail
 
 
 # ---- rendering ----------------------------------------------------------------------------

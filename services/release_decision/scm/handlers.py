@@ -23,7 +23,7 @@ from contracts.events.scm import DeliveryReceived, Provider
 from contracts.rpc.scm_webhooks import GithubWebhookRequest, GitlabWebhookRequest, WebhookReply
 from services.release_decision.scm import store
 from services.release_decision.scm.domain.auth import github_signature_valid, gitlab_token_valid
-from services.release_decision.scm.domain.deliveries import Reading
+from services.release_decision.scm.domain.deliveries import Reading, checked
 from services.release_decision.scm.domain.github import read_github
 from services.release_decision.scm.domain.gitlab import read_gitlab
 from services.release_decision.scm.errors import (
@@ -134,7 +134,7 @@ class WebhookHandlers:
                     published=0,
                 )
             now = dt.datetime.now(dt.UTC)
-            reading = read(now)  # a payload error raises here: nothing is published
+            reading = checked(read(now))  # a payload error raises here: nothing is published
             actor = f"webhook:{provider}"
             aggregate = f"repo:{reading.repo}" if reading.repo else f"delivery:{delivery_id}"
             for index, payload in enumerate(reading.events):

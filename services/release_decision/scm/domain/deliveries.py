@@ -14,6 +14,11 @@ from shared.errors import BadRequest, ValidationFailed
 ZERO_SHA = "0" * 40
 MESSAGE_MAX = 4096
 BRANCH_PREFIX = "refs/heads/"
+# The bounds of ``scm.delivery-received``'s action and ``commit.pushed``'s branch.
+ACTION_MAX = 100
+BRANCH_MAX = 255
+# A ref of a branch the events can name.
+REF_MAX = len(BRANCH_PREFIX) + BRANCH_MAX
 
 T = TypeVar("T")
 
@@ -37,7 +42,27 @@ class Reading(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def ignored(reason: str, *, action: str | None = None, repo: str | None = None) -> Reading:
-    return Reading(outcome="ignored", reason=reason, action=action, repo=repo)
+    # An action Gatehouse does not handle may be anything; it is recorded, cut to its bound.
+    return Reading(outcome="ignored", reason=reason, action=cap_action(action), repo=repo)
+
+
+def cap_action(action: str | None) -> str | None:
+    return action[:ACTION_MAX] if action is not None else None
+
+
+def checked(reading: Reading) -> Reading:
+    """``reading`` when every event in it decodes as its own type again; 422
+    ``invalid_payload`` otherwise. Encoding does not check constraints, decoding does: an
+    event the projections cannot decode would be dead-lettered after the delivery was
+    answered as recorded (and, never recorded, it would not be de-duplicated either)."""
+    for event in reading.events:
+        try:
+            msgspec.json.decode(msgspec.json.encode(event), type=type(event))
+        except msgspec.ValidationError as exc:
+            raise InvalidPayload(
+                f"the delivery makes an invalid {event.event_type}: {exc}"
+            ) from exc
+    return reading
 
 
 def decode_payload(data: bytes, type_: type[T]) -> T:
@@ -45,7 +70,8 @@ def decode_payload(data: bytes, type_: type[T]) -> T:
     ``invalid_payload`` naming the field when it is JSON of another shape."""
     try:
         raw = msgspec.json.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        # msgspec raises UnicodeDecodeError (not DecodeError) for bytes that are not UTF-8.
         raise InvalidJson(f"the body is not JSON: {exc}") from exc
     try:
         return msgspec.convert(raw, type_)

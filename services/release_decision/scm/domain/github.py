@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import urllib.parse
+from typing import Annotated
 
 import msgspec
 
@@ -16,6 +17,7 @@ from contracts.events.commits import CommitPushed
 from contracts.events.scans import CommitSha, Repo
 from contracts.events.scm import CheckRerequested, PullNumber, PullRequestUpdated, PullState
 from services.release_decision.scm.domain.deliveries import (
+    REF_MAX,
     ZERO_SHA,
     InvalidJson,
     Reading,
@@ -51,7 +53,7 @@ class _Commit(msgspec.Struct, kw_only=True):
 
 
 class _Push(msgspec.Struct, kw_only=True):
-    ref: str
+    ref: Annotated[str, msgspec.Meta(max_length=REF_MAX)]
     after: CommitSha
     deleted: bool = False
     repository: _Repository

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Annotated
 
 import msgspec
 
@@ -16,9 +17,11 @@ from contracts.events.commits import CommitPushed
 from contracts.events.scans import CommitSha
 from contracts.events.scm import PullNumber, PullRequestUpdated
 from services.release_decision.scm.domain.deliveries import (
+    REF_MAX,
     ZERO_SHA,
     Reading,
     branch_of,
+    cap_action,
     capped,
     decode_payload,
     ignored,
@@ -46,7 +49,7 @@ class _Commit(msgspec.Struct, kw_only=True):
 
 
 class _Push(msgspec.Struct, kw_only=True):
-    ref: str
+    ref: Annotated[str, msgspec.Meta(max_length=REF_MAX)]
     after: CommitSha
     project: _Project
     commits: list[_Commit] = []
@@ -128,12 +131,12 @@ def _merge(event: _MergeEvent, *, delivery_id: str, now: dt.datetime) -> Reading
             f"project {event.project.path_with_namespace!r} is not an owner/name repo",
             action=merge.action,
         )
-    action = merge.action or "update"
+    action = cap_action(merge.action) or "update"
     updated = PullRequestUpdated(
         provider="gitlab",
         repo=repo,
         number=merge.iid,
-        action=action[:100],
+        action=action,
         state=_STATES.get(merge.state, "closed"),  # type: ignore[arg-type]
         head_sha=merge.last_commit.id,
         head_branch=merge.source_branch[:255],

@@ -77,6 +77,12 @@ async def test_promote_ship_snapshot_becomes_baseline(start_service: StartServic
         await g.project("acme/empty")
         everywhere = await g.call("GET", "/api/v1/releases/health")
         assert {m["repo"] for m in everywhere.body["missing_evidence"]} == {"acme/empty"}
+        # A repo nothing knows, or one the named project does not list: 404, as its decision.
+        for query in ("repo=acme/nowhere", f"repo=acme/empty&project={project['slug']}"):
+            unknown = await g.call("GET", f"/api/v1/releases/health?{query}")
+            assert (unknown.status, unknown.code) == (404, "repo_not_found"), query
+        both = await g.call("GET", f"/api/v1/releases/health?repo=acme/rel&project={project['id']}")
+        assert both.status == 200 and both.body["latest_promoted"]["snapshot_id"] == scan["id"]
 
 
 async def test_no_ship_needs_an_approver_override(start_service: StartService) -> None:

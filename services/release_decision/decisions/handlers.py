@@ -38,6 +38,7 @@ from services.release_decision.decisions.errors import (
     OverrideNotAllowed,
     ProjectNotFound,
     ReleaseBlocked,
+    RepoNotFound,
     SnapshotNotFound,
     SnapshotNotPromotable,
 )
@@ -134,6 +135,22 @@ class DecisionHandlers:
         ):
             raise ProjectNotFound(f"no project {project_id}")
 
+    async def _check_repo(self, repo: str, project_id: str | None) -> None:
+        """An unknown repo (or one the named project does not list) is 404, as for its
+        decision: health never reports on a repo nothing knows."""
+        known = (
+            await store.repo_known(self.pool, repo)
+            if project_id is None
+            else await self.pool.fetchval(
+                "SELECT 1 FROM release_decision.projects WHERE id = $1 AND $2 = ANY(repos)",
+                project_id,
+                repo,
+            )
+        )
+        if not known:
+            what = "no project lists" if project_id is None else "the project does not list"
+            raise RepoNotFound(f"{what} {repo}")
+
     # ---- promotions -------------------------------------------------------------------------
     async def promote(self, request: rpc.PromoteRequest, ctx: CallContext) -> rpc.PromotionView:
         body = request.body
@@ -225,6 +242,8 @@ class DecisionHandlers:
     async def health(self, request: rpc.HealthRequest, _ctx: CallContext) -> rpc.HealthView:
         if request.project_id is not None:
             await self._check_project(request.project_id)
+        if request.repo is not None:
+            await self._check_repo(request.repo, request.project_id)
         return await health.check(
             pool=self.pool,
             bus=self.bus,

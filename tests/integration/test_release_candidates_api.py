@@ -62,6 +62,15 @@ async def test_candidates_join_their_release(start_service: StartService) -> Non
             "POST", f"{base}/v1.4.0-rc2", json={"repo": "acme/api", "commit": SHA_C}
         )
         problem_ok(clash, 409, "release_candidate_exists", "Release candidate already exists")
+        # rc02 is candidate 2 as well: one number, one candidate, whatever the spelling.
+        for commit in (SHA_B, SHA_C):
+            respelled = await api.call(
+                "POST", f"{base}/v1.4.0-rc02", json={"repo": "acme/api", "commit": commit}
+            )
+            problem_ok(
+                respelled, 409, "release_candidate_exists", "Release candidate already exists"
+            )
+            assert "'v1.4.0-rc2'" in respelled.body["detail"]
         other = await api.call(
             "POST", f"{base}/v2.0.0-rc1", json={"repo": "acme/web", "commit": SHA_C}
         )

@@ -96,6 +96,14 @@ class CandidateHandlers:
                     parsed.version, repo=existing.repo, commit=existing.commit
                 )
             found = await store.release(conn, project.id, parsed.release)
+            if found is not None:
+                # rc1 and rc01 would both be candidate 1: which one "candidate 1" means
+                # (the latest, the one to deploy) must not depend on a spelling.
+                same_number = await store.candidate_numbered(conn, found.id, parsed.rc_number)
+                if same_number is not None:
+                    raise errors.CandidateExists(
+                        same_number.version, repo=same_number.repo, commit=same_number.commit
+                    )
             release_id = found.id if found is not None else new_id()
             candidate_id = new_id()
             if found is None:

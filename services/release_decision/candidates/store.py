@@ -229,6 +229,19 @@ async def candidate(db: Queryable, project_id: str, version: str) -> CandidateVi
     return _candidate(row) if row else None
 
 
+async def candidate_numbered(
+    db: Queryable, release_id: str, rc_number: int
+) -> CandidateView | None:
+    """Candidate ``rc_number`` of the release, whatever its spelling (``-rc1``, ``-rc01``)."""
+    row = await db.fetchrow(
+        f"SELECT {_CANDIDATE_COLUMNS} FROM release_decision.release_candidates "
+        "WHERE release_id = $1 AND rc_number = $2 ORDER BY created_seq LIMIT 1",
+        release_id,
+        rc_number,
+    )
+    return _candidate(row) if row else None
+
+
 async def candidates_of(db: Queryable, release_id: str) -> list[CandidateView]:
     rows = await db.fetch(
         f"SELECT {_CANDIDATE_COLUMNS} FROM release_decision.release_candidates "

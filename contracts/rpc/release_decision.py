@@ -45,12 +45,22 @@ CommitRef = Annotated[
 ]
 
 
+# RFC 3339 requires the offset: a time without one would be read in some unstated zone.
+AsOf = Annotated[
+    dt.datetime,
+    msgspec.Meta(
+        tz=True,
+        description="RFC 3339 date-time with its offset (Z or ±hh:mm): the decision as it was then",
+    ),
+]
+
+
 class DecisionRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Query of ``GET /api/v1/releases/decision``. ``as_of``: the decision as it was then."""
 
     repo: Repo
     commit: CommitRef
-    as_of: dt.datetime | None = None
+    as_of: AsOf | None = None
 
 
 class Baseline(msgspec.Struct, frozen=True, kw_only=True):

@@ -119,6 +119,9 @@ async def test_each_change_is_announced_and_kept_in_history(start_service: Start
         before = await g.decision("acme/api", commit, query="&as_of=2001-01-01T00:00:00Z")
         assert (before.body["decision"], before.body["revision"]) == ("NO_SHIP", 0)
         assert before.body["blockers"][0]["code"] == "no_evidence"
+        # RFC 3339 times carry their offset: one without is refused, not guessed.
+        naive = await g.decision("acme/api", commit, query="&as_of=2001-01-01T00:00:00")
+        assert (naive.status, naive.code) == (422, "validation_failed"), naive.body
 
         repo_wide = await g.call("GET", "/api/v1/releases/decision/history?repo=acme/api&limit=2")
         assert len(repo_wide.body["items"]) == 2 and repo_wide.body["next_cursor"]

@@ -45,3 +45,10 @@ def test_action_runs_the_gate_with_its_inputs() -> None:
         "github",
     )
     assert inputs["format"]["default"] == "github"
+
+
+def test_a_pull_request_is_gated_on_its_head_commit() -> None:
+    """In a pull_request workflow github.sha is the merge commit GitHub made, which no SBOM
+    job scanned: gating it would wait for evidence that never comes."""
+    default = yaml.safe_load(ACTION.read_text())["inputs"]["commit"]["default"]
+    assert default == "${{ github.event.pull_request.head.sha || github.sha }}"

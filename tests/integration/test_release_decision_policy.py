@@ -144,7 +144,7 @@ async def test_policy_bad_input_and_roles(start_service: StartService) -> None:
         assert readable.status == 200
         _, author = await g.s.api.new_key("POLICY_AUTHOR", project=project["slug"])
         org_write = await _put(g, {"epss_threshold": 0.2}, token=author)
-        assert org_write.status == 404
+        assert (org_write.status, org_write.code) == (403, "forbidden"), org_write.body
         own = await _put(
             g, {"epss_threshold": 0.2}, query=f"?project={project['slug']}", token=author
         )

@@ -24,7 +24,11 @@ from contracts.rpc import release_decision as rpc
 from services.gateway.adapters.read_model import find_project
 from services.gateway.decision_reads import decisions_changed, read_decision
 from services.gateway.deps import deps_of
-from services.gateway.domain.errors import ProjectArchived, ProjectNotFound
+from services.gateway.domain.errors import (
+    ProjectArchived,
+    ProjectNotFound,
+    ProjectScopeForbidden,
+)
 from services.gateway.domain.etag import accepted_versions
 from services.gateway.routes._upstream import ask, versioned_json
 from services.gateway.routing import ALL_ROLES, READ_ROLES, RequestContext, Route, roles
@@ -105,7 +109,9 @@ async def put_policy(ctx: RequestContext) -> web.StreamResponse:
     assert isinstance(body, rpc.DecisionPolicyBody)
     project_id = await _policy_project(ctx, writing=True)
     if project_id is None and _scope(ctx) is not None:
-        raise ProjectNotFound("org")  # a project-scoped key never changes the org policy
+        # A scoped key reads the org policy, so hiding it behind a 404 would say nothing
+        # true: 403, as the org license policy answers.
+        raise ProjectScopeForbidden()
     request = rpc.PolicyPutRequest(
         project_id=project_id,
         if_match=accepted_versions(ctx.request.headers.get("If-Match")),
@@ -202,7 +208,7 @@ ROUTES: list[Route] = [
         query=rpc.PolicyQuery,
         body=rpc.DecisionPolicyBody,
         response=rpc.DecisionPolicyView,
-        errors=(409, 412, *_ERRORS),
+        errors=(403, 409, 412, *_ERRORS),
         allow_project_scoped=True,
     ),
     Route(

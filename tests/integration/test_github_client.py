@@ -58,14 +58,38 @@ async def test_server_errors_are_retried_with_backoff_then_transient(github: Sta
     sleeper = Sleeper()
     async with aiohttp.ClientSession() as session:
         client = await _client(github, session, sleeper, backoff=(1.0, 2.0, 3.0))
+        comment_id = await client.create_comment("acme/app", 1, "x")
         github.fail_next(2, status=503)
-        assert await client.create_comment("acme/app", 1, "x") > 0
+        assert await client.update_comment("acme/app", comment_id, "y") == comment_id
         assert sleeper.slept == [1, 2]
         github.fail_next(4, status=500)
         with pytest.raises(GithubError) as caught:
-            await client.create_comment("acme/app", 1, "y")
+            await client.update_comment("acme/app", comment_id, "z")
         assert caught.value.transient
+        assert [c["body"] for c in github.comments.values()] == ["y"]
+
+
+async def test_a_comment_is_not_posted_twice_when_github_may_have_made_it(
+    github: StandInGithub,
+) -> None:
+    """A 5xx after the POST may come from a GitHub that made the comment: posting it again
+    would duplicate it. The call fails as transient at once (the job's next attempt looks
+    for the comment first); a refusal GitHub did not act on (a rate limit) is retried."""
+    sleeper = Sleeper()
+    async with aiohttp.ClientSession() as session:
+        client = await _client(github, session, sleeper)
+        github.fail_after_next(1)
+        with pytest.raises(GithubError) as caught:
+            await client.create_comment("acme/app", 1, "x")
+        assert caught.value.transient and caught.value.github_status == 502
+        assert len(github.comments) == 1 and sleeper.slept == []
+        github.fail_next(1, status=503)
+        with pytest.raises(GithubError):
+            await client.create_comment("acme/app", 1, "y")
         assert len(github.comments) == 1
+        github.rate_limit_next(primary=False, seconds=2)
+        assert await client.create_comment("acme/app", 1, "z") > 0
+        assert len(github.comments) == 2 and sleeper.slept == [2]
 
 
 async def test_rate_limits_are_waited_out_or_deferred(github: StandInGithub) -> None:

@@ -138,6 +138,24 @@ async def test_rate_limits_and_server_errors_are_waited_out(start_service: Start
         assert statuses.count("POST") == 2 + 4  # 4 refused attempts of the check run POST
 
 
+async def test_a_comment_github_made_before_failing_is_not_made_twice(
+    start_service: StartService,
+) -> None:
+    """GitHub makes the comment, then answers 502: the POST is not sent again; the job's
+    next attempt finds the comment by its marker and keeps it."""
+    async with scm_stack(start_service) as stack:
+        repo, head = repo_name(), sha("made-then-failed")
+        stack.github.fail_after_next(1, method="POST", path_contains="/comments")
+        reply = await stack.deliver("pull_request", pull_payload(repo, 8, head))
+        assert reply.status == 200, reply.body
+        await stack.settle(timeout=30.0)
+        [comment] = stack.github.comments_on(repo, 8)
+        rows = await stack.fetch("SELECT comment_id FROM release_decision.scm_comments")
+        assert [r["comment_id"] for r in rows] == [comment["id"]]
+        posts = [c for c in stack.github.calls if c.method == "POST" and "comments" in c.path]
+        assert len(posts) == 1
+
+
 async def test_an_existing_marker_comment_is_adopted(start_service: StartService) -> None:
     """A post that crashed after GitHub created the comment left no id behind: the next
     post finds the comment by its marker instead of adding a second one."""

@@ -39,6 +39,8 @@ class StandInGithub:
     comments: dict[int, dict[str, Any]] = field(default_factory=dict)
     _faults: list[Callable[[], web.Response]] = field(default_factory=list)
     _exhaust_in: float | None = None
+    _fail_after: int = 0
+    _fail_after_on: tuple[str, str] = ("", "")
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1001))
     _runner: web.AppRunner | None = None
     port: int = 0
@@ -71,6 +73,13 @@ class StandInGithub:
             self._faults.append(
                 lambda: web.json_response({"message": "Server Error"}, status=status)
             )
+
+    def fail_after_next(self, count: int, *, method: str = "", path_contains: str = "") -> None:
+        """The next ``count`` calls (of ``method``, whose path contains ``path_contains``)
+        are carried out, then answered with a server error (as when GitHub times out behind
+        its load balancer after acting)."""
+        self._fail_after += count
+        self._fail_after_on = (method, path_contains)
 
     def rate_limit_next(self, *, primary: bool, seconds: float = 1.0) -> None:
         def limited() -> web.Response:
@@ -125,6 +134,14 @@ class StandInGithub:
             return self._faults.pop(0)()
         request[JSON_BODY] = body
         response: web.StreamResponse = await handler(request)
+        method, path_contains = self._fail_after_on
+        if (
+            self._fail_after
+            and request.method == (method or request.method)
+            and path_contains in request.path
+        ):
+            self._fail_after -= 1
+            return web.json_response({"message": "Server Error"}, status=502)
         if self._exhaust_in is not None:
             response.headers["X-RateLimit-Remaining"] = "0"
             response.headers["X-RateLimit-Reset"] = str(int(time.time() + self._exhaust_in))

@@ -9,6 +9,10 @@
   through: the call fails as transient and the job comes back later.
 * 5xx answers, timeouts and connection errors are retried with backoff, then fail as
   transient; any other 4xx fails as permanent, with GitHub's status.
+* A call that is not idempotent (creating a comment) is retried only when GitHub cannot
+  have acted on it (no connection, a rate-limit refusal): after a 5xx or a timeout the
+  comment may exist, and a second POST would duplicate it. It fails as transient instead,
+  and the job's next attempt looks for the comment (by its marker) before creating one.
 """
 
 from __future__ import annotations
@@ -97,6 +101,7 @@ class GithubClient:
         *,
         json: Any = None,
         params: dict[str, str] | None = None,
+        idempotent: bool = True,
     ) -> Reply:
         url = self.base_url.rstrip("/") + path
         data = msgspec.json.encode(json) if json is not None else None
@@ -129,7 +134,10 @@ class GithubClient:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 GITHUB_CALLS.labels(method, "error").inc()
                 failures += 1
-                await self._back_off(failures, f"{method} {path}: {type(exc).__name__} {exc}")
+                what = f"{method} {path}: {type(exc).__name__} {exc}"
+                if not idempotent and not isinstance(exc, aiohttp.ClientConnectorError):
+                    raise GithubError(what, transient=True) from exc
+                await self._back_off(failures, what)
                 continue
             GITHUB_CALLS.labels(method, str(reply.status)).inc()
             self._note_remaining(reply.headers)
@@ -147,7 +155,10 @@ class GithubClient:
                 continue
             if reply.status >= 500:
                 failures += 1
-                await self._back_off(failures, f"{method} {path}: GitHub answered {reply.status}")
+                what = f"{method} {path}: GitHub answered {reply.status}"
+                if not idempotent:
+                    raise GithubError(what, github_status=reply.status, transient=True)
+                await self._back_off(failures, what)
                 continue
             if reply.status >= 400:
                 raise GithubError(
@@ -207,7 +218,10 @@ class GithubClient:
 
     async def create_comment(self, repo: str, number: int, body: str) -> int:
         reply = await self.call(
-            "POST", f"/repos/{repo}/issues/{number}/comments", json={"body": body}
+            "POST",
+            f"/repos/{repo}/issues/{number}/comments",
+            json={"body": body},
+            idempotent=False,
         )
         return int(reply.body["id"])
 

@@ -82,6 +82,45 @@ async def test_a_key_file_signs_and_the_generated_key_stays_listed(
         assert listed[1]["keyid"] == generated[0]["keyid"]
 
 
+def _key_file(path: Path) -> Path:
+    path.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+async def test_rotating_from_one_key_file_to_another_keeps_the_old_key_listed(
+    start_service: StartService, tmp_path: Path
+) -> None:
+    """What the first file's key signed still verifies after a second file (and then the
+    generated key) took over: its public half stays listed."""
+    first = _key_file(tmp_path / "first.pem")
+    async with gate_stack(start_service, signing_key_file=str(first)) as g:
+        project = await g.project("acme/rotated")
+        commit = sha()
+        await g.scan(project["slug"], "acme/rotated", commit, CLEAN)
+        await g.decided("acme/rotated", commit, decision="SHIP")
+        path = f"/api/v1/releases/decision/attestation?repo=acme/rotated&commit={commit}"
+        signed = (await g.call("GET", path)).body
+        await g.decisions.stop()
+        second = _key_file(tmp_path / "second.pem")
+        for key_file in (second, first, second):  # back and forth: each recorded once
+            replica = await start_service("release-decision", signing_key_file=str(key_file))
+            await replica.stop()
+        await start_service("release-decision")
+        keys = (await g.call("GET", "/api/v1/trust/keys", token=NO_TOKEN)).body["keys"]
+        assert [(k["source"], k["active"]) for k in keys] == [
+            ("generated", True),
+            ("file", False),
+            ("file", False),
+        ]
+        assert verified_statement(signed, keys)["predicate"]["decision"] == "SHIP"
+
+
 async def test_an_unusable_key_file_stops_the_start(
     start_service: StartService, tmp_path: Path
 ) -> None:

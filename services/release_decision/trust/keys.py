@@ -1,7 +1,8 @@
 """The signing key of attestations and the public keys that verify them.
 
-The key comes from ``settings.signing_key_file`` (an unencrypted PKCS#8 PEM Ed25519 key),
-else from the ``signing_keys`` table, where the first start of the first replica generates
+The key comes from ``settings.signing_key_file`` (an unencrypted PKCS#8 PEM Ed25519 key;
+its public half is recorded in ``file_keys`` so it stays listed after a rotation), else
+from the ``signing_keys`` table, where the first start of the first replica generates
 one (replicas starting together are serialised by an advisory lock, so all sign with the
 same key). Private key bytes are never logged, published or returned.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -124,22 +125,37 @@ async def generated_key(pool: asyncpg.Pool) -> SigningKey:
     )
 
 
+async def remember_file_key(pool: asyncpg.Pool, key: SigningKey) -> SigningKey:
+    """Record the public half of a key read from a file (idempotent, every replica may), so
+    it stays listed after the next rotation; the key with its first-seen time."""
+    created_at = await pool.fetchval(
+        "INSERT INTO release_decision.file_keys (keyid, public_key) VALUES ($1, $2) "
+        "ON CONFLICT (keyid) DO UPDATE SET keyid = EXCLUDED.keyid RETURNING created_at",
+        key.keyid,
+        key.public_raw,
+    )
+    return replace(key, created_at=created_at)
+
+
 async def public_keys(pool: asyncpg.Pool, active: SigningKey) -> list[PublicKeyView]:
-    """The active key first, then every other stored key (they verified earlier
-    attestations), oldest first."""
+    """The active key first, then every other key that ever signed here, generated or from
+    a file (they verify earlier attestations), oldest first."""
     rows = await pool.fetch(
-        "SELECT public_key, created_at FROM release_decision.signing_keys "
-        "ORDER BY created_at, keyid"
+        "SELECT public_key, created_at, 'generated' AS source FROM release_decision.signing_keys "
+        "UNION ALL SELECT public_key, created_at, 'file' FROM release_decision.file_keys "
+        "ORDER BY created_at, source"
     )
     views = [
         public_view(
             active.public_raw, active=True, source=active.source, created_at=active.created_at
         )
     ]
+    seen = {active.keyid}
     for row in rows:
         raw = bytes(row["public_key"])
-        if keyid_of(raw) != active.keyid:
+        if keyid_of(raw) not in seen:
+            seen.add(keyid_of(raw))
             views.append(
-                public_view(raw, active=False, source="generated", created_at=row["created_at"])
+                public_view(raw, active=False, source=row["source"], created_at=row["created_at"])
             )
     return views

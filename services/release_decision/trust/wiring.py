@@ -21,7 +21,11 @@ async def setup(runtime: Runtime) -> None:
     from_file = keys.load_key_file(Path(path)) if path else None
     # Loaded before the endpoints are registered (setup runs before anything answers), so
     # no request ever meets a service without its key.
-    key = from_file or await keys.generated_key(runtime.pool)
+    key = (
+        await keys.remember_file_key(runtime.pool, from_file)
+        if from_file
+        else await keys.generated_key(runtime.pool)
+    )
     handlers = TrustHandlers(pool=runtime.pool, key=key)
     runtime.state[HANDLERS_KEY] = handlers
     runtime.rpc.add(rpc.ATTESTATION_GET, rpc.AttestationRequest, handlers.attestation_get)

@@ -158,3 +158,42 @@ async def test_bad_snapshots_and_a_race(start_service: StartService) -> None:
         _, other_scope = await g.s.api.new_key("OPERATOR", project=(await g.project())["slug"])
         hidden = await _promote(g, body | {"target_status": "qa"}, token=other_scope)
         assert (hidden.status, hidden.code) == (404, "snapshot_not_found")
+
+
+async def test_health_missing_evidence_is_of_the_newest_commit_after_a_policy_change(
+    start_service: StartService,
+) -> None:
+    """A policy change decides every commit again in one event; the repo's newest commit is
+    still the one evidence last arrived for, not whichever was decided again last."""
+    async with gate_stack(start_service) as g:
+        project = await g.project("acme/fresh")
+        old, new = "0" * 40, "f" * 40
+        pending = str(uuid.uuid4())
+        queued = ScanQueued(
+            scan_id=pending,
+            project_id=project["id"],
+            kind="sbom",
+            repo="acme/fresh",
+            commit=old,
+            source_digest="sha256:" + "0" * 64,
+            size=1,
+            format="cyclonedx-json",
+        )
+        await g.decisions.bus.publish(queued, aggregate=f"scan:{pending}", actor="system")
+        await g.decided("acme/fresh", old, decision="NO_SHIP")
+        await g.scan(project["slug"], "acme/fresh", new, CLEAN)
+        await g.decided("acme/fresh", new, decision="SHIP")
+
+        async def missing() -> list[object]:
+            reply = await g.call("GET", "/api/v1/releases/health?repo=acme/fresh")
+            assert reply.status == 200, reply.body
+            return list(reply.body["missing_evidence"])
+
+        assert await missing() == []
+        put = await g.call("PUT", "/api/v1/releases/policy", json={"epss_threshold": 0.9})
+        assert put.status == 200, put.body
+        redecided = await g.decisions.pool.fetchval(
+            "SELECT count(*) FROM release_decision.decisions WHERE policy_version = 1"
+        )
+        assert redecided == 2
+        assert await missing() == []

@@ -48,9 +48,14 @@ async def _repos_in_scope(
 
 
 async def _missing(pool: asyncpg.Pool, repos: list[str]) -> list[MissingEvidence]:
+    # Newest by when the commit was first decided: a policy change decides every commit
+    # again in one event, after which the current rows' order says nothing.
     rows = await pool.fetch(
-        "SELECT DISTINCT ON (repo) repo, commit, blockers FROM release_decision.decisions "
-        "WHERE repo = ANY($1::text[]) ORDER BY repo, seq DESC, commit",
+        "SELECT DISTINCT ON (d.repo) d.repo, d.commit, d.blockers "
+        "FROM release_decision.decisions d LEFT JOIN release_decision.decision_history h "
+        "ON h.repo = d.repo AND h.commit = d.commit AND h.revision = 1 "
+        "WHERE d.repo = ANY($1::text[]) "
+        "ORDER BY d.repo, coalesce(h.seq, d.seq) DESC, d.commit",
         repos,
     )
     newest = {r["repo"]: r for r in rows}

@@ -46,6 +46,17 @@ class DeliveryReceived(EventPayload, frozen=True, kw_only=True):
     reason: str | None = None
     published: Annotated[int, msgspec.Meta(ge=0)] = 0
     received_at: dt.datetime
+    body_digest: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                pattern=r"^[0-9a-f]{64}$",
+                description="SHA-256 of the body as received: the same body under another "
+                "delivery id is a replay, answered as a duplicate",
+            ),
+        ]
+        | None
+    ) = None
 
 
 @register

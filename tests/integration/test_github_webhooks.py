@@ -173,3 +173,31 @@ async def test_what_the_projections_could_not_hold_is_refused_or_cut(
         assert again.status == 200 and again.body["status"] == "duplicate"
         rows = await stack.fetch("SELECT count(*) AS n FROM release_decision.scm_deliveries")
         assert rows[0]["n"] == 1
+
+
+async def test_a_signed_body_replayed_under_another_delivery_id_is_a_duplicate(
+    start_service: StartService,
+) -> None:
+    """X-GitHub-Delivery is not covered by the signature: a captured push sent again under a
+    new id would be recorded again (an old head moving the branch back). GitHub redelivers
+    under the same id, so the same body under another id is a replay."""
+    async with scm_stack(start_service) as stack:
+        repo = repo_name()
+        old_push = json.dumps(push_payload(repo, [sha("old")])).encode()
+        first = str(uuid.uuid4())
+        assert (await stack.deliver("push", None, body=old_push, delivery=first)).status == 200
+        newer = await stack.deliver("push", push_payload(repo, [sha("new")]))
+        assert newer.body["status"] == "recorded"
+        before = await stream_count(stack.service)
+
+        replayed = await stack.deliver("push", None, body=old_push, delivery=str(uuid.uuid4()))
+        assert replayed.status == 200 and replayed.body["status"] == "duplicate"
+        assert replayed.body["duplicate"] is True and replayed.body["published"] == 0
+        assert first in replayed.body["reason"]
+        assert await stream_count(stack.service) == before
+        pushed = await events_of(stack, "commit.pushed")
+        assert [p.commit for p in pushed] == [sha("old"), sha("new")]  # type: ignore[attr-defined]
+        rows = await stack.fetch(
+            "SELECT count(DISTINCT body_digest) AS n FROM release_decision.scm_deliveries"
+        )
+        assert rows[0]["n"] == 2

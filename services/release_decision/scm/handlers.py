@@ -4,14 +4,18 @@ recorded once.
 The signature (GitHub) or token (GitLab) is checked first, against the body exactly as it
 arrived: a delivery that fails it records nothing. A delivery id seen before answers
 ``duplicate`` and publishes nothing (a per-delivery advisory lock makes two concurrent
-copies of one delivery answer one ``recorded``, one ``duplicate``). Otherwise its events
-are published with ids derived from the delivery, ``scm.delivery-received`` last, and the
-reply waits until the scm projection has applied them.
+copies of one delivery answer one ``recorded``, one ``duplicate``). So does a GitHub body
+seen before under another delivery id: the id header is not signed, and GitHub redelivers
+under the same id, so that is a captured delivery replayed (an old push would move the
+branch's head back). Otherwise its events are published with ids derived from the
+delivery, ``scm.delivery-received`` last, and the reply waits until the scm projection has
+applied them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import zlib
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -36,6 +40,7 @@ from services.release_decision.scm.ids import delivery_event_id
 from services.release_decision.scm.metrics import DELIVERIES
 from shared.bus import Bus
 from shared.commands import advisory_locked, wait_visible
+from shared.db import advisory_key
 from shared.errors import PayloadTooLarge
 from shared.logging import get_logger
 from shared.projection import ProjectionRunner
@@ -90,6 +95,7 @@ class WebhookHandlers:
             "github",
             event,
             delivery_id,
+            body,
             lambda now: read_github(
                 event, body, media_type=media_type, delivery_id=delivery_id, now=now
             ),
@@ -109,6 +115,7 @@ class WebhookHandlers:
             "gitlab",
             event,
             delivery_id,
+            body,
             lambda now: read_gitlab(event, body, delivery_id=delivery_id, now=now),
             ctx,
         )
@@ -118,53 +125,83 @@ class WebhookHandlers:
         provider: Provider,
         event: str,
         delivery_id: str,
+        body: bytes,
         read: Callable[[dt.datetime], Reading],
         ctx: CallContext,
     ) -> WebhookReply:
-        async with self._locked(f"release_decision.scm:delivery:{provider}:{delivery_id}"):
-            seen = await store.delivery(self.pool, provider, delivery_id)
+        digest = hashlib.sha256(body).hexdigest()
+        async with self._locked(f"release_decision.scm:delivery:{provider}:{delivery_id}") as conn:
+            # Then the body's lock, on the same connection (always in this order): copies of
+            # one body under different ids are handled one at a time as well.
+            body_key = advisory_key(f"release_decision.scm:body:{provider}:{digest}")
+            await conn.execute("SELECT pg_advisory_lock($1)", body_key)
+            try:
+                return await self._deliver_locked(provider, event, delivery_id, digest, read, ctx)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", body_key)
+
+    async def _deliver_locked(
+        self,
+        provider: Provider,
+        event: str,
+        delivery_id: str,
+        digest: str,
+        read: Callable[[dt.datetime], Reading],
+        ctx: CallContext,
+    ) -> WebhookReply:
+        seen = await store.delivery(self.pool, provider, delivery_id)
+        reason = None
+        if seen is None and provider == "github":
+            # GitHub only: its bodies carry the times of the change (pushed_at, updated_at),
+            # so two real events never share one. Two GitLab pushes of the same commits to
+            # one branch (a branch moved away and back) have identical bodies.
+            seen = await store.delivery_of_body(self.pool, provider, digest)
             if seen is not None:
-                DELIVERIES.labels(provider, "duplicate").inc()
-                return WebhookReply(
-                    status="duplicate",
-                    duplicate=True,
-                    delivery_id=delivery_id,
-                    event=seen["event"],
-                    action=seen["action"],
-                    published=0,
-                )
-            now = dt.datetime.now(dt.UTC)
-            reading = checked(read(now))  # a payload error raises here: nothing is published
-            actor = f"webhook:{provider}"
-            aggregate = f"repo:{reading.repo}" if reading.repo else f"delivery:{delivery_id}"
-            for index, payload in enumerate(reading.events):
-                await self.bus.publish(
-                    payload,
-                    aggregate=aggregate,
-                    actor=actor,
-                    correlation_id=ctx.request_id or None,
-                    event_id=delivery_event_id(provider, delivery_id, index),
-                    occurred_at=now,
-                )
-            _, seq = await self.bus.publish(
-                DeliveryReceived(
-                    provider=provider,
-                    delivery_id=delivery_id,
-                    event=event,
-                    action=reading.action,
-                    repo=reading.repo,
-                    outcome=reading.outcome,
-                    reason=reading.reason,
-                    published=len(reading.events),
-                    received_at=now,
-                ),
+                reason = f"the same body was delivered before as {seen['delivery_id']}"
+        if seen is not None:
+            DELIVERIES.labels(provider, "duplicate").inc()
+            return WebhookReply(
+                status="duplicate",
+                duplicate=True,
+                delivery_id=delivery_id,
+                event=seen["event"],
+                action=seen["action"],
+                reason=reason,
+                published=0,
+            )
+        now = dt.datetime.now(dt.UTC)
+        reading = checked(read(now))  # a payload error raises here: nothing is published
+        actor = f"webhook:{provider}"
+        aggregate = f"repo:{reading.repo}" if reading.repo else f"delivery:{delivery_id}"
+        for index, payload in enumerate(reading.events):
+            await self.bus.publish(
+                payload,
                 aggregate=aggregate,
                 actor=actor,
                 correlation_id=ctx.request_id or None,
-                event_id=delivery_event_id(provider, delivery_id, len(reading.events)),
+                event_id=delivery_event_id(provider, delivery_id, index),
                 occurred_at=now,
             )
-            await wait_visible(self.runner, seq, settings=self.settings, share=CATCH_UP_SHARE)
+        _, seq = await self.bus.publish(
+            DeliveryReceived(
+                provider=provider,
+                delivery_id=delivery_id,
+                event=event,
+                action=reading.action,
+                repo=reading.repo,
+                outcome=reading.outcome,
+                reason=reading.reason,
+                published=len(reading.events),
+                received_at=now,
+                body_digest=digest,
+            ),
+            aggregate=aggregate,
+            actor=actor,
+            correlation_id=ctx.request_id or None,
+            event_id=delivery_event_id(provider, delivery_id, len(reading.events)),
+            occurred_at=now,
+        )
+        await wait_visible(self.runner, seq, settings=self.settings, share=CATCH_UP_SHARE)
         DELIVERIES.labels(provider, reading.outcome).inc()
         log.info(
             "webhook_recorded",

@@ -31,8 +31,8 @@ async def record_delivery(
 ) -> None:
     await conn.execute(
         "INSERT INTO release_decision.scm_deliveries (provider, delivery_id, event, action, "
-        "repo, outcome, reason, published, received_at, event_id, seq) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+        "repo, outcome, reason, published, received_at, event_id, seq, body_digest) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
         "ON CONFLICT (provider, delivery_id) DO NOTHING",
         payload.provider,
         payload.delivery_id,
@@ -45,6 +45,7 @@ async def record_delivery(
         payload.received_at,
         event_id,
         seq,
+        payload.body_digest,
     )
 
 
@@ -157,6 +158,17 @@ async def delivery(conn: Queryable, provider: str, delivery_id: str) -> dict[str
         "WHERE provider = $1 AND delivery_id = $2",
         provider,
         delivery_id,
+    )
+    return dict(row) if row else None
+
+
+async def delivery_of_body(conn: Queryable, provider: str, digest: str) -> dict[str, Any] | None:
+    """The first delivery recorded with this body (its SHA-256), if any."""
+    row = await conn.fetchrow(
+        "SELECT delivery_id, event, action FROM release_decision.scm_deliveries "
+        "WHERE provider = $1 AND body_digest = $2 ORDER BY seq LIMIT 1",
+        provider,
+        digest,
     )
     return dict(row) if row else None
 

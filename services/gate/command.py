@@ -40,6 +40,9 @@ from shared.service import VERSION
 DEFAULT_INTERVAL_SECONDS = 2.0
 # One request never waits longer than this, whatever --wait says.
 REQUEST_TIMEOUT_SECONDS = 10.0
+# Near the end of --wait a request still gets this long: a CI runner far from the gateway
+# needs a TLS handshake and a round trip or two.
+REQUEST_TIMEOUT_MIN_SECONDS = 3.0
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 
 
@@ -165,6 +168,14 @@ def decision_url(base: str, repo: str, commit: str) -> str:
     return f"{base.rstrip('/')}/api/v1/releases/decision?{query}"
 
 
+def request_timeout(remaining: float, *, waiting: bool) -> float:
+    """How long one question may take: without --wait the one question gets the full
+    time; while waiting, what is left of the wait, within bounds."""
+    if not waiting:
+        return REQUEST_TIMEOUT_SECONDS
+    return min(REQUEST_TIMEOUT_SECONDS, max(remaining, REQUEST_TIMEOUT_MIN_SECONDS))
+
+
 def gate(
     question: Question,
     *,
@@ -176,9 +187,8 @@ def gate(
 ) -> Verdict:
     deadline = clock() + wait
     while True:
-        remaining = deadline - clock()
         try:
-            view = question.ask(timeout=min(REQUEST_TIMEOUT_SECONDS, max(remaining, 1.0)))
+            view = question.ask(timeout=request_timeout(deadline - clock(), waiting=wait > 0))
         except GateError as exc:
             if not exc.retryable or clock() + interval > deadline:
                 return Verdict(outcome="error", message=str(exc), problem=exc.problem)

@@ -8,7 +8,12 @@ from typing import Any
 import pytest
 
 from services.cli import build_parser
-from services.gate.command import GateError, gate
+from services.gate.command import (
+    REQUEST_TIMEOUT_MIN_SECONDS,
+    REQUEST_TIMEOUT_SECONDS,
+    GateError,
+    gate,
+)
 from services.gate.verdict import Verdict, conclude, markdown, render, still_pending
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -34,9 +39,11 @@ class Script:
         self.answers = list(answers)
         self.now = 0.0
         self.asked = 0
+        self.timeouts: list[float] = []
 
     def ask(self, *, timeout: float) -> dict[str, Any]:
         self.asked += 1
+        self.timeouts.append(timeout)
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if isinstance(answer, Exception):
             raise answer
@@ -87,6 +94,18 @@ def test_times_out_when_evidence_never_comes_and_retries_transient_errors() -> N
     verdict = refused.run(wait=5)
     assert (verdict.exit_code, refused.asked) == (2, 1)
     assert Script(GateError("503", retryable=True)).run(wait=0).exit_code == 2
+
+
+def test_one_question_without_wait_gets_the_full_request_timeout() -> None:
+    """The default (no --wait) used to allow one second, too little for a CI runner far
+    from the gateway (TLS handshake included)."""
+    once = Script(view("SHIP"))
+    assert once.run(wait=0).exit_code == 0
+    assert once.timeouts == [REQUEST_TIMEOUT_SECONDS]
+    waiting = Script(view("NO_SHIP", "evidence_pending"))
+    waiting.run(wait=30)
+    assert waiting.timeouts[0] == REQUEST_TIMEOUT_SECONDS
+    assert min(waiting.timeouts) >= REQUEST_TIMEOUT_MIN_SECONDS
 
 
 def test_formats() -> None:

@@ -3,9 +3,9 @@
 NO_SHIP, 2 on error or timeout.
 
 With ``--wait`` the gate asks again every ``--interval`` seconds while the evidence of the
-commit is missing or pending, and while the gateway is unreachable or answers 429/5xx. The
-token may come from ``GATEHOUSE_TOKEN`` (kept out of the process list), the URL from
-``GATEHOUSE_URL``.
+commit is missing or pending (for HEAD: while no push was seen), and while the gateway is
+unreachable or answers 429/5xx. The token may come from ``GATEHOUSE_TOKEN`` (kept out of the
+process list), the URL from ``GATEHOUSE_URL``.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ REQUEST_TIMEOUT_SECONDS = 10.0
 # needs a TLS handshake and a round trip or two.
 REQUEST_TIMEOUT_MIN_SECONDS = 3.0
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+# --commit HEAD before the push webhook arrived: the head is evidence still to come.
+RETRYABLE_CODES = frozenset({"head_unknown"})
 
 
 class GateError(Exception):
@@ -160,7 +162,8 @@ def _http_error(exc: urllib.error.HTTPError) -> GateError:
     code = (problem or {}).get("code", "")
     detail = (problem or {}).get("detail", exc.reason)
     message = f"HTTP {exc.code}{' ' + code if code else ''}: {detail}"
-    return GateError(message, retryable=exc.code in RETRYABLE_STATUSES, problem=problem)
+    retryable = exc.code in RETRYABLE_STATUSES or code in RETRYABLE_CODES
+    return GateError(message, retryable=retryable, problem=problem)
 
 
 def decision_url(base: str, repo: str, commit: str) -> str:

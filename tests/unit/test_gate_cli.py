@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import urllib.error
+from email.message import Message
 from typing import Any
 
 import pytest
@@ -12,6 +15,7 @@ from services.gate.command import (
     REQUEST_TIMEOUT_MIN_SECONDS,
     REQUEST_TIMEOUT_SECONDS,
     GateError,
+    _http_error,
     gate,
 )
 from services.gate.verdict import Verdict, conclude, markdown, render, still_pending
@@ -106,6 +110,17 @@ def test_one_question_without_wait_gets_the_full_request_timeout() -> None:
     waiting.run(wait=30)
     assert waiting.timeouts[0] == REQUEST_TIMEOUT_SECONDS
     assert min(waiting.timeouts) >= REQUEST_TIMEOUT_MIN_SECONDS
+
+
+def test_head_not_seen_yet_is_waited_for_an_unknown_repo_is_not() -> None:
+    def refusal(code: str) -> urllib.error.HTTPError:
+        body = json.dumps({"status": 404, "code": code, "detail": "x"}).encode()
+        return urllib.error.HTTPError("http://g", 404, "Not Found", Message(), io.BytesIO(body))
+
+    head = _http_error(refusal("head_unknown"))
+    assert head.retryable and "head_unknown" in str(head)
+    assert not _http_error(refusal("repo_not_found")).retryable
+    assert Script(head, view("SHIP")).run(wait=5).exit_code == 0
 
 
 def test_formats() -> None:

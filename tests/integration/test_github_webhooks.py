@@ -17,6 +17,7 @@ from tests.integration.test_github_support import (
     SECRET,
     check_run_payload,
     events_of,
+    pull_payload,
     push_payload,
     repo_name,
     scm_stack,
@@ -164,6 +165,10 @@ async def test_what_the_projections_could_not_hold_is_refused_or_cut(
         long_branch = push_payload(repo, [sha("l")], ref="refs/heads/" + "b" * 256)
         refused = await stack.deliver("push", long_branch)
         assert refused.status == 422 and refused.code == "invalid_payload"
+        huge = pull_payload(repo, 1, sha("h"))
+        huge["pull_request"]["number"] = huge["number"] = 2**40
+        too_big = await stack.deliver("pull_request", huge)
+        assert too_big.status == 422 and too_big.code == "invalid_payload"
         assert await stream_count(stack.service) == before
 
         delivery = str(uuid.uuid4())

@@ -296,6 +296,34 @@ def test_a_branch_longer_than_events_hold_is_refused() -> None:
     assert checked(longest).events[0].branch == "b" * 255  # type: ignore[attr-defined,union-attr]
 
 
+def test_a_pull_number_beyond_what_is_kept_is_refused() -> None:
+    """Numbers are kept as Postgres integers: a larger one was dead-lettered."""
+    huge = json.loads(_pull("opened"))
+    huge["pull_request"]["number"] = 2**31
+    with pytest.raises(InvalidPayload) as caught:
+        _read("pull_request", json.dumps(huge).encode())
+    assert "$.pull_request.number" in caught.value.detail
+    check = {
+        "action": "rerequested",
+        "check_run": {
+            "name": CHECK_NAME,
+            "head_sha": sha("h"),
+            "pull_requests": [{"number": 2**40}],
+        },
+        "repository": {"full_name": "acme/app"},
+    }
+    with pytest.raises(InvalidPayload):
+        _read("check_run", json.dumps(check).encode())
+    merge = {
+        "project": {"path_with_namespace": "acme/app"},
+        "object_attributes": {"iid": 2**31, "state": "opened", "last_commit": {"id": sha("b")}},
+    }
+    with pytest.raises(InvalidPayload):
+        read_gitlab("Merge Request Hook", json.dumps(merge).encode(), delivery_id="u", now=NOW)
+    huge["pull_request"]["number"] = 2**31 - 1
+    assert _read("pull_request", json.dumps(huge).encode()).outcome == "recorded"  # type: ignore[attr-defined]
+
+
 def test_checked_refuses_an_event_that_would_not_decode() -> None:
     bad = CommitPushed(
         repo="acme/app",

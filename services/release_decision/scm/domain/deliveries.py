@@ -4,7 +4,7 @@ GitLab readers, and the errors a payload can fail with."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 
@@ -19,6 +19,8 @@ ACTION_MAX = 100
 BRANCH_MAX = 255
 # A ref of a branch the events can name.
 REF_MAX = len(BRANCH_PREFIX) + BRANCH_MAX
+# Pull / merge request numbers as the read model keeps them (a Postgres integer).
+PullNumberRead = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
 
 T = TypeVar("T")
 

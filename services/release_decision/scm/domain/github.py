@@ -15,11 +15,12 @@ import msgspec
 
 from contracts.events.commits import CommitPushed
 from contracts.events.scans import CommitSha, Repo
-from contracts.events.scm import CheckRerequested, PullNumber, PullRequestUpdated, PullState
+from contracts.events.scm import CheckRerequested, PullRequestUpdated, PullState
 from services.release_decision.scm.domain.deliveries import (
     REF_MAX,
     ZERO_SHA,
     InvalidJson,
+    PullNumberRead,
     Reading,
     branch_of,
     capped,
@@ -71,7 +72,7 @@ class _Base(msgspec.Struct, kw_only=True):
 
 
 class _PullRequest(msgspec.Struct, kw_only=True):
-    number: PullNumber
+    number: PullNumberRead
     state: str
     merged: bool | None = None
     title: str = ""
@@ -87,7 +88,7 @@ class _PullEvent(msgspec.Struct, kw_only=True):
 
 
 class _CheckRunPull(msgspec.Struct, kw_only=True):
-    number: PullNumber
+    number: PullNumberRead
 
 
 class _CheckRun(msgspec.Struct, kw_only=True):

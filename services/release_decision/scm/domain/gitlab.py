@@ -15,10 +15,11 @@ import msgspec
 
 from contracts.events.commits import CommitPushed
 from contracts.events.scans import CommitSha
-from contracts.events.scm import PullNumber, PullRequestUpdated
+from contracts.events.scm import PullRequestUpdated
 from services.release_decision.scm.domain.deliveries import (
     REF_MAX,
     ZERO_SHA,
+    PullNumberRead,
     Reading,
     branch_of,
     cap_action,
@@ -60,7 +61,7 @@ class _LastCommit(msgspec.Struct, kw_only=True):
 
 
 class _MergeRequest(msgspec.Struct, kw_only=True):
-    iid: PullNumber
+    iid: PullNumberRead
     state: str
     action: str | None = None
     title: str = ""

@@ -3,6 +3,8 @@ with the vulnerability as blocker, triaging it away ships; unknown repos and com
 
 from __future__ import annotations
 
+import base64
+import json
 from urllib.parse import quote
 
 from services.release_decision.decisions.recorder import decided_event_id
@@ -131,6 +133,21 @@ async def test_each_change_is_announced_and_kept_in_history(start_service: Start
             + repo_wide.body["next_cursor"],
         )
         assert [i["revision"] for i in repo_wide.body["items"] + rest.body["items"]] == [3, 2, 1]
+        # Hand-made cursors of the right length but the wrong kinds: 422, never a 500.
+        history = "/api/v1/releases/decision/history?repo=acme/api"
+        for path, key in (
+            (f"{history}&commit={commit}", ["abc"]),
+            (f"{history}&commit={commit}", [10**20]),
+            (f"{history}&commit={commit}", [True]),
+            (history, ["x", "y", "z"]),
+            (history, [1, 2, 3]),
+            (history, [10**20, "c", 1]),
+            ("/api/v1/releases/promotions", ["abc"]),
+            ("/api/v1/releases/promotions", [10**20]),
+        ):
+            cursor = base64.urlsafe_b64encode(json.dumps([1, key]).encode()).decode()
+            crafted = await g.call("GET", f"{path}{'&' if '?' in path else '?'}cursor={cursor}")
+            assert (crafted.status, crafted.code) == (422, "invalid_cursor"), (path, key)
 
 
 async def test_a_rematch_changes_the_decision(start_service: StartService) -> None:

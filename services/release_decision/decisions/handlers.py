@@ -45,7 +45,7 @@ from services.release_decision.decisions.errors import (
 from shared.bus import Bus
 from shared.commands import advisory_locked, publish_visible
 from shared.errors import ValidationFailed
-from shared.pagination import decode_cursor, split_page
+from shared.pagination import split_page
 from shared.projection import ProjectionRunner
 from shared.rpc import CallContext
 from shared.settings import Settings
@@ -225,14 +225,14 @@ class DecisionHandlers:
     async def promotions(
         self, request: rpc.PromotionsRequest, _ctx: CallContext
     ) -> rpc.PromotionPage:
-        after = decode_cursor(request.cursor, length=1) if request.cursor else None
+        after = queries.cursor_key(request.cursor, (int,))
         rows = await self.pool.fetch(
             f"SELECT {_PROMOTION_COLUMNS} FROM release_decision.promotions "
             "WHERE ($1::text IS NULL OR repo = $1) AND ($2::text IS NULL OR project_id = $2) "
             "AND ($3::bigint IS NULL OR seq < $3) ORDER BY seq DESC LIMIT $4",
             request.repo,
             request.project_id,
-            int(after[0]) if after else None,
+            after[0] if after else None,
             request.limit + 1,
         )
         page, cursor = split_page(rows, limit=request.limit, key=lambda r: (r["seq"],))

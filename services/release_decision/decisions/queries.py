@@ -21,7 +21,7 @@ from services.release_decision.decisions import store
 from services.release_decision.decisions.domain.model import Evidence
 from services.release_decision.decisions.domain.rules import evaluate
 from services.release_decision.decisions.errors import HeadUnknown, RepoNotFound
-from shared.pagination import decode_cursor, split_page
+from shared.pagination import InvalidCursor, decode_cursor, split_page
 
 Queryable = store.Queryable
 
@@ -195,6 +195,25 @@ def _revision(row: asyncpg.Record) -> DecisionRevision:
     )
 
 
+_BIGINT = range(-(2**63), 2**63)
+
+
+def cursor_key(cursor: str | None, kinds: tuple[type, ...]) -> tuple[Any, ...] | None:
+    """The key of a cursor of these lists, each part of the kind its column holds (ints
+    within bigint), else 422 ``invalid_cursor``: a hand-made cursor must never reach the
+    database as a wrong type."""
+    if not cursor:
+        return None
+    key = decode_cursor(cursor, length=len(kinds))
+    for value, kind in zip(key, kinds, strict=True):
+        if type(value) is not kind or (kind is int and value not in _BIGINT):
+            raise InvalidCursor(
+                "the cursor belongs to another list",
+                extra={"errors": [{"field": "$.cursor", "message": "invalid cursor"}]},
+            )
+    return key
+
+
 async def history(db: Queryable, query: DecisionHistoryQuery) -> DecisionHistoryPage:
     """Revisions, newest first: of one commit, or of every commit of the repo."""
     if not await store.repo_known(db, query.repo):
@@ -204,26 +223,27 @@ async def history(db: Queryable, query: DecisionHistoryQuery) -> DecisionHistory
         # The commit as the decision endpoint resolves it, so a short id, another case or
         # HEAD lists the revisions of the decision it answers.
         commit = await resolve_commit(db, query.repo, query.commit)
-        after = decode_cursor(query.cursor, length=1) if query.cursor else (2**31 - 1,)
+        after = cursor_key(query.cursor, (int,)) or (2**31 - 1,)
         rows = await db.fetch(
             f"SELECT {columns} FROM release_decision.decision_history "
-            "WHERE repo = $1 AND commit = $2 AND revision < $3 ORDER BY revision DESC LIMIT $4",
+            "WHERE repo = $1 AND commit = $2 AND revision < $3::bigint "
+            "ORDER BY revision DESC LIMIT $4",
             query.repo,
             commit,
-            int(after[0]),
+            after[0],
             query.limit + 1,
         )
         page, cursor = split_page(rows, limit=query.limit, key=lambda r: (r["revision"],))
     else:
-        key = decode_cursor(query.cursor, length=3) if query.cursor else None
+        key = cursor_key(query.cursor, (int, str, int))
         rows = await db.fetch(
             f"SELECT {columns} FROM release_decision.decision_history WHERE repo = $1 "
-            "AND ($2::bigint IS NULL OR (seq, commit, revision) < ($2, $3, $4)) "
+            "AND ($2::bigint IS NULL OR (seq, commit, revision) < ($2, $3::text, $4::bigint)) "
             "ORDER BY seq DESC, commit DESC, revision DESC LIMIT $5",
             query.repo,
-            int(key[0]) if key else None,
-            str(key[1]) if key else None,
-            int(key[2]) if key else None,
+            key[0] if key else None,
+            key[1] if key else None,
+            key[2] if key else None,
             query.limit + 1,
         )
         page, cursor = split_page(

@@ -71,6 +71,14 @@ async def test_protected_environment_gate(start_service: StartService) -> None:
         )
         # The admin key is no approver either.
         assert (await api.call("POST", prod, json=override)).status == 403
+        # Postgres text holds no NUL: such a reason was published, then refused (a 500).
+        nul = {**override, "override": {"reason": "hotfix\u0000"}}
+        problem_ok(
+            await api.call("POST", prod, json=nul, token=approver),
+            422,
+            "validation_failed",
+            "Request does not match the schema",
+        )
         assert await stream_count(api.runtime) == before, "refusals write nothing"
 
         overridden = await api.call("POST", prod, json=override, token=approver)

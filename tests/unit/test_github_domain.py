@@ -324,6 +324,17 @@ def test_a_pull_number_beyond_what_is_kept_is_refused() -> None:
     assert _read("pull_request", json.dumps(huge).encode()).outcome == "recorded"  # type: ignore[attr-defined]
 
 
+def test_nul_characters_are_never_published() -> None:
+    """Postgres text cannot hold U+0000: the projections refused such events."""
+    body = json.loads(_pull("opened"))
+    body["pull_request"]["title"] = "fix\u0000"
+    with pytest.raises(InvalidPayload) as caught:
+        checked(_read("pull_request", json.dumps(body).encode()))  # type: ignore[arg-type]
+    assert "NUL" in caught.value.detail
+    ignored_reading = _read("issues", json.dumps({"action": "op\u0000en"}).encode())
+    assert ignored_reading.action == "op\ufffden"  # type: ignore[attr-defined]
+
+
 def test_checked_refuses_an_event_that_would_not_decode() -> None:
     bad = CommitPushed(
         repo="acme/app",

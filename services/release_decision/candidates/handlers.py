@@ -182,6 +182,8 @@ class CandidateHandlers:
         project, body = request.project, request.body
         if not is_environment_name(request.name):
             raise errors.InvalidEnvironmentName(request.name)
+        if body.workflow_url is not None and "\x00" in body.workflow_url:
+            raise errors.NulCharacter("$.workflow_url")
         if project.archived:
             raise errors.ProjectArchived(project.slug)
         async with self._locked(f"rc:env:{project.id}:{request.name}") as conn:
@@ -226,6 +228,8 @@ class CandidateHandlers:
         parsed = _parse_version(body.release_candidate_version)
         if body.override is not None and not rules.override_allowed(ctx.roles):
             raise errors.OverrideNotAllowed()
+        if body.override is not None and "\x00" in body.override.reason:
+            raise errors.NulCharacter("$.override.reason")
         deployment_id = new_id()
         async with self._locked(f"rc:env:{project.id}:{request.environment}") as conn:
             # Read again under the lock: the environment may have been re-configured.

@@ -49,7 +49,8 @@ def ignored(reason: str, *, action: str | None = None, repo: str | None = None) 
 
 
 def cap_action(action: str | None) -> str | None:
-    return action[:ACTION_MAX] if action is not None else None
+    # Postgres text cannot hold U+0000; an action is only recorded, so it is replaced.
+    return action[:ACTION_MAX].replace("\x00", "\ufffd") if action is not None else None
 
 
 def checked(reading: Reading) -> Reading:
@@ -58,8 +59,13 @@ def checked(reading: Reading) -> Reading:
     event the projections cannot decode would be dead-lettered after the delivery was
     answered as recorded (and, never recorded, it would not be de-duplicated either)."""
     for event in reading.events:
+        encoded = msgspec.json.encode(event)
+        if b"\\u0000" in encoded:
+            # Postgres text cannot hold it: the projections would refuse the event. No Git
+            # or GitHub text (a message, a branch, a title) contains one.
+            raise InvalidPayload(f"the delivery makes a {event.event_type} with a NUL character")
         try:
-            msgspec.json.decode(msgspec.json.encode(event), type=type(event))
+            msgspec.json.decode(encoded, type=type(event))
         except msgspec.ValidationError as exc:
             raise InvalidPayload(
                 f"the delivery makes an invalid {event.event_type}: {exc}"

@@ -69,6 +69,17 @@ def _converter(type_: Any, what: str) -> Callable[[str], str]:
     return convert
 
 
+def _base_url(text: str) -> str:
+    """http(s) only: anything else would fail every question, and --wait would keep
+    asking."""
+    parsed = urllib.parse.urlsplit(text)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an http(s) URL, e.g. https://gatehouse.example.com"
+        )
+    return text
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -89,6 +100,7 @@ def add_parser(sub: Any) -> None:
     )
     g.add_argument(
         "--url",
+        type=_base_url,
         default=os.environ.get("GATEHOUSE_URL"),
         help="the gateway's base URL (default $GATEHOUSE_URL)",
     )

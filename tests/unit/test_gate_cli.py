@@ -163,6 +163,8 @@ def test_step_summary_markdown() -> None:
         ["--repo", "a/b", "--commit", SHA, "--wait", "-1"],
         ["--repo", "a/b", "--commit", SHA, "--format", "xml"],
         ["--commit", SHA],
+        ["--repo", "a/b", "--commit", SHA, "--url", "gatehouse.example.com"],
+        ["--repo", "a/b", "--commit", SHA, "--url", "ftp://gatehouse.example.com"],
     ],
 )
 def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -78,6 +78,14 @@ class PullRequestUpdated(EventPayload, frozen=True, kw_only=True):
     url: str | None = None
     delivery_id: DeliveryId
     updated_at: dt.datetime
+    changed_at: Annotated[
+        dt.datetime | None,
+        msgspec.Meta(
+            description="When the provider says the pull request last changed (GitHub's "
+            "pull_request.updated_at): a change delivered after a newer one does not move the "
+            "recorded head back"
+        ),
+    ] = None
 
 
 @register

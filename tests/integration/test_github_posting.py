@@ -156,6 +156,32 @@ async def test_a_comment_github_made_before_failing_is_not_made_twice(
         assert len(posts) == 1
 
 
+async def test_a_pull_request_change_delivered_late_does_not_move_the_head_back(
+    start_service: StartService,
+) -> None:
+    """GitHub does not promise delivery order: a synchronize older (by GitHub's updated_at)
+    than the one recorded is recorded as a delivery but leaves the head, and nothing of
+    the older head is posted to the pull request."""
+    async with scm_stack(start_service) as stack:
+        repo, old_head, new_head = repo_name(), sha("late-old"), sha("late-new")
+        await stack.decide(repo, old_head, revision=1)  # SHIP
+        await stack.decide(repo, new_head, revision=1, blockers=[VULN])  # NO_SHIP
+        newer = pull_payload(repo, 6, new_head, action="synchronize")
+        newer["pull_request"]["updated_at"] = "2026-11-25T12:00:10Z"
+        older = pull_payload(repo, 6, old_head, action="synchronize")
+        older["pull_request"]["updated_at"] = "2026-11-25T12:00:05Z"
+        assert (await stack.deliver("pull_request", newer)).status == 200
+        await stack.settle()
+        late = await stack.deliver("pull_request", older)
+        assert late.status == 200 and late.body["status"] == "recorded"
+        await stack.settle()
+        rows = await stack.fetch("SELECT head_sha FROM release_decision.scm_pull_requests")
+        assert [r["head_sha"] for r in rows] == [new_head]
+        [comment] = stack.github.comments_on(repo, 6)
+        assert "CVE-2026-0001" in comment["body"]
+        assert stack.github.check_runs_on(repo, old_head) == []
+
+
 async def test_an_existing_marker_comment_is_adopted(start_service: StartService) -> None:
     """A post that crashed after GitHub created the comment left no id behind: the next
     post finds the comment by its marker instead of adding a second one."""

@@ -184,6 +184,17 @@ def test_pull_request_states(action: str, state: str, merged: bool, expected: st
     )
 
 
+def test_pull_requests_carry_when_github_changed_them() -> None:
+    body = json.loads(_pull("synchronize"))
+    body["pull_request"]["updated_at"] = "2026-11-25T12:00:05Z"
+    [event] = _read("pull_request", json.dumps(body).encode()).events  # type: ignore[attr-defined]
+    assert event.changed_at == dt.datetime(2026, 11, 25, 12, 0, 5, tzinfo=dt.UTC)
+    for unreadable in ("yesterday", "2026-11-25T12:00:05", None):
+        body["pull_request"]["updated_at"] = unreadable
+        [event] = _read("pull_request", json.dumps(body).encode()).events  # type: ignore[attr-defined]
+        assert event.changed_at is None
+
+
 def test_unhandled_pull_request_actions_and_check_runs() -> None:
     labeled = _read("pull_request", _pull("labeled"))
     assert labeled.outcome == "ignored" and labeled.action == "labeled"  # type: ignore[attr-defined]

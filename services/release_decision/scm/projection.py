@@ -2,8 +2,9 @@
 to GitHub → ``release_decision.scm_*``, and the posting jobs.
 
 * ``scm.delivery-received`` records a delivery id (a redelivery is then a duplicate).
-* ``scm.pull-request-updated`` keeps each pull / merge request's state and head; a GitHub
-  pull request opened, pushed to or reopened gets a ``post`` job for its head commit.
+* ``scm.pull-request-updated`` keeps each pull / merge request's state and head (unless
+  GitHub says the change is older than the one kept: deliveries may arrive out of order);
+  a GitHub pull request opened, pushed to or reopened gets a ``post`` job for its head.
 * ``release.decided`` keeps each commit's newest decision; every open GitHub pull request
   headed by that commit gets a ``post`` job.
 * ``scm.check-rerequested`` gets a ``post`` job that creates a new check run, and one per
@@ -58,9 +59,10 @@ class ScmProjection:
         if isinstance(payload, DeliveryReceived):
             await store.record_delivery(conn, payload, event_id=event.id, seq=seq)
         elif isinstance(payload, PullRequestUpdated):
-            await store.record_pull_request(conn, payload, seq=seq)
+            applied = await store.record_pull_request(conn, payload, seq=seq)
             if (
-                payload.provider == "github"
+                applied
+                and payload.provider == "github"
                 and payload.state == "open"
                 and payload.action in POSTING_ACTIONS
             ):

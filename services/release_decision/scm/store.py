@@ -51,15 +51,21 @@ async def record_delivery(
 
 async def record_pull_request(
     conn: asyncpg.Connection, payload: PullRequestUpdated, *, seq: int
-) -> None:
-    await conn.execute(
+) -> bool:
+    """Record the pull request's state; False (nothing changed) when the provider says this
+    change is older than the one recorded (deliveries may arrive out of order)."""
+    applied = await conn.fetchval(
         "INSERT INTO release_decision.scm_pull_requests (provider, repo, number, state, "
-        "head_sha, head_branch, base_branch, title, url, updated_at, updated_seq) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+        "head_sha, head_branch, base_branch, title, url, updated_at, updated_seq, changed_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
         "ON CONFLICT (provider, repo, number) DO UPDATE SET state = EXCLUDED.state, "
         "head_sha = EXCLUDED.head_sha, head_branch = EXCLUDED.head_branch, "
         "base_branch = EXCLUDED.base_branch, title = EXCLUDED.title, url = EXCLUDED.url, "
-        "updated_at = EXCLUDED.updated_at, updated_seq = EXCLUDED.updated_seq",
+        "updated_at = EXCLUDED.updated_at, updated_seq = EXCLUDED.updated_seq, "
+        "changed_at = EXCLUDED.changed_at "
+        "WHERE EXCLUDED.changed_at IS NULL OR scm_pull_requests.changed_at IS NULL "
+        "OR EXCLUDED.changed_at >= scm_pull_requests.changed_at "
+        "RETURNING true",
         payload.provider,
         payload.repo,
         payload.number,
@@ -71,7 +77,9 @@ async def record_pull_request(
         payload.url,
         payload.updated_at,
         seq,
+        payload.changed_at,
     )
+    return bool(applied)
 
 
 async def record_decision(

@@ -79,6 +79,7 @@ class _PullRequest(msgspec.Struct, kw_only=True):
     html_url: str | None = None
     head: _Ref
     base: _Base | None = None
+    updated_at: str | None = None
 
 
 class _PullEvent(msgspec.Struct, kw_only=True):
@@ -197,8 +198,21 @@ def _pull(event: _PullEvent, *, delivery_id: str, now: dt.datetime) -> Reading:
         url=pull.html_url,
         delivery_id=delivery_id,
         updated_at=now,
+        changed_at=_time(pull.updated_at),
     )
     return Reading(outcome="recorded", action=event.action, repo=repo, events=(updated,))
+
+
+def _time(text: str | None) -> dt.datetime | None:
+    """GitHub's ISO 8601 time (``2026-11-25T12:00:00Z``) in UTC; None when absent or not one
+    (the order guard is then skipped rather than the delivery refused)."""
+    if not text:
+        return None
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return at.astimezone(dt.UTC) if at.tzinfo is not None else None
 
 
 def _check_run(event: _CheckRunEvent, *, delivery_id: str, now: dt.datetime) -> Reading:

@@ -84,6 +84,15 @@ async def test_promote_ship_snapshot_becomes_baseline(start_service: StartServic
         both = await g.call("GET", f"/api/v1/releases/health?repo=acme/rel&project={project['id']}")
         assert both.status == 200 and both.body["latest_promoted"]["snapshot_id"] == scan["id"]
 
+        # The promoted snapshot deleted: the baseline is no evidence any more.
+        assert (await g.call("DELETE", f"/api/v1/scans/{scan['id']}")).status == 204
+
+        async def stale() -> bool:
+            reply = await g.call("GET", "/api/v1/releases/health?repo=acme/rel")
+            return reply.body["latest_promoted"]["fresh"] is False and not reply.body["ok"]
+
+        await wait_until(stale)
+
 
 async def test_no_ship_needs_an_approver_override(start_service: StartService) -> None:
     async with gate_stack(start_service) as g:

@@ -87,7 +87,7 @@ async def _latest_promoted(
 ) -> LatestPromoted:
     row = await pool.fetchrow(
         "SELECT p.snapshot_id, p.repo, p.commit, p.project_id, p.promoted_at, "
-        "s.updated_at AS scanned_at FROM release_decision.promotions p "
+        "s.status, s.updated_at AS scanned_at FROM release_decision.promotions p "
         "LEFT JOIN release_decision.scans s ON s.scan_id = p.snapshot_id "
         "WHERE ($1::text IS NULL OR p.repo = $1) AND ($2::text IS NULL OR p.project_id = $2) "
         "ORDER BY p.seq DESC LIMIT 1",
@@ -97,8 +97,12 @@ async def _latest_promoted(
     policy = await store.policy_for(pool, row["project_id"] if row else project_id)
     if row is None:
         return LatestPromoted(max_age_hours=policy.max_snapshot_age_hours, fresh=False)
-    # The snapshot's age is the time since it was scanned.
-    age = (now - (row["scanned_at"] or row["promoted_at"])).total_seconds() / 3600
+    # The snapshot's age is the time since it was scanned (updated_at of a succeeded scan
+    # is its completion). A deleted one is evidence no more: never fresh, and its
+    # updated_at is the deletion, so its age counts from the promotion at least.
+    kept = row["status"] == "succeeded"
+    scanned_at = row["scanned_at"] if kept else None
+    age = (now - (scanned_at or row["promoted_at"])).total_seconds() / 3600
     return LatestPromoted(
         snapshot_id=row["snapshot_id"],
         repo=row["repo"],
@@ -106,7 +110,7 @@ async def _latest_promoted(
         promoted_at=row["promoted_at"],
         age_hours=round(age, 3),
         max_age_hours=policy.max_snapshot_age_hours,
-        fresh=age <= policy.max_snapshot_age_hours,
+        fresh=kept and age <= policy.max_snapshot_age_hours,
     )
 
 

@@ -124,5 +124,8 @@ def error_from_problem(problem: dict[str, Any]) -> GatehouseError:
         str(problem.get("detail", "")),
         code=str(problem.get("code", cls.code)),
         status=status,
+        # The owner's title names the problem ("Invalid release candidate version"), more
+        # precisely than the status's generic one.
+        title=str(problem["title"]) if problem.get("title") else None,
         extra=extra,
     )

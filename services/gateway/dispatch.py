@@ -123,6 +123,10 @@ def decode_query(request: web.Request, type_: type) -> Any:
     raw: dict[str, Any] = {}
     for name in set(request.query.keys()):
         values = request.query.getall(name)
+        if any("\x00" in v for v in values) or "\x00" in name:
+            message = "NUL characters are not accepted"
+            error = {"field": f"$.{name}", "message": message, "in": "query"}
+            raise ValidationFailed(f"query parameter {name}: {message}", extra={"errors": [error]})
         raw[name] = values if name in list_fields else values[-1]
     try:
         return msgspec.convert(raw, type_, strict=False)

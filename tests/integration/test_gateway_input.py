@@ -63,6 +63,14 @@ async def test_refused_writes_answer_problems_and_write_nothing(
             ),
             (422, "validation_failed", *post, {"json": {"slug": "Bad Slug", "name": "x"}}),
             (422, "validation_failed", *post, {"json": {"slug": "ok-slug"}}),
+            # PostgreSQL text cannot hold NUL: refused at the edge, before any event.
+            (422, "validation_failed", *post, {"json": {"slug": "nul", "name": "a\u0000b"}}),
+            (
+                422,
+                "validation_failed",
+                *post,
+                {"json": {"slug": "nul", "name": "n", "repos": ["acme/ok", "acme/\u0000"]}},
+            ),
             (409, "slug_taken", *post, {"json": {"slug": "exists", "name": "x"}}),
             (
                 422,
@@ -123,6 +131,18 @@ async def test_refused_writes_answer_problems_and_write_nothing(
         assert missing.body["errors"][0]["field"] == "$.name"
         role = await api.call("POST", "/api/v1/api-keys", json={"name": "k", "roles": ["ROOT"]})
         assert role.body["errors"][0]["field"] == "$.roles[0]"
+        nul = await api.call(*post, json={"slug": "nul", "name": "n", "repos": ["a/b", "a/\u0000"]})
+        assert nul.body["errors"][0]["field"] == "$.repos[1]"
+        # Escaped, a backslash followed by u0000 is text like any other.
+        fine = await api.call(*post, json={"slug": "not-nul", "name": "a\\u0000b"})
+        assert fine.status == 201, fine.body
+        query = await api.call("GET", "/api/v1/projects?cursor=a%00b")
+        assert (query.status, query.code) == (422, "validation_failed"), query.body
+        assert query.body["errors"][0] == {
+            "field": "$.cursor",
+            "message": "NUL characters are not accepted",
+            "in": "query",
+        }
 
 
 async def test_unknown_paths_and_methods_are_problem_json(start_service: StartService) -> None:

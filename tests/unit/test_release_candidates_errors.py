@@ -74,6 +74,7 @@ def test_problems_carry_aviators_error(
     relayed = problem_body(again, request_id="r2")
     assert (relayed["status"], relayed["code"], relayed["error"]) == (status, code, error)
     assert relayed["detail"] == body["detail"]
+    assert relayed["title"] == body["title"], "the owner's title survives the relay"
 
 
 def test_a_blocked_deployment_lists_its_blockers() -> None:

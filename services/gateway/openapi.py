@@ -203,12 +203,8 @@ def _success(route: Route, ref_of: dict[Any, dict[str, Any]]) -> dict[str, Any]:
         schema = ref_of[route.response]
     else:
         schema = {"type": "string"}
-    return {
-        status: {
-            "description": "Success",
-            "content": {route.response_media_type: {"schema": schema}},
-        }
-    }
+    success = {"description": "Success", "content": {route.response_media_type: {"schema": schema}}}
+    return {str(code): success for code in sorted({route.response_status, *route.also_succeeds})}
 
 
 def _errors(route: Route) -> dict[str, Any]:

@@ -77,6 +77,9 @@ class Route:
     body: type | None = None
     response: type | None = None
     response_status: int = 200
+    # Other success statuses the route answers with the same body (a PUT that creates: 201;
+    # a POST that finds the same resource already there: 200), for OpenAPI.
+    also_succeeds: tuple[int, ...] = ()
     # Non-JSON responses (CSV, SVG, HTML) name their media type here for OpenAPI.
     response_media_type: str = "application/json"
     # Problem codes this route can answer besides the common ones (for OpenAPI).

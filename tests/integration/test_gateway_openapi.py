@@ -22,6 +22,11 @@ async def test_openapi_docs_and_public_config_are_public(start_service: StartSer
             assert route.method.lower() in doc["paths"][openapi_path(route.path)], route.path
         for ref in _refs(doc):
             _resolve(doc, ref)
+        # Every success status a route answers is documented, with its body.
+        cut = doc["paths"]["/api/releases/{project}/releases/{version}"]["post"]["responses"]
+        environment = doc["paths"]["/api/releases/{project}/environments/{env}"]["put"]
+        assert {"200", "201"} <= set(cut) and {"200", "201"} <= set(environment["responses"])
+        assert cut["200"] == cut["201"]
         cached = await api.call(
             "GET",
             "/api/openapi.json",

@@ -38,6 +38,7 @@ from services.gate.verdict import (
 from shared.service import VERSION
 
 DEFAULT_INTERVAL_SECONDS = 2.0
+MIN_INTERVAL_SECONDS = 0.1
 # One request never waits longer than this, whatever --wait says.
 REQUEST_TIMEOUT_SECONDS = 10.0
 # Near the end of --wait a request still gets this long: a CI runner far from the gateway
@@ -90,6 +91,15 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _interval(text: str) -> float:
+    """Not below a tenth of a second: at 0 a long --wait would ask (and retry 429s) in a
+    tight loop."""
+    value = _seconds(text)
+    if value < MIN_INTERVAL_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_INTERVAL_SECONDS:g} seconds")
+    return value
+
+
 def add_parser(sub: Any) -> None:
     """Registers ``gate`` on the ``gatehouse`` command's subparsers."""
     g = sub.add_parser(
@@ -124,7 +134,7 @@ def add_parser(sub: Any) -> None:
     )
     g.add_argument(
         "--interval",
-        type=_seconds,
+        type=_interval,
         default=DEFAULT_INTERVAL_SECONDS,
         metavar="SECONDS",
         help="pause between questions while waiting (default %(default)s)",

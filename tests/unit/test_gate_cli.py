@@ -164,6 +164,7 @@ def test_step_summary_markdown() -> None:
         ["--repo", "a/b", "--commit", SHA, "--format", "xml"],
         ["--commit", SHA],
         ["--repo", "a/b", "--commit", SHA, "--url", "gatehouse.example.com"],
+        ["--repo", "a/b", "--commit", SHA, "--wait", "60", "--interval", "0"],
         ["--repo", "a/b", "--commit", SHA, "--url", "ftp://gatehouse.example.com"],
     ],
 )

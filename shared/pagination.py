@@ -53,8 +53,17 @@ def encode_cursor(key: Sequence[str | int]) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def decode_cursor(cursor: str, *, length: int) -> CursorKey:
-    """The sort key inside ``cursor``; ``length`` is how many key parts the list sorts by."""
+_BIGINT = range(-(2**63), 2**63)
+
+
+def decode_cursor(
+    cursor: str, *, length: int | None = None, kinds: Sequence[type] | None = None
+) -> CursorKey:
+    """The sort key inside ``cursor``: ``length`` key parts, or one of each of ``kinds``
+    (``str`` / ``int``), so that a hand-made cursor never reaches the database as a value
+    of the wrong type (every int must fit a bigint)."""
+    if kinds is not None:
+        length = len(kinds)
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         decoded = msgspec.json.decode(raw, type=_Cursor)
@@ -62,7 +71,13 @@ def decode_cursor(cursor: str, *, length: int) -> CursorKey:
         raise InvalidCursor("the cursor was not issued by this API", extra=_where()) from exc
     if decoded.version != _CURSOR_VERSION or len(decoded.key) != length:
         raise InvalidCursor("the cursor belongs to another list or version", extra=_where())
-    return tuple(decoded.key)
+    key = tuple(decoded.key)
+    if any(isinstance(value, int) and value not in _BIGINT for value in key) or (
+        kinds is not None
+        and any(type(value) is not kind for value, kind in zip(key, kinds, strict=True))
+    ):
+        raise InvalidCursor("the cursor belongs to another list", extra=_where())
+    return key
 
 
 def _where() -> dict[str, object]:

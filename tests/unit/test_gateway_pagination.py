@@ -17,11 +17,33 @@ from shared.pagination import (
 )
 
 
-@given(st.lists(st.one_of(st.text(max_size=40), st.integers()), min_size=1, max_size=3))
+BIGINTS = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+
+
+@given(st.lists(st.one_of(st.text(max_size=40), BIGINTS), min_size=1, max_size=3))
 def test_cursor_round_trips(key: list[str | int]) -> None:
     cursor = encode_cursor(key)
     assert "=" not in cursor and "/" not in cursor and "+" not in cursor
     assert decode_cursor(cursor, length=len(key)) == tuple(key)
+    kinds = tuple(type(part) for part in key)
+    assert decode_cursor(cursor, kinds=kinds) == tuple(key)
+
+
+@pytest.mark.parametrize(
+    ("key", "kinds"),
+    [
+        (["abc"], (int,)),  # a text key where the column is a number: never reaches SQL
+        ([7], (str,)),
+        ([1, "x"], (int, int)),
+        ([2**63], (int,)),  # beyond bigint
+        ([-(2**63) - 1], None),
+    ],
+)
+def test_a_hand_made_cursor_of_the_wrong_kinds_is_422(
+    key: list[str | int], kinds: tuple[type, ...] | None
+) -> None:
+    with pytest.raises(InvalidCursor):
+        decode_cursor(encode_cursor(key), length=len(key), kinds=kinds)
 
 
 @pytest.mark.parametrize("cursor", ["", "!!!", "bm90LWpzb24", encode_cursor(["a", "b"])])

@@ -9,4 +9,4 @@ def after_key(query: PageQuery) -> str | None:
     """The single text sort key a list resumes after, from the query's cursor."""
     if not query.cursor:
         return None
-    return str(decode_cursor(query.cursor, length=1)[0])
+    return str(decode_cursor(query.cursor, kinds=(str,))[0])

@@ -144,7 +144,7 @@ class CandidateHandlers:
         self, request: rpc.ReleaseListRequest, _ctx: CallContext
     ) -> rpc.ReleasePage:
         query = request.query
-        before = int(decode_cursor(query.cursor, length=1)[0]) if query.cursor else None
+        before = int(decode_cursor(query.cursor, kinds=(int,))[0]) if query.cursor else None
         rows = await store.releases(
             self.pool, request.project_id, before_seq=before, limit=query.limit + 1
         )
@@ -386,7 +386,7 @@ class CandidateHandlers:
     ) -> rpc.DeploymentPage:
         env = await self._environment(request.project_id, request.environment)
         query = request.query
-        before = int(decode_cursor(query.cursor, length=1)[0]) if query.cursor else None
+        before = int(decode_cursor(query.cursor, kinds=(int,))[0]) if query.cursor else None
         rows = await store.deployments(
             self.pool,
             env.id,

@@ -212,7 +212,7 @@ class LicensingHandlers:
 
     async def waiver_list(self, request: WaiverListRequest, _ctx: CallContext) -> WaiverPage:
         query, now = request.query, dt.datetime.now(dt.UTC)
-        after = int(decode_cursor(query.cursor, length=1)[0]) if query.cursor else None
+        after = int(decode_cursor(query.cursor, kinds=(int,))[0]) if query.cursor else None
         rows = await store.list_waivers(
             self.pool,
             request.project_id,

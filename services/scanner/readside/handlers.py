@@ -47,7 +47,7 @@ from services.scanner.licensing import store as licensing
 from services.scanner.readside import licenses, snapshot
 from shared.blobs import BlobStore
 from shared.errors import Conflict
-from shared.pagination import InvalidCursor, decode_cursor, encode_cursor
+from shared.pagination import decode_cursor, encode_cursor
 from shared.rpc import CallContext
 from shared.service import VERSION
 from shared.settings import Settings
@@ -69,15 +69,7 @@ class NoBaseSnapshot(Conflict):
 
 
 def _cursor(cursor: str | None, types: tuple[type, ...]) -> tuple[Any, ...] | None:
-    if not cursor:
-        return None
-    key = decode_cursor(cursor, length=len(types))
-    if not all(isinstance(value, kind) for value, kind in zip(key, types, strict=True)):
-        raise InvalidCursor(
-            "the cursor belongs to another list",
-            extra={"errors": [{"field": "$.cursor", "message": "invalid cursor"}]},
-        )
-    return key
+    return decode_cursor(cursor, kinds=types) if cursor else None
 
 
 @dataclass

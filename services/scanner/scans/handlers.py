@@ -9,8 +9,8 @@ scan with an advisory lock.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -52,7 +52,7 @@ from shared.errors import (
     PayloadTooLarge,
     ValidationFailed,
 )
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import InvalidCursor, decode_cursor, encode_cursor
 from shared.projection import ProjectionRunner
 from shared.rpc import CallContext
 from shared.service import Runtime
@@ -169,7 +169,7 @@ class ScanHandlers:
         found = await self._scan(request.scan.scan_id, request.scan.only_project)
         query = request.query
         rows = await queries.log_entries(
-            self.pool, found.id, after=_after(query.cursor, 1), limit=query.limit
+            self.pool, found.id, after=_seq_after(query.cursor), limit=query.limit
         )
         items, cursor = _page(rows, query.limit)
         return ScanLogPage(scan_id=found.id, items=items, next_cursor=cursor)
@@ -177,7 +177,7 @@ class ScanHandlers:
     async def list(self, request: ScanListRequest, _ctx: CallContext) -> ScanPage:
         query = request.query
         rows = await queries.scans(
-            self.pool, request.project_id, query, after=_after(query.cursor, 1)
+            self.pool, request.project_id, query, after=_seq_after(query.cursor)
         )
         items, cursor = _page(rows, query.limit)
         return ScanPage(items=items, next_cursor=cursor)
@@ -185,7 +185,7 @@ class ScanHandlers:
     async def snapshots(self, request: SnapshotRequest, _ctx: CallContext) -> SnapshotPage:
         query = request.query
         rows = await queries.snapshots(
-            self.pool, request.project_id, after=_after(query.cursor, 1), limit=query.limit
+            self.pool, request.project_id, after=_seq_after(query.cursor), limit=query.limit
         )
         items, cursor = _page(rows, query.limit)
         return SnapshotPage(items=items, next_cursor=cursor)
@@ -197,7 +197,8 @@ class ScanHandlers:
         scan_id = await self._snapshot(request.project_id, query.scan_id)
         if scan_id is None:
             return ComponentPage(scan_id=None, items=[], next_cursor=None)
-        rows = await queries.components(self.pool, scan_id, query, after=after)
+        with _sorted_by_cursor():
+            rows = await queries.components(self.pool, scan_id, query, after=after)
         items, cursor = _page(rows, query.limit)
         return ComponentPage(scan_id=scan_id, items=items, next_cursor=cursor)
 
@@ -210,7 +211,8 @@ class ScanHandlers:
         scan_id = await self._snapshot(request.project_id, query.scan_id)
         if scan_id is None:
             return FindingPage(scan_id=None, items=[], next_cursor=None)
-        rows = await queries.findings(self.pool, scan_id, query, after=after)
+        with _sorted_by_cursor():
+            rows = await queries.findings(self.pool, scan_id, query, after=after)
         items, cursor = _page(rows, query.limit)
         return FindingPage(scan_id=scan_id, items=items, next_cursor=cursor)
 
@@ -265,6 +267,24 @@ class ScanHandlers:
 
 def _after(cursor: str | None, length: int) -> CursorKey | None:
     return decode_cursor(cursor, length=length) if cursor else None
+
+
+def _seq_after(cursor: str | None) -> CursorKey | None:
+    """The cursor of a list ordered by a stream sequence."""
+    return decode_cursor(cursor, kinds=(int,)) if cursor else None
+
+
+@contextmanager
+def _sorted_by_cursor() -> Iterator[None]:
+    """A list sorted by mixed-type expressions gets its cursor's parts as query arguments:
+    a hand-made cursor of the wrong types is the caller's error (422), not ours."""
+    try:
+        yield
+    except asyncpg.DataError as exc:
+        raise InvalidCursor(
+            "the cursor belongs to another list or sort",
+            extra={"errors": [{"field": "$.cursor", "message": "invalid cursor"}]},
+        ) from exc
 
 
 def _page(rows: Sequence[tuple[CursorKey, T]], limit: int) -> tuple[list[T], str | None]:

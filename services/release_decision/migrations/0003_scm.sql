@@ -16,8 +16,15 @@ CREATE TABLE scm_deliveries (
     received_at timestamptz NOT NULL,
     event_id text NOT NULL,
     seq bigint NOT NULL,
+    -- The SHA-256 of the body as received: the delivery id header is not covered by
+    -- GitHub's signature (and GitLab's token covers nothing), so a captured body sent again
+    -- under a new id would otherwise be recorded again (an old push moving a branch's HEAD
+    -- back).
+    body_digest text,
     PRIMARY KEY (provider, delivery_id)
 );
+CREATE INDEX scm_deliveries_by_body ON scm_deliveries (provider, body_digest)
+    WHERE body_digest IS NOT NULL;
 
 CREATE TABLE scm_pull_requests (
     provider text NOT NULL,
@@ -31,6 +38,10 @@ CREATE TABLE scm_pull_requests (
     url text,
     updated_at timestamptz NOT NULL,
     updated_seq bigint NOT NULL,
+    -- When GitHub says the pull request last changed (pull_request.updated_at): deliveries
+    -- may arrive out of order, and an older synchronize must not move the recorded head back
+    -- (its decision would be posted as the pull request's). Null when not known.
+    changed_at timestamptz,
     PRIMARY KEY (provider, repo, number)
 );
 CREATE INDEX scm_pull_requests_head ON scm_pull_requests (repo, head_sha) WHERE state = 'open';

@@ -24,6 +24,7 @@ from contracts.events.releases import (
 from contracts.events.scans import ReleaseLabel, Repo, SeverityLevel
 from contracts.rpc.scanner_scans import DEFAULT_LIMIT, Cursor, Limit
 
+PolicyScopeName = Literal["org", "project", "default"]
 SERVICE = "release-decision"
 DECISION_GET = "decision_get"
 DECISION_HISTORY = "decision_history"
@@ -83,6 +84,13 @@ class DecisionView(msgspec.Struct, frozen=True, kw_only=True):
     baseline: Baseline = Baseline()
     evaluated_at: dt.datetime
     policy_version: int
+    policy_scope: Annotated[
+        PolicyScopeName,
+        msgspec.Meta(
+            description="Which policy policy_version counts: a project's override, the org "
+            "policy, or the built-in default (version 0)"
+        ),
+    ] = "default"
     revision: Annotated[int, msgspec.Meta(ge=0, description="0: never decided (no evidence)")]
     evidence: EvidenceRef = EvidenceRef()
 
@@ -110,6 +118,13 @@ class DecisionRevision(msgspec.Struct, frozen=True, kw_only=True):
     blockers: list[Blocker]
     blocker_total: int = 0
     policy_version: int
+    policy_scope: Annotated[
+        PolicyScopeName,
+        msgspec.Meta(
+            description="Which policy policy_version counts: a project's override, the org "
+            "policy, or the built-in default (version 0)"
+        ),
+    ] = "default"
     evaluated_at: dt.datetime
     cause_event_id: str
     cause_event_type: str

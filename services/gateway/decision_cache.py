@@ -76,6 +76,7 @@ def view_of(event: ReleaseDecided, baseline: Baseline) -> DecisionView:
         baseline=baseline,
         evaluated_at=event.evaluated_at,
         policy_version=event.policy_version,
+        policy_scope=event.policy_scope,
         revision=event.revision,
         evidence=event.evidence,
     )

@@ -48,7 +48,7 @@ async def test_org_policy_and_project_override_redecide(start_service: StartServ
         assert put.headers["ETag"] == '"v1"'
         assert put.body["document"]["block_on_severity"] == ["CRITICAL", "HIGH", "MEDIUM"]
         blocked = await g.decided("acme/shop", commit, decision="NO_SHIP")
-        assert blocked["policy_version"] == 1
+        assert (blocked["policy_version"], blocked["policy_scope"]) == (1, "org")
         assert [b["code"] for b in blocked["blockers"]] == ["vulnerability"]
         assert "sqlparse" in blocked["blockers"][0]["message"]
 
@@ -64,11 +64,13 @@ async def test_org_policy_and_project_override_redecide(start_service: StartServ
         assert override.body["effective"]["block_on_severity"] == ["CRITICAL"]
         assert override.body["org_version"] == 1
         shipped = await g.decided("acme/shop", commit, decision="SHIP")
-        assert shipped["policy_version"] == 1
+        # Version 1 again, of another policy: the scope tells them apart.
+        assert (shipped["policy_version"], shipped["policy_scope"]) == (1, "project")
 
         history = await g.call(
             "GET", f"/api/v1/releases/decision/history?repo=acme/shop&commit={commit}"
         )
+        assert [i["policy_scope"] for i in history.body["items"][:2]] == ["project", "org"]
         assert [i["cause_event_type"] for i in history.body["items"][:2]] == [
             "policy.changed",
             "policy.changed",

@@ -16,7 +16,6 @@ from shared.pagination import (
     split_page,
 )
 
-
 BIGINTS = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 
 

@@ -27,7 +27,7 @@ Queryable = store.Queryable
 
 _COLUMNS = (
     "repo, commit, project_id, revision, decision, blockers, blocker_total, policy_version, "
-    "evidence, evaluated_at"
+    "policy_scope, evidence, evaluated_at"
 )
 
 
@@ -97,6 +97,7 @@ def _view(row: asyncpg.Record | dict[str, Any], baseline: Baseline) -> DecisionV
         baseline=baseline,
         evaluated_at=row["evaluated_at"],
         policy_version=row["policy_version"],
+        policy_scope=row["policy_scope"],
         revision=row["revision"],
         evidence=msgspec.convert(row["evidence"], EvidenceRef),
     )
@@ -120,6 +121,7 @@ async def _undecided(db: Queryable, repo: str, commit: str, *, at: dt.datetime) 
         baseline=await baseline_of(db, repo),
         evaluated_at=at,
         policy_version=policy.version,
+        policy_scope=policy.scope,  # type: ignore[arg-type]
         revision=0,
     )
 
@@ -188,6 +190,7 @@ def _revision(row: asyncpg.Record) -> DecisionRevision:
         blockers=[msgspec.convert(b, Blocker) for b in row["blockers"]],
         blocker_total=row["blocker_total"],
         policy_version=row["policy_version"],
+        policy_scope=row["policy_scope"],
         evaluated_at=row["evaluated_at"],
         cause_event_id=row["cause_event_id"],
         cause_event_type=row["cause_event_type"],

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import io
 import json
-import os
 import time
 import uuid
 import zipfile
@@ -46,13 +45,11 @@ from tests.bench.harness import (
     service_available,
     service_process,
 )
-from tests.bench.load import client_session, closed_loop
 from tests.bench.scenarios import (
     MEASUREMENT_ERRORS,
     BenchParameters,
-    cpu_share,
     describe,
-    http_round,
+    interleaved_read_rounds,
     paired_read_figure,
 )
 from tests.bench.scenarios import read_targets as scenario_read_targets
@@ -378,47 +375,9 @@ async def _read_rounds(
             AUTH,
         ),
     }
-    servers = {"baseline": baseline, "gateway": gateway}
-    rounds: list[dict[str, Any]] = []
-    async with client_session(params.connections) as session:
-        for index in range(params.rounds):
-            order = ["baseline", "gateway"] if index % 2 == 0 else ["gateway", "baseline"]
-            for who in order:
-                urls, headers = contenders[who]
-                server = servers[who]
-                for duration in (params.warmup, params.duration):  # the last run counts
-                    server_cpu, client_cpu = server.cpu_seconds(), _own_cpu()
-                    run = await closed_loop(
-                        session,
-                        urls=urls,
-                        headers=headers,
-                        connections=params.connections,
-                        duration=duration,
-                        max_requests=params.max_requests,
-                    )
-                row = http_round(who, run)
-                row["round"] = index + 1
-                row.update(
-                    cpu_share(
-                        server_before=server_cpu,
-                        server_after=server.cpu_seconds(),
-                        client_before=client_cpu,
-                        client_after=_own_cpu(),
-                        elapsed=run.elapsed_seconds,
-                    )
-                )
-                rounds.append(row)
-                print(
-                    f"  (g) round {index + 1} {who:8s} {row['rps']:8.1f} req/s  "
-                    f"p99 {row.get('p99_ms', '-')} ms  errors {row['errors']}",
-                    flush=True,
-                )
-    return rounds
-
-
-def _own_cpu() -> float:
-    times = os.times()
-    return times.user + times.system
+    return await interleaved_read_rounds(
+        params, contenders, servers={"baseline": baseline, "gateway": gateway}, label="g"
+    )
 
 
 async def _started(stack: AsyncExitStack, process: ChildProcess) -> ChildProcess:

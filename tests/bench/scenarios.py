@@ -396,7 +396,23 @@ async def _read_rounds(
         "baseline": ([f"{baseline.base_url}/projects/{i}" for i in ids], {}),
         "gateway": ([f"{gateway.base_url}/api/v1/projects/{i}" for i in ids], _auth()),
     }
-    servers = {"baseline": baseline, "gateway": gateway}
+    return await interleaved_read_rounds(
+        params, contenders, servers={"baseline": baseline, "gateway": gateway}, label="a"
+    )
+
+
+Contender = tuple[list[str], dict[str, str]]  # the URLs it reads, its request headers
+
+
+async def interleaved_read_rounds(
+    params: BenchParameters,
+    contenders: dict[str, Contender],
+    *,
+    servers: dict[str, ChildProcess],
+    label: str,
+) -> list[dict[str, Any]]:
+    """Closed-loop rounds of the baseline and the gateway in turn (a warm-up run, then the
+    measured one), each row with the server's and the load generator's CPU share."""
     rounds: list[dict[str, Any]] = []
     async with client_session(params.connections) as session:
         for index in range(params.rounds):
@@ -435,7 +451,7 @@ async def _read_rounds(
                 )
                 rounds.append(row)
                 print(
-                    f"  (a) round {index + 1} {who:8s} {row['rps']:8.1f} req/s  "
+                    f"  ({label}) round {index + 1} {who:8s} {row['rps']:8.1f} req/s  "
                     f"p99 {row.get('p99_ms', '-')} ms  errors {row['errors']}",
                     flush=True,
                 )

@@ -97,7 +97,8 @@ def cacheable(request: DecisionRequest) -> bool:
 
 
 def key_of(repo: str, commit: str) -> Key:
-    return repo, commit.lower()
+    # Repos are one whatever their case (release-decision keys them in lower case).
+    return repo.lower(), commit.lower()
 
 
 class DecisionCache:
@@ -149,7 +150,7 @@ class DecisionCache:
     def stamp(self, repo: str) -> tuple[int, int]:
         """What an answer asked now must still match to be kept: the cache's generation and
         the repo's count of promotions (and invalidations)."""
-        return self._generation, self._promotions.get(repo, 0)
+        return self._generation, self._promotions.get(repo.lower(), 0)
 
     def offer(self, view: DecisionView, *, stamp: tuple[int, int]) -> None:
         """Keep an answer of the owner unless something newer was applied meanwhile."""
@@ -160,7 +161,7 @@ class DecisionCache:
         key = key_of(view.repo, view.commit)
         if view.revision < self._revisions.get(key, 0):
             return
-        self._baselines.setdefault(view.repo, view.baseline)
+        self._baselines.setdefault(key[0], view.baseline)
         self._put(key, view)
 
     # ---- events ----------------------------------------------------------------------------
@@ -169,7 +170,7 @@ class DecisionCache:
         if event.revision < self._revisions.get(key, 0):
             return  # an older revision delivered late: never go back
         self._remember_revision(key, event.revision)
-        baseline = self._baselines.get(event.repo)
+        baseline = self._baselines.get(key[0])
         if baseline is None:
             self._views.pop(key, None)
             return
@@ -177,10 +178,11 @@ class DecisionCache:
 
     def promoted(self, event: ReleasePromoted) -> None:
         baseline = baseline_of(event)
-        self._baselines[event.repo] = baseline
-        self._promotions[event.repo] = self._promotions.get(event.repo, 0) + 1
+        repo = event.repo.lower()
+        self._baselines[repo] = baseline
+        self._promotions[repo] = self._promotions.get(repo, 0) + 1
         for key, view in self._views.items():
-            if key[0] == event.repo:
+            if key[0] == repo:
                 self._views[key] = msgspec.structs.replace(view, baseline=baseline)
 
     def clear(self) -> None:
@@ -197,6 +199,7 @@ class DecisionCache:
         if repo is None:
             self.clear()
             return
+        repo = repo.lower()
         self._promotions[repo] = self._promotions.get(repo, 0) + 1
         self._baselines.pop(repo, None)
         for key in [key for key in self._views if key[0] == repo]:

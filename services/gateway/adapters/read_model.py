@@ -62,9 +62,11 @@ async def find_project(db: Queryable, ref: str) -> ProjectView | None:
 
 
 async def projects_listing_repo(db: Queryable, repo: str) -> list[ProjectView]:
-    """Every project (archived ones too) whose repos list ``repo``, oldest first."""
+    """Every project (archived ones too) whose repos list ``repo`` (in any case, as GitHub
+    compares them), oldest first."""
     rows = await db.fetch(
-        f"SELECT {_PROJECT_COLUMNS} FROM gateway.projects WHERE $1 = ANY(repos) "
+        f"SELECT {_PROJECT_COLUMNS} FROM gateway.projects "
+        "WHERE lower($1) IN (SELECT lower(r) FROM unnest(repos) AS r) "
         "ORDER BY created_at, id",
         repo,
     )

@@ -54,7 +54,8 @@ async def _check_repo_scope(ctx: RequestContext, repo: str | None) -> None:
     if scope is None or repo is None:
         return
     project = await find_project(deps_of(ctx).pool, scope)
-    if project is None or repo not in project.repos:
+    # Repos are one whatever their case, as on GitHub.
+    if project is None or repo.lower() not in {r.lower() for r in project.repos}:
         raise RepoNotVisible(f"no project lists {repo}")
 
 

@@ -42,6 +42,7 @@ from services.release_decision.decisions.errors import (
     SnapshotNotFound,
     SnapshotNotPromotable,
 )
+from services.release_decision.repos import keyed
 from shared.bus import Bus
 from shared.commands import advisory_locked, publish_visible
 from shared.errors import ValidationFailed
@@ -225,6 +226,7 @@ class DecisionHandlers:
     async def promotions(
         self, request: rpc.PromotionsRequest, _ctx: CallContext
     ) -> rpc.PromotionPage:
+        request = keyed(request)
         after = queries.cursor_key(request.cursor, (int,))
         rows = await self.pool.fetch(
             f"SELECT {_PROMOTION_COLUMNS} FROM release_decision.promotions "
@@ -240,6 +242,7 @@ class DecisionHandlers:
 
     # ---- health -----------------------------------------------------------------------------
     async def health(self, request: rpc.HealthRequest, _ctx: CallContext) -> rpc.HealthView:
+        request = keyed(request)
         if request.project_id is not None:
             await self._check_project(request.project_id)
         if request.repo is not None:

@@ -35,6 +35,7 @@ from contracts.events.scans import (
 from services.release_decision.decisions import store
 from services.release_decision.decisions.recorder import decide, decided_commits
 from services.release_decision.decisions.result_blob import decode_findings
+from services.release_decision.repos import keyed
 from shared import jobs
 from shared.blobs import BlobStore
 from shared.errors import PermanentEventError
@@ -64,7 +65,8 @@ class DecisionsProjection:
             await self._apply(conn, event)
 
     async def _apply(self, conn: asyncpg.Connection, event: Event) -> None:
-        payload = event.payload
+        payload = keyed(event.payload)
+        event = msgspec.structs.replace(event, payload=payload)
         if isinstance(payload, ProjectCreated | ProjectUpdated | ProjectArchived):
             await self._project(conn, event)
         elif isinstance(

@@ -21,6 +21,7 @@ from services.release_decision.decisions import store
 from services.release_decision.decisions.domain.model import Evidence
 from services.release_decision.decisions.domain.rules import evaluate
 from services.release_decision.decisions.errors import HeadUnknown, RepoNotFound
+from services.release_decision.repos import keyed, repo_key
 from shared.pagination import decode_cursor, split_page
 
 Queryable = store.Queryable
@@ -131,6 +132,7 @@ async def current_decision(conn: Queryable, repo: str, commit: str) -> DecisionV
 
     404 ``repo_not_found`` when no project lists the repo and no evidence names it; a
     commit never seen is NO_SHIP ``no_evidence`` with revision 0."""
+    repo = repo_key(repo)
     commit = await resolve_commit(conn, repo, commit)
     row = await conn.fetchrow(
         f"SELECT {_COLUMNS} FROM release_decision.decisions WHERE repo = $1 AND commit = $2",
@@ -147,6 +149,7 @@ async def decision_as_of(
 ) -> DecisionView:
     """The decision as it was at ``as_of`` (its newest revision evaluated by then); before
     the first one, NO_SHIP ``no_evidence``. The baseline is the one of that time too."""
+    repo = repo_key(repo)
     commit = await resolve_commit(conn, repo, commit)
     row = await conn.fetchrow(
         f"SELECT {_COLUMNS} FROM release_decision.decision_history "
@@ -206,6 +209,7 @@ def cursor_key(cursor: str | None, kinds: tuple[type, ...]) -> tuple[Any, ...] |
 
 async def history(db: Queryable, query: DecisionHistoryQuery) -> DecisionHistoryPage:
     """Revisions, newest first: of one commit, or of every commit of the repo."""
+    query = keyed(query)
     if not await store.repo_known(db, query.repo):
         raise RepoNotFound(f"no project lists {query.repo} and no evidence names it")
     columns = f"{_COLUMNS}, cause_event_id, cause_event_type, seq"

@@ -30,6 +30,7 @@ from contracts.events.scm import (
     DeliveryReceived,
     PullRequestUpdated,
 )
+from services.release_decision.repos import keyed
 from services.release_decision.scm import store
 from shared import jobs
 
@@ -55,7 +56,7 @@ class ScmProjection:
             await self._apply(conn, event)
 
     async def _apply(self, conn: asyncpg.Connection, event: Event) -> None:
-        payload, seq = event.payload, event.sequence
+        payload, seq = keyed(event.payload), event.sequence
         if isinstance(payload, DeliveryReceived):
             await store.record_delivery(conn, payload, event_id=event.id, seq=seq)
         elif isinstance(payload, PullRequestUpdated):

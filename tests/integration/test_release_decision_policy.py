@@ -83,6 +83,33 @@ async def test_org_policy_and_project_override_redecide(start_service: StartServ
         assert cached.status == 304
 
 
+async def test_an_override_that_decides_alike_still_shows_its_scope(
+    start_service: StartService,
+) -> None:
+    """Org v1, then a project override v1 that changes no verdict: the decision names the
+    project's policy (same version number, another policy), as a new revision."""
+    async with gate_stack(start_service) as g:
+        project = await g.project("acme/scoped")
+        commit = sha()
+        await g.scan(project["slug"], "acme/scoped", commit, MEDIUM_ONLY)
+        first = await g.decided("acme/scoped", commit, decision="SHIP")
+        # max_snapshot_age_hours is for health: no decision changes with it.
+        assert (await _put(g, {"max_snapshot_age_hours": 48})).status == 200
+        org = await g.decided(
+            "acme/scoped", commit, decision="SHIP", revision=first["revision"] + 1
+        )
+        assert (org["policy_version"], org["policy_scope"]) == (1, "org")
+        override = await _put(
+            g, {"max_snapshot_age_hours": 48}, query=f"?project={project['slug']}"
+        )
+        assert override.status == 200 and override.body["version"] == 1
+        shown = await g.decided(
+            "acme/scoped", commit, decision="SHIP", revision=org["revision"] + 1
+        )
+        assert (shown["policy_version"], shown["policy_scope"]) == (1, "project")
+        assert shown["blockers"] == org["blockers"]
+
+
 async def test_signatures_required_by_policy(start_service: StartService) -> None:
     async with gate_stack(start_service) as g:
         project = await g.project("acme/signed")

@@ -1,10 +1,10 @@
 """Deciding a commit again inside the projection's transaction, and recording a change.
 
-A change of (decision, blockers, policy version, evidence refs, project) is a new revision:
-the current row, one history row, and a job that publishes ``release.decided`` with a
-deterministic event id. ``evaluated_at`` is the causing event's time, never the clock, so a
-replay writes identical rows; the job is finished by the ``release.decided`` it published,
-so a replay finds every job done and publishes nothing again.
+A change of (decision, blockers, policy version or scope, evidence refs, project) is a new
+revision: the current row, one history row, and a job that publishes ``release.decided``
+with a deterministic event id. ``evaluated_at`` is the causing event's time, never the
+clock, so a replay writes identical rows; the job is finished by the ``release.decided`` it
+published, so a replay finds every job done and publishes nothing again.
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ async def decide(conn: asyncpg.Connection, repo: str, commit: str, event: Event)
     blockers = _blockers_json(result.blockers)
     evidence = msgspec.to_builtins(evidence_ref(loaded.evidence))
     current = await conn.fetchrow(
-        "SELECT revision, decision, blockers, blocker_total, policy_version, evidence, "
-        "project_id FROM release_decision.decisions WHERE repo = $1 AND commit = $2",
+        "SELECT revision, decision, blockers, blocker_total, policy_version, policy_scope, "
+        "evidence, project_id FROM release_decision.decisions WHERE repo = $1 AND commit = $2",
         repo,
         commit,
     )
@@ -71,6 +71,7 @@ async def decide(conn: asyncpg.Connection, repo: str, commit: str, event: Event)
         current["blockers"],
         current["blocker_total"],
         current["policy_version"],
+        current["policy_scope"],
         current["evidence"],
         current["project_id"],
     ) == (
@@ -78,6 +79,7 @@ async def decide(conn: asyncpg.Connection, repo: str, commit: str, event: Event)
         blockers,
         len(result.blockers),
         loaded.policy.version,
+        loaded.policy.scope,
         evidence,
         loaded.project_id,
     ):

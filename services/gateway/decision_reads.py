@@ -9,7 +9,7 @@ Current decisions of a named commit are answered from the gateway's hot copy
 from __future__ import annotations
 
 from contracts.rpc import release_decision as rpc
-from services.gateway.decision_cache import DecisionCache, DecisionFeed
+from services.gateway.decision_cache import DecisionFeed
 from services.gateway.routes._upstream import ask
 from services.gateway.routing import RequestContext
 
@@ -19,11 +19,6 @@ FEED_KEY = "decision_feed"
 def feed_of(ctx: RequestContext) -> DecisionFeed | None:
     feed = ctx.runtime.state.get(FEED_KEY)
     return feed if isinstance(feed, DecisionFeed) else None
-
-
-def cache_of(ctx: RequestContext) -> DecisionCache | None:
-    feed = feed_of(ctx)
-    return feed.cache if feed is not None else None
 
 
 async def read_decision(ctx: RequestContext, request: rpc.DecisionRequest) -> rpc.DecisionView:

@@ -3,7 +3,6 @@ GitLab readers, and the errors a payload can fail with."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal, TypeVar
 
 import msgspec
@@ -96,7 +95,3 @@ def branch_of(ref: str) -> str | None:
 
 def capped(message: str) -> str:
     return message[:MESSAGE_MAX]
-
-
-def utc(at: dt.datetime) -> dt.datetime:
-    return at.astimezone(dt.UTC)

@@ -43,7 +43,7 @@ from services.release_decision.candidates.domain.versions import (
 )
 from shared.bus import Bus
 from shared.commands import advisory_locked, wait_visible
-from shared.errors import NotFound, UpstreamUnavailable
+from shared.errors import NotFound
 from shared.pagination import decode_cursor, encode_cursor
 from shared.projection import ProjectionRunner
 from shared.rpc import CallContext
@@ -65,9 +65,8 @@ class CandidateHandlers:
     runner: ProjectionRunner
     settings: Settings
     bus: Bus
-    # decisions.queries.current_decision; None while the decisions part does not offer it
-    # (a protected environment then refuses every deployment: fail closed).
-    decision_of: DecisionSource | None
+    # The decisions part's read of a commit's current decision (decisions.queries).
+    decision_of: DecisionSource
 
     # ---- releases and candidates ------------------------------------------------------------
     async def candidate_create(
@@ -270,10 +269,6 @@ class CandidateHandlers:
         """The gate a protected environment records; raises when it refuses."""
         if not env.protected:
             return None
-        if self.decision_of is None:
-            raise UpstreamUnavailable(
-                "decisions are not available yet: a protected environment takes no deployment"
-            )
         view = await self._decision(conn, candidate)
         outcome = rules.gate(
             protected=True,
@@ -302,7 +297,6 @@ class CandidateHandlers:
     async def _decision(
         self, conn: asyncpg.Connection, candidate: rpc.CandidateView
     ) -> DecisionView:
-        assert self.decision_of is not None
         try:
             return await self.decision_of(conn, candidate.repo, candidate.commit)
         except NotFound as exc:

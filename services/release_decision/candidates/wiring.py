@@ -5,20 +5,10 @@ decisions: deploying to a protected environment reads the candidate commit's dec
 from __future__ import annotations
 
 from contracts.rpc import release_candidates as rpc
-from services.release_decision.candidates.handlers import CandidateHandlers, DecisionSource
+from services.release_decision.candidates.handlers import CandidateHandlers
 from services.release_decision.candidates.projection import CandidatesProjection
+from services.release_decision.decisions.queries import current_decision
 from shared.service import Runtime
-
-
-def decision_source() -> DecisionSource | None:
-    """The decisions part's read of a commit's current decision, when it offers one."""
-    try:
-        from services.release_decision.decisions.queries import current_decision
-    except ModuleNotFoundError as exc:
-        if exc.name != "services.release_decision.decisions.queries":
-            raise
-        return None
-    return current_decision
 
 
 async def setup(runtime: Runtime) -> None:
@@ -28,7 +18,7 @@ async def setup(runtime: Runtime) -> None:
         runner=runner,
         settings=runtime.settings,
         bus=runtime.bus,
-        decision_of=decision_source(),
+        decision_of=current_decision,
     )
     for operation, request_type, handler in (
         (rpc.CANDIDATE_CREATE, rpc.CandidateCreateRequest, handlers.candidate_create),

@@ -1,6 +1,7 @@
 """Wiring of the release-decision service: decisions first (the evidence projection, the
 policy and ``release.decided``), then release candidates and deployments, the GitHub and
-GitLab integration, and the trust outputs (badge, attestations), which read decisions."""
+GitLab integration, and the signed attestations with their keys, which read decisions (the
+badge is the gateway's: ``services/gateway/badge.py``)."""
 
 from __future__ import annotations
 

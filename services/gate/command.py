@@ -4,8 +4,8 @@ NO_SHIP, 2 on error or timeout.
 
 With ``--wait`` the gate asks again every ``--interval`` seconds while the evidence of the
 commit is missing or pending (for HEAD: while no push was seen), and while the gateway is
-unreachable or answers 429/5xx. The token may come from ``GATEHOUSE_TOKEN`` (kept out of the
-process list), the URL from ``GATEHOUSE_URL``.
+unreachable or answers 429, 502, 503 or 504. The token may come from ``GATEHOUSE_TOKEN``
+(kept out of the process list), the URL from ``GATEHOUSE_URL``.
 """
 
 from __future__ import annotations

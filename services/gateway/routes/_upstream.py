@@ -15,6 +15,7 @@ from services.gateway.domain.etag import etag_for, none_match
 from services.gateway.dto import ProjectView
 from services.gateway.routing import RequestContext
 from services.gateway.uploads import gateway_blobs
+from shared.errors import NotFound
 from shared.http import json_response
 from shared.rpc import call
 
@@ -41,6 +42,21 @@ async def ask(
         ctx=ctx.call_context(),
         timeout=timeout or deps.settings.rpc_timeout_seconds,
     )
+
+
+class RepoNotVisible(NotFound):
+    code, title = "repo_not_found", "No project lists this repository and nothing names it"
+
+
+async def check_repo_scope(ctx: RequestContext, repo: str | None) -> None:
+    """A project-scoped key reads only the repos its project lists (in any case, as GitHub
+    compares them); any other answers 404 ``repo_not_found``, exactly as an unknown repo."""
+    scope = ctx.principal.project_id if ctx.principal else None
+    if scope is None or repo is None:
+        return
+    project = await find_project(deps_of(ctx).pool, scope)
+    if project is None or repo.lower() not in {r.lower() for r in project.repos}:
+        raise RepoNotVisible(f"no project lists {repo}")
 
 
 async def project_of(ctx: RequestContext) -> ProjectView:

@@ -30,9 +30,8 @@ from services.gateway.domain.errors import (
     ProjectScopeForbidden,
 )
 from services.gateway.domain.etag import accepted_versions
-from services.gateway.routes._upstream import ask, versioned_json
+from services.gateway.routes._upstream import ask, check_repo_scope, versioned_json
 from services.gateway.routing import ALL_ROLES, READ_ROLES, RequestContext, Route, roles
-from shared.errors import NotFound
 from shared.http import json_response
 
 POLICY_WRITERS = roles("ADMIN", "POLICY_AUTHOR")
@@ -40,23 +39,8 @@ PROMOTERS = roles("ADMIN", "OPERATOR", "APPROVER")
 _ERRORS = (404, 502, 503, 504)
 
 
-class RepoNotVisible(NotFound):
-    code, title = "repo_not_found", "No project lists this repository and nothing names it"
-
-
 def _scope(ctx: RequestContext) -> str | None:
     return ctx.principal.project_id if ctx.principal else None
-
-
-async def _check_repo_scope(ctx: RequestContext, repo: str | None) -> None:
-    """A project-scoped key may read only the repos of its own project."""
-    scope = _scope(ctx)
-    if scope is None or repo is None:
-        return
-    project = await find_project(deps_of(ctx).pool, scope)
-    # Repos are one whatever their case, as on GitHub.
-    if project is None or repo.lower() not in {r.lower() for r in project.repos}:
-        raise RepoNotVisible(f"no project lists {repo}")
 
 
 async def _project_id(ctx: RequestContext, ref: str | None, *, writing: bool = False) -> str | None:
@@ -77,14 +61,14 @@ async def _project_id(ctx: RequestContext, ref: str | None, *, writing: bool = F
 async def get_decision(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, rpc.DecisionRequest)
-    await _check_repo_scope(ctx, query.repo)
+    await check_repo_scope(ctx, query.repo)
     return json_response(await read_decision(ctx, query))
 
 
 async def get_history(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, rpc.DecisionHistoryQuery)
-    await _check_repo_scope(ctx, query.repo)
+    await check_repo_scope(ctx, query.repo)
     return json_response(
         await ask(ctx, rpc.SERVICE, rpc.DECISION_HISTORY, query, rpc.DecisionHistoryPage)
     )
@@ -136,7 +120,7 @@ async def promote(ctx: RequestContext) -> web.StreamResponse:
 async def list_promotions(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, rpc.PromotionsQuery)
-    await _check_repo_scope(ctx, query.repo)
+    await check_repo_scope(ctx, query.repo)
     request = rpc.PromotionsRequest(
         repo=query.repo,
         project_id=await _project_id(ctx, query.project),
@@ -150,7 +134,7 @@ async def list_promotions(ctx: RequestContext) -> web.StreamResponse:
 async def get_health(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, rpc.HealthQuery)
-    await _check_repo_scope(ctx, query.repo)
+    await check_repo_scope(ctx, query.repo)
     request = rpc.HealthRequest(repo=query.repo, project_id=await _project_id(ctx, query.project))
     return json_response(await ask(ctx, rpc.SERVICE, rpc.HEALTH, request, rpc.HealthView))
 

@@ -30,7 +30,7 @@ from services.gateway.decision_reads import read_decision
 from services.gateway.deps import deps_of
 from services.gateway.dispatch import authenticate
 from services.gateway.domain.etag import none_match
-from services.gateway.routes._upstream import ask
+from services.gateway.routes._upstream import ask, check_repo_scope
 from services.gateway.routing import READ_ROLES, Principal, RequestContext, Route
 from shared.errors import GatehouseError, NotFound
 from shared.http import json_response
@@ -38,10 +38,6 @@ from shared.http import json_response
 BADGE_MAX_AGE_SECONDS = 60
 KEYS_MAX_AGE_SECONDS = 300
 SVG = "image/svg+xml"
-
-
-class RepoNotFound(NotFound):
-    code, title = "repo_not_found", "No such repository"
 
 
 class BadgeQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -95,20 +91,10 @@ async def get_badge(ctx: RequestContext) -> web.StreamResponse:
 
 
 # ---- attestation and keys ---------------------------------------------------------------------
-async def _check_scope(ctx: RequestContext, repo: str) -> None:
-    """A project-scoped key sees only its project's repos; others answer like unknown ones."""
-    principal = ctx.principal
-    if principal is None or principal.project_id is None:
-        return
-    projects = await projects_listing_repo(deps_of(ctx).pool, repo)
-    if principal.project_id not in {p.id for p in projects}:
-        raise RepoNotFound(f"no repository {repo!r}")
-
-
 async def get_attestation(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, rpc.AttestationRequest)
-    await _check_scope(ctx, query.repo)
+    await check_repo_scope(ctx, query.repo)
     envelope = await ask(ctx, rpc.SERVICE, rpc.ATTESTATION_GET, query, rpc.DsseEnvelope)
     return json_response(envelope, headers={"Cache-Control": "no-store"})
 

@@ -75,9 +75,12 @@ async def test_one_comment_updated_as_the_decision_changes(start_service: StartS
             ("PATCH", f"/repos/{repo}/issues/comments/{comment['id']}"),
             ("PATCH", f"/repos/{repo}/issues/comments/{comment['id']}"),
         ]
-        # Only the first post looked for an existing comment; the id was stored after that.
-        lists = [c for c in stack.github.calls if c.method == "GET"]
+        # Only the first post looked for an existing comment and check run; the ids were
+        # stored after that.
+        lists = [c for c in stack.github.calls if c.method == "GET" and "comments" in c.path]
         assert len(lists) == 1 and lists[0].query["per_page"] == "100"
+        runs = [c for c in stack.github.calls if c.method == "GET" and "check-runs" in c.path]
+        assert len(runs) == 1 and runs[0].query["check_name"] == "Gatehouse release gate"
 
         # A push to the pull request: the new head's decision, in the same comment.
         new_head = sha("head-2")
@@ -134,8 +137,11 @@ async def test_rate_limits_and_server_errors_are_waited_out(start_service: Start
         await _open_pr(stack, repo, 9, head)
         assert len(stack.github.comments_on(repo, 9)) == 1
         assert len(stack.github.check_runs_on(repo, head)) == 1
-        statuses = [c.method for c in stack.github.calls]
-        assert statuses.count("POST") == 2 + 4  # 4 refused attempts of the check run POST
+        # The first call, the (idempotent) look for an existing check run, is refused four
+        # times and waited out; each POST then goes out once.
+        lookups = [c for c in stack.github.calls if c.method == "GET" and "check-runs" in c.path]
+        assert len(lookups) == 1 + 4
+        assert [c.method for c in stack.github.calls].count("POST") == 2
 
 
 async def test_a_comment_github_made_before_failing_is_not_made_twice(
@@ -153,6 +159,24 @@ async def test_a_comment_github_made_before_failing_is_not_made_twice(
         rows = await stack.fetch("SELECT comment_id FROM release_decision.scm_comments")
         assert [r["comment_id"] for r in rows] == [comment["id"]]
         posts = [c for c in stack.github.calls if c.method == "POST" and "comments" in c.path]
+        assert len(posts) == 1
+
+
+async def test_a_check_run_made_before_a_failure_is_adopted_not_made_twice(
+    start_service: StartService,
+) -> None:
+    """GitHub makes the check run, then answers 502: the POST is not sent again; the job's
+    next attempt finds the run on the commit and updates it."""
+    async with scm_stack(start_service) as stack:
+        repo, head = repo_name(), sha("run-made-then-failed")
+        stack.github.fail_after_next(1, method="POST", path_contains="/check-runs")
+        reply = await stack.deliver("pull_request", pull_payload(repo, 9, head))
+        assert reply.status == 200, reply.body
+        await stack.settle(timeout=30.0)
+        [run] = stack.github.check_runs_on(repo, head)
+        rows = await stack.fetch("SELECT check_run_id FROM release_decision.scm_check_runs")
+        assert [r["check_run_id"] for r in rows] == [run["id"]]
+        posts = [c for c in stack.github.calls if c.method == "POST" and "check-runs" in c.path]
         assert len(posts) == 1
 
 

@@ -53,6 +53,7 @@ class StandInGithub:
         app = web.Application(middlewares=[self._record])
         app.router.add_post("/repos/{owner}/{repo}/check-runs", self._create_check_run)
         app.router.add_patch("/repos/{owner}/{repo}/check-runs/{id}", self._update_check_run)
+        app.router.add_get("/repos/{owner}/{repo}/commits/{ref}/check-runs", self._list_check_runs)
         app.router.add_get("/repos/{owner}/{repo}/issues/{number}/comments", self._list_comments)
         app.router.add_post("/repos/{owner}/{repo}/issues/{number}/comments", self._create_comment)
         app.router.add_patch("/repos/{owner}/{repo}/issues/comments/{id}", self._update_comment)
@@ -163,6 +164,16 @@ class StandInGithub:
             return web.json_response({"message": "Not Found"}, status=404)
         run.update(request[JSON_BODY])
         return web.json_response(run)
+
+    async def _list_check_runs(self, request: web.Request) -> web.Response:
+        runs = [
+            r
+            for r in self.check_runs_on(self._repo(request), request.match_info["ref"])
+            if r.get("name") == request.query.get("check_name", r.get("name"))
+        ]
+        return web.json_response(
+            {"total_count": len(runs), "check_runs": [{"id": r["id"]} for r in runs]}
+        )
 
     async def _list_comments(self, request: web.Request) -> web.Response:
         found = self.comments_on(self._repo(request), int(request.match_info["number"]))

@@ -6,7 +6,9 @@ each step looks at the read model first:
 
 * the pull request moved on (another head) or closed → nothing is posted (``superseded``);
 * the check run of the commit is created once and edited when the decision changes (a
-  ``check_run`` re-run request creates a new one, as GitHub expects);
+  ``check_run`` re-run request creates a new one, as GitHub expects); without a stored id
+  the commit's runs of that name are looked up first, so a run GitHub made before a crash
+  or a 5xx is adopted, not made twice;
 * the comment id is stored; without one, the pull request's comments are searched for
   :data:`~render.MARKER` before a comment is created, so a post that crashed after GitHub
   created the comment but before ``scm.decision-posted`` was recorded adopts it instead of
@@ -118,8 +120,14 @@ class DecisionPoster:
     ) -> int | None:
         body = msgspec.to_builtins(render.check_run(view))
         stored = await store.check_run(conn, view.repo, view.commit)
-        if stored is None or new:
+        if new:
             return await self.github.create_check_run(view.repo, body)
+        if stored is None:
+            # A crash (or a 5xx) after GitHub made the run leaves nothing stored: adopt it.
+            found = await self.github.find_check_run(view.repo, view.commit, body["name"])
+            if found is None:
+                return await self.github.create_check_run(view.repo, body)
+            return await self.github.update_check_run(view.repo, found, body)
         if stored["revision"] == view.revision and stored["decision"] == view.decision:
             return int(stored["check_run_id"])
         try:

@@ -193,8 +193,21 @@ class GithubClient:
 
     # ---- the calls the release gate makes --------------------------------------------------
     async def create_check_run(self, repo: str, body: Any) -> int:
-        reply = await self.call("POST", f"/repos/{repo}/check-runs", json=body)
+        # Not retried after a 5xx or a timeout: GitHub may have made it (the job's next
+        # attempt finds it with find_check_run instead of making a second one).
+        reply = await self.call("POST", f"/repos/{repo}/check-runs", json=body, idempotent=False)
         return int(reply.body["id"])
+
+    async def find_check_run(self, repo: str, head_sha: str, name: str) -> int | None:
+        """The newest check run called ``name`` on ``head_sha``, if GitHub has one."""
+        reply = await self.call(
+            "GET",
+            f"/repos/{repo}/commits/{head_sha}/check-runs",
+            params={"check_name": name, "filter": "latest", "per_page": "100"},
+        )
+        body = reply.body if isinstance(reply.body, dict) else {}
+        runs = [r for r in body.get("check_runs", []) if isinstance(r, dict) and "id" in r]
+        return max((int(r["id"]) for r in runs), default=None)
 
     async def update_check_run(self, repo: str, check_run_id: int, body: Any) -> int:
         reply = await self.call("PATCH", f"/repos/{repo}/check-runs/{check_run_id}", json=body)

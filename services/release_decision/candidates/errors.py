@@ -135,15 +135,3 @@ class ProjectArchived(Conflict):
             f"project {slug!r} is archived and takes no new releases, environments or deployments",
             extra=_aviator(self.title),
         )
-
-
-class NulCharacter(ValidationFailed):
-    """Postgres text cannot hold U+0000: such a value would be published, then refused by
-    the projection (a 500, and an event no read model shows)."""
-
-    def __init__(self, field: str) -> None:
-        message = "must not contain the NUL character (\\u0000)"
-        super().__init__(
-            f"{field}: {message}",
-            extra=_aviator(self.title, errors=[{"field": field, "message": message}]),
-        )

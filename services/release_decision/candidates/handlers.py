@@ -181,8 +181,6 @@ class CandidateHandlers:
         project, body = request.project, request.body
         if not is_environment_name(request.name):
             raise errors.InvalidEnvironmentName(request.name)
-        if body.workflow_url is not None and "\x00" in body.workflow_url:
-            raise errors.NulCharacter("$.workflow_url")
         if project.archived:
             raise errors.ProjectArchived(project.slug)
         async with self._locked(f"rc:env:{project.id}:{request.name}") as conn:
@@ -221,14 +219,9 @@ class CandidateHandlers:
         self, request: rpc.DeploymentCreateRequest, ctx: CallContext
     ) -> rpc.DeploymentView:
         project, body = request.project, request.body
-        await self._environment(project.id, request.environment)
-        if project.archived:
-            raise errors.ProjectArchived(project.slug)
-        parsed = _parse_version(body.release_candidate_version)
+        parsed = await self._deployment_target(project, request.environment, body)
         if body.override is not None and not rules.override_allowed(ctx.roles):
             raise errors.OverrideNotAllowed()
-        if body.override is not None and "\x00" in body.override.reason:
-            raise errors.NulCharacter("$.override.reason")
         deployment_id = new_id()
         async with self._locked(f"rc:env:{project.id}:{request.environment}") as conn:
             # Read again under the lock: the environment may have been re-configured.
@@ -311,14 +304,24 @@ class CandidateHandlers:
                 revision=0,
             )
 
+    async def _deployment_target(
+        self,
+        project: rpc.ProjectRef,
+        environment: str,
+        body: rpc.DeploymentBody | rpc.DeploymentStatusBody,
+    ) -> CandidateVersion:
+        """The checks both deployment writes start with: the environment exists, the
+        project is not archived, and the candidate version parses."""
+        await self._environment(project.id, environment)
+        if project.archived:
+            raise errors.ProjectArchived(project.slug)
+        return _parse_version(body.release_candidate_version)
+
     async def deployment_status(
         self, request: rpc.DeploymentStatusRequest, ctx: CallContext
     ) -> rpc.DeploymentView:
         project, body = request.project, request.body
-        await self._environment(project.id, request.environment)
-        if project.archived:
-            raise errors.ProjectArchived(project.slug)
-        parsed = _parse_version(body.release_candidate_version)
+        parsed = await self._deployment_target(project, request.environment, body)
         async with self._locked(f"rc:env:{project.id}:{request.environment}") as conn:
             env = await self._environment(project.id, request.environment, db=conn)
             candidate = await store.candidate(conn, project.id, parsed.version)

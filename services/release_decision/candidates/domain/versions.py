@@ -19,11 +19,11 @@ _ENVIRONMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 
 
 class InvalidCandidateVersion(ValueError):
-    pass
+    """Not ``<release>-rcN``: the -rcN suffix is required."""
 
 
 class InvalidCommitHash(ValueError):
-    pass
+    """Not a full commit id: 40 (SHA-1) or 64 (SHA-256) hex digits, in any case."""
 
 
 class CandidateVersion(msgspec.Struct, frozen=True, kw_only=True):

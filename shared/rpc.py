@@ -93,6 +93,10 @@ class RpcServer:
                     handler=self._wrap(endpoint),
                 )
             )
+        # SUB is fire-and-forget: without the PING/PONG round trip a request sent the moment
+        # start() returns (a replacement replica, a test) can reach the server before the
+        # subscriptions and be answered "no responders".
+        await self.bus.nc.flush()
 
     async def stop(self) -> None:
         if self._service is not None:

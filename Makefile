@@ -1,8 +1,9 @@
 # Gatehouse: `make run` to try it, `make test` before you push, `make bench` to measure.
 #
 # Everything runs from ./.venv, created on first use with python3.11 (or python3 when
-# there is no python3.11; Gatehouse needs 3.11 or newer). The install is redone only when
-# pyproject.toml changed since the last one.
+# there is no python3.11; Gatehouse needs 3.11 or newer), and installed only from the lock
+# file requirements-dev.lock (exact versions and hashes; `make lock` refreshes it). The install
+# is redone only when pyproject.toml or the lock changed since the last one.
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -12,15 +13,18 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements-dev.lock
 # Extra arguments, e.g. `make test PYTEST_ARGS="-x tests/unit"`,
 # `make bench BENCH_ARGS="--duration 5 --rounds 2"`.
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help install run test lint fmt bench clean
+.PHONY: help install lock lock-check run test lint fmt bench clean
 
 help:
-	@echo "make install   create .venv and install Gatehouse with its dev tools"
+	@echo "make install   create .venv and install Gatehouse with its dev tools from the lock"
+	@echo "make lock      refresh requirements*.lock to the newest releases pyproject.toml allows"
+	@echo "make lock-check  fail if the lock files no longer satisfy pyproject.toml"
 	@echo "make run       install, then run the whole stack (gatehouse up) until Ctrl-C"
 	@echo "make test      lint, type-check, contracts in sync, the whole test suite"
 	@echo "make bench     run the benchmarks; writes bench-report.json"
@@ -30,15 +34,24 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -n "$(PYTHON)" || { echo "make: no python3.11 or python3 on PATH" >&2; exit 1; }
 	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
 	@$(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
 		echo "make: $(VENV) has Python $$($(BIN)/python -V 2>&1); Gatehouse needs 3.11 or newer." \
 		     "Install python3.11, then: make clean install" >&2; exit 1; }
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
+		-r $(LOCK)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		--no-build-isolation -e .
+	$(BIN)/python -m pip check --disable-pip-version-check
 	@touch $(STAMP)
+
+lock:
+	PYTHON=$(PYTHON) deploy/lock/refresh.sh refresh
+
+lock-check:
+	PYTHON=$(PYTHON) deploy/lock/refresh.sh check
 
 run: install
 	$(BIN)/gatehouse up
@@ -60,5 +73,5 @@ bench: install
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis bench-report.json
+	rm -rf $(VENV) .venv-lock build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis bench-report.json
 	find . -path ./.gatehouse -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

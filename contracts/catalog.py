@@ -19,6 +19,7 @@ import msgspec
 
 from contracts import events as _events  # noqa: F401  (registers the catalog)
 from contracts.envelope import Envelope, EventPayload, event_description, registry, subject_for
+from contracts.jsonschema import schema_components
 
 STREAM_NAME = "GATEHOUSE"
 # Bumped by hand when the catalog changes in a way subscribers should notice.
@@ -98,7 +99,7 @@ def _envelope_struct(cls: type[EventPayload]) -> type[msgspec.Struct]:
 def event_schema(cls: type[EventPayload]) -> dict[str, Any]:
     """The JSON Schema of one event as it travels on the bus (envelope + payload)."""
     envelope = _envelope_struct(cls)
-    _, components = msgspec.json.schema_components([envelope], ref_template=_DEFINITIONS_REF)
+    _, components = schema_components([envelope], ref_template=_DEFINITIONS_REF)
     root = dict(components.pop(envelope.__name__))
     properties = dict(root["properties"])
     # msgspec cannot express "this exact string" for a dynamic value: pin type and version.

@@ -1,4 +1,4 @@
-"""OpenAPI 3.1 from the route table and the Structs (``msgspec.json.schema_components``).
+"""OpenAPI 3.1 from the route table and the Structs (``contracts.jsonschema.schema_components``).
 
 Pure: the same routes always give the same document. Each operation carries its security
 (bearer unless public), its required roles (``x-required-roles`` and the description), its
@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import msgspec
-
+from contracts.jsonschema import schema_components
 from services.gateway.dto import Problem
 from services.gateway.routing import Route
 
@@ -58,7 +57,7 @@ def build_openapi(routes: list[Route], *, version: str) -> dict[str, Any]:
     for route in routes:
         types.extend(t for t in (route.query, route.body, route.response) if t is not None)
     unique = list(dict.fromkeys(types))
-    refs, schemas = msgspec.json.schema_components(unique, ref_template=_REF)
+    refs, schemas = schema_components(unique, ref_template=_REF)
     ref_of = dict(zip(unique, refs, strict=True))
 
     paths: dict[str, dict[str, Any]] = {}

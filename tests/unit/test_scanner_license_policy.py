@@ -79,9 +79,9 @@ def test_every_problem_is_reported_with_its_path() -> None:
 
 
 def test_shape_errors_say_where() -> None:
-    assert problems(body(allowed=["MIT", ""])) == [
-        ("$.allowed[1]", "Expected `str` of length >= 1")
-    ]
+    # Where, not msgspec's wording of what (it changes between releases).
+    [(location, message)] = problems(body(allowed=["MIT", ""]))
+    assert location == "$.allowed[1]" and message
     [(location, message)] = problems(body(allowed=["MIT"], surprise=1))
     assert (location, "surprise" in message) == ("$", True)
     [(location, message)] = problems(body(default="maybe"))

@@ -404,14 +404,14 @@ def test_syntax_error_gives_line_and_column() -> None:
     with pytest.raises(MalformedDocument) as caught:
         parse_sbom(data)
     assert caught.value.location == "line 4, column 32"
-    assert "expected ',' or ']'" in caught.value.detail
+    assert caught.value.detail.startswith("CycloneDX JSON is not valid JSON")
 
 
 def test_shape_error_gives_the_json_path() -> None:
     with pytest.raises(MalformedDocument) as caught:
         parse_sbom(cdx([lib("a"), {"type": "library", "name": 42}]))
     assert caught.value.location == "$.components[1].name"
-    assert "Expected `str`, got `int`" in caught.value.detail
+    assert "does not match the schema" in caught.value.detail
     with pytest.raises(MalformedDocument) as caught:
         parse_sbom(cdx([lib("a", components=[{"type": "library"}])]))
     assert caught.value.location == "$.components[0].components[0]"

@@ -24,15 +24,19 @@ def line_column(data: bytes, offset: int) -> str:
 
 
 def json_error(exc: Exception, data: bytes, what: str) -> MalformedDocument:
-    """Our error for a msgspec decode failure, located by JSON path or line and column."""
-    if isinstance(exc, UnicodeDecodeError):
+    """Our error for a msgspec decode failure, located by JSON path or line and column.
+
+    Located from the data itself where we can, not from the wording of msgspec's message,
+    which changes between releases (0.23 stopped naming the byte of invalid UTF-8)."""
+    if isinstance(exc, UnicodeDecodeError | msgspec.DecodeError):
         try:
             data.decode("utf-8")
         except UnicodeDecodeError as full:
             return MalformedDocument(
                 f"{what} is not valid UTF-8", location=line_column(data, full.start)
             )
-        return MalformedDocument(f"{what} is not valid UTF-8")
+        if isinstance(exc, UnicodeDecodeError):
+            return MalformedDocument(f"{what} is not valid UTF-8")
     message = str(exc)
     if isinstance(exc, msgspec.ValidationError):
         match = _AT_PATH.search(message)

@@ -191,6 +191,30 @@ async def outstanding_dead_letters(
     return found
 
 
+async def request_retry(conn: asyncpg.Connection, schema: str, dead_letter_id: int) -> bool:
+    """Ask the schema's running projection to apply an outstanding dead letter again (see
+    :meth:`ProjectionRunner._apply_retries`); False when there is no such one."""
+    asked = await conn.fetchval(
+        f'UPDATE "{schema}".dead_letter SET retry_requested_at = now() '
+        "WHERE id = $1 AND resolved_at IS NULL RETURNING id",
+        dead_letter_id,
+    )
+    if asked is None:
+        return False
+    await conn.execute("SELECT pg_notify($1, '')", retry_channel(schema))
+    return True
+
+
+async def drop_dead_letter(conn: asyncpg.Connection, schema: str, dead_letter_id: int) -> bool:
+    """Give up on an outstanding dead letter; the row stays, resolved, as the audit trail."""
+    dropped = await conn.fetchval(
+        f"UPDATE \"{schema}\".dead_letter SET resolved_at = now(), resolution = 'dropped', "
+        "retry_requested_at = NULL WHERE id = $1 AND resolved_at IS NULL RETURNING id",
+        dead_letter_id,
+    )
+    return dropped is not None
+
+
 def dead_letters_view(
     service: str, found: dict[str, tuple[int, list[DeadLetter]]]
 ) -> DeadLettersView:
@@ -610,6 +634,9 @@ class ProjectionRunner:
                     await conn.fetchval("SELECT 1")
                 finally:
                     await _close_quietly(conn)
+                # While reconnecting, the client would buffer the request and answer later.
+                if not self.bus.connected:
+                    raise ConnectionError("the bus is not connected")
                 await self.bus.js.stream_info(self.bus.stream)
         except Exception as exc:
             self._log.warning("projection_probe_failed", error=f"{type(exc).__name__}: {exc}")

@@ -55,6 +55,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Readiness fails when a projection is further behind the stream than this.
     max_ready_lag: NotNegative = 10_000
     projection_batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 256
+    # Tries of one batch that may fail "transiently" (a lost connection) before the runner
+    # applies its events one by one and dead-letters the one at fault (if the database and
+    # the bus answer: an outage is waited out, never dead-lettered).
+    projection_max_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
     bootstrap_token: str = ""
     bootstrap_token_file: str = ""
     db_pool_min: NotNegative = 1

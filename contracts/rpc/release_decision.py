@@ -22,6 +22,7 @@ from contracts.events.releases import (
     Status,
 )
 from contracts.events.scans import ReleaseLabel, Repo, SeverityLevel
+from contracts.rpc.dead_letters import DeadLetterRef
 from contracts.rpc.scanner_scans import DEFAULT_LIMIT, Cursor, Limit
 
 PolicyScopeName = Literal["org", "project", "default"]
@@ -278,9 +279,15 @@ class MissingEvidence(msgspec.Struct, frozen=True, kw_only=True):
 
 class HealthView(msgspec.Struct, frozen=True, kw_only=True):
     """Whether the verification graph is reachable and the evidence is fresh. Services:
-    ``answering``, ``unavailable`` (nothing answers) or ``error``."""
+    ``answering``, ``unavailable`` (nothing answers) or ``error``. ``status``: ``ok``;
+    ``degraded`` when everything answers but events that decisions depend on were
+    dead-lettered (listed in ``dead_letters``: release-decision's, the scanner's and the
+    signature-verifier's; `gatehouse deadletters` answers them); ``failing`` when something
+    does not answer, lags or the promoted snapshot is stale. ``ok`` is true only with
+    ``status`` ``ok``."""
 
     ok: bool
+    status: Literal["ok", "degraded", "failing"] = "ok"
     bus: bool
     projection_lag: int
     projection_lag_max: int
@@ -288,3 +295,4 @@ class HealthView(msgspec.Struct, frozen=True, kw_only=True):
     signature_verifier: str
     latest_promoted: LatestPromoted
     missing_evidence: list[MissingEvidence]
+    dead_letters: list[DeadLetterRef] = []

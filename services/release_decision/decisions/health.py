@@ -4,20 +4,27 @@ Reachability: the bus, this projection's lag, and the scanner and signature-veri
 answering a ``nats.micro`` PING (``$SRV.PING.<service>``, a short timeout). A service with
 no endpoint yet is ``unavailable`` without failing the call. Freshness: the newest promoted
 snapshot's age against the policy's ``max_snapshot_age_hours``. Missing evidence: for each
-repo in scope, the required evidence its newest decided commit lacks.
+repo in scope, the required evidence its newest decided commit lacks. Dead letters: events
+this service, the scanner or the signature-verifier could not apply (each answers for its
+own over ``svc.<service>.dead_letters``) make the answer ``degraded``: the decisions may
+lack what those events said.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 import asyncpg
 import nats.errors
 
-from contracts.rpc.release_decision import HealthView, LatestPromoted, MissingEvidence
+from contracts.rpc import dead_letters
+from contracts.rpc.release_decision import SERVICE, HealthView, LatestPromoted, MissingEvidence
 from services.release_decision.decisions import store
 from shared.bus import Bus
-from shared.projection import ProjectionRunner
+from shared.errors import GatehouseError
+from shared.projection import ProjectionRunner, dead_letters_view, outstanding_dead_letters
+from shared.rpc import CallContext, call
 from shared.settings import Settings
 
 PING_TIMEOUT_SECONDS = 0.5
@@ -32,6 +39,23 @@ async def ping(bus: Bus, service: str) -> str:
     except nats.errors.Error:
         return "error"
     return "answering"
+
+
+async def _dead_letters_of(bus: Bus, service: str) -> list[dead_letters.DeadLetterRef]:
+    """The newest outstanding dead letters of another service, as it reports them."""
+    try:
+        view = await call(
+            bus,
+            service,
+            dead_letters.OPERATION,
+            dead_letters.DeadLettersRequest(),
+            dead_letters.DeadLettersView,
+            ctx=CallContext(request_id="", actor="system"),
+            timeout=PING_TIMEOUT_SECONDS,
+        )
+    except GatehouseError:
+        return []  # not answering: its ping says so
+    return [letter for projection in view.projections for letter in projection.newest]
 
 
 async def _repos_in_scope(
@@ -129,7 +153,7 @@ async def check(
     latest = await _latest_promoted(pool, repo, project_id, now=now)
     missing = await _missing(pool, await _repos_in_scope(pool, repo, project_id))
     lag_ok = runner.lag <= settings.max_ready_lag
-    ok = (
+    working = (
         bus.connected
         and lag_ok
         and scanner == "answering"
@@ -137,8 +161,18 @@ async def check(
         # Nothing promoted yet is not stale; a stale promotion is.
         and (latest.snapshot_id is None or latest.fresh)
     )
+    own = dead_letters_view(SERVICE, await outstanding_dead_letters(pool, runner.projection.schema))
+    letters = [letter for projection in own.projections for letter in projection.newest]
+    for service, answer in (("scanner", scanner), ("signature-verifier", verifier)):
+        if answer == "answering":
+            letters += await _dead_letters_of(bus, service)
+    status: Literal["ok", "degraded", "failing"] = (
+        "failing" if not working else "degraded" if letters else "ok"
+    )
     return HealthView(
-        ok=ok,
+        ok=status == "ok",
+        status=status,
+        dead_letters=letters,
         bus=bus.connected,
         projection_lag=runner.lag,
         projection_lag_max=settings.max_ready_lag,

@@ -8,6 +8,8 @@
     gatehouse vulndb epss PATH     import EPSS scores (FIRST's CSV, plain or .gz)
     gatehouse gate --url --token --repo --commit [--wait S] [--format text|json|github]
                                    CI gate: exit 0 SHIP, 1 NO_SHIP, 2 error or timeout
+    gatehouse backup ARCHIVE       write a consistent archive: events, blobs, kept tables
+    gatehouse restore ARCHIVE      rebuild an empty installation from an archive, by replay
 
 Settings come from GATEHOUSE_* environment variables (see the README).
 """
@@ -22,6 +24,7 @@ from typing import NoReturn
 
 import asyncpg
 
+from services.backup.command import add_parsers as add_backup_parsers
 from services.gate.command import add_parser as add_gate_parser
 from services.registry import SERVICES, definition
 from shared.db import create_pool, ensure_database
@@ -205,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     ve.set_defaults(func=_cmd_vulndb, kind="epss")
 
     add_gate_parser(sub)
+    add_backup_parsers(sub)
     return parser
 
 

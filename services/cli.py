@@ -12,6 +12,8 @@
     gatehouse deadletters retry <id>… | --all --service S [--wait S]
     gatehouse deadletters drop <id>…
                                    events a projection could not apply, and what to do
+    gatehouse backup ARCHIVE       write a consistent archive: events, blobs, kept tables
+    gatehouse restore ARCHIVE      rebuild an empty installation from an archive, by replay
 
 Settings come from GATEHOUSE_* environment variables (see the README).
 """
@@ -27,6 +29,7 @@ from typing import Any, NoReturn
 
 import asyncpg
 
+from services.backup.command import add_parsers as add_backup_parsers
 from services.gate.command import add_parser as add_gate_parser
 from services.registry import SERVICES, definition
 from shared.db import connect, create_pool, ensure_database
@@ -443,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_gate_parser(sub)
     _add_deadletters_parser(sub)
+    add_backup_parsers(sub)
     return parser
 
 

@@ -45,6 +45,9 @@ class ServiceDefinition:
     migrations_dir: Path
     description: str
     setup: Callable[[Runtime], Awaitable[None]]
+    # Tables of this schema that are state, not projections: no replay rebuilds them, so
+    # `gatehouse backup` archives them (a test holds every table to be one or the other).
+    unreplayable_tables: tuple[str, ...] = ()
 
 
 Hook = Callable[[], Awaitable[None]]

@@ -70,6 +70,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # EPSS probability at or above which a finding blocks by default and is announced with
     # finding.threshold-exceeded.
     epss_threshold: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.1
+    # /health/backup says `stale` when the newest successful backup is older than this.
+    backup_max_age_hours: Annotated[float, msgspec.Meta(gt=0)] = 26.0
     # A job's lease: a worker that dies mid-job is replaced this long after its last renewal.
     job_lease_seconds: Seconds = 30.0
     # Testing and diagnostics: the scan worker pauses this long after each stage (0: never).

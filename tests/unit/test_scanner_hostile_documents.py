@@ -21,6 +21,7 @@ from services.scanner.domain.limits import (
 from services.scanner.domain.lockfiles import scan_tree
 from services.scanner.domain.lockfiles.tree import DictTree
 from services.scanner.domain.sbom import assemble, parse_sbom
+from services.scanner.domain.vex_import import VexMalformed, parse_vex
 from services.scanner.scans.result import ComponentRecord, ScanResult
 from services.scanner.scans.worker import storable_result
 from shared.storable import find_unstorable
@@ -235,3 +236,30 @@ def test_the_worker_refuses_a_result_it_could_not_store() -> None:
     with pytest.raises(IngestError) as caught:
         storable_result("source", result("bad\x00"))
     assert caught.value.code == "lockfile_malformed"
+
+
+# ---- VEX documents ---------------------------------------------------------------------------
+def test_a_vex_statement_with_a_nul_is_refused_naming_it() -> None:
+    document = json.dumps(
+        {
+            "@context": "https://openvex.dev/ns/v0.2.0",
+            "statements": [
+                {
+                    "vulnerability": {"name": "CVE-2024-1"},
+                    "products": [{"@id": "pkg:pypi/django@3.2.0"}],
+                    "status": "affected",
+                    "action_statement": "upgrade\u0000now",
+                }
+            ],
+        }
+    ).encode()
+    with pytest.raises(VexMalformed) as caught:
+        parse_vex(document)
+    assert caught.value.location == "$.statements[0] (detail)"
+
+
+def test_a_deep_vex_document_is_refused_not_a_crash() -> None:
+    deep = "[" * 5000 + "]" * 5000
+    document = f'{{"@context": "https://openvex.dev/ns/v0.2.0", "x": {deep}}}'.encode()
+    with pytest.raises(VexMalformed):
+        parse_vex(document)

@@ -75,7 +75,7 @@ class DecisionPolicyDocument(msgspec.Struct, frozen=True, kw_only=True):
     required_evidence: list[EvidenceKind] | None = None  # default ["sbom"]
     max_snapshot_age_hours: Annotated[int, msgspec.Meta(ge=1)] | None = None  # default 168
     # How old the newest OSV import may be; 0 turns the check off (null inherits).
-    max_vulndb_age_hours: Annotated[int, msgspec.Meta(ge=0)] | None = None  # default 72
+    max_vulndb_age_hours: Annotated[float, msgspec.Meta(ge=0.0)] | None = None  # default 72
     # A finding of severity UNKNOWN (no CVSS anywhere in its alias group) blocks.
     block_on_unknown_severity: bool | None = None  # default true
 
@@ -88,7 +88,7 @@ class VulnDbRef(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     ``advisory_count`` are what the snapshot's last match (``scan.completed`` or
     ``scan.rematched``) used: 0 advisories means it was matched against nothing."""
 
-    source: Literal["osv"] = "osv"
+    source: Literal["osv"]
     version: int = 0
     imported_at: dt.datetime | None = None
     digest: Digest | None = None

@@ -148,7 +148,7 @@ class DecisionPolicyBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     required_evidence: Annotated[list[EvidenceKind], msgspec.Meta(min_length=1)] | None = None
     max_snapshot_age_hours: Annotated[int, msgspec.Meta(ge=1, le=100_000)] | None = None
     # 0: the vulnerability database may be of any age.
-    max_vulndb_age_hours: Annotated[int, msgspec.Meta(ge=0, le=100_000)] | None = None
+    max_vulndb_age_hours: Annotated[float, msgspec.Meta(ge=0.0, le=100_000.0)] | None = None
     block_on_unknown_severity: bool | None = None
 
 
@@ -288,7 +288,7 @@ class VulnDbHealth(msgspec.Struct, frozen=True, kw_only=True):
     version: int = 0
     imported_at: dt.datetime | None = None
     age_hours: float | None = None
-    max_age_hours: int
+    max_age_hours: float
     reason: str = ""
 
 

@@ -144,7 +144,7 @@ async def _vulndb(
         imported_at=imported_at,
         age_hours=age,
         max_age_hours=limit,
-        reason=f"the newest OSV import is {age:.1f} hours old, more than {limit}" if stale else "",
+        reason=f"the newest OSV import is {age:.1f} hours old, over {limit:g}" if stale else "",
     )
 
 

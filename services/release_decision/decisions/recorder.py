@@ -54,6 +54,7 @@ def evidence_ref(evidence: Evidence) -> EvidenceRef:
         signature_event_id=signature.event_id if signature else None,
         signature_verified=signature.verified if signature else None,
         vulndb=VulnDbRef(
+            source="osv",
             version=snapshot.vulndb.version,
             imported_at=snapshot.vulndb.imported_at,
             digest=snapshot.vulndb.digest,

@@ -21,7 +21,7 @@ class EffectivePolicy(msgspec.Struct, frozen=True, kw_only=True):
     required_evidence: tuple[EvidenceKind, ...] = ("sbom",)
     max_snapshot_age_hours: int = 168
     # 0: no limit on the vulnerability database's age.
-    max_vulndb_age_hours: int = 72
+    max_vulndb_age_hours: float = 72.0
     block_on_unknown_severity: bool = True
     # The version of the most specific policy in force, and its scope.
     version: int = 0

@@ -111,7 +111,7 @@ class VulnerabilityDatabase:
             yield Blocker(
                 code="vulndb_stale",
                 message=f"the newest OSV import ({imported:%Y-%m-%dT%H:%MZ}) is older than "
-                f"{policy.max_vulndb_age_hours} hours",
+                f"{policy.max_vulndb_age_hours:g} hours",
                 ref=snapshot.scan_id,
             )
 

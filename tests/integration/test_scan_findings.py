@@ -287,7 +287,14 @@ async def test_a_vulndb_import_rematches_latest_snapshots(start_service: StartSe
         assert [(e.finding_id, e.reason) for e in resolved] == [
             (before["PyPI:django"]["id"], "advisory_withdrawn")
         ]
-        now = {f["package"]: f for f in await _vulns(s, web["slug"])}
+        now: dict[str, dict[str, Any]] = {}
+
+        async def applied() -> bool:  # scan.rematched is on the stream; the read model follows
+            now.clear()
+            now.update({f["package"]: f for f in await _vulns(s, web["slug"])})
+            return "PyPI:requests" in now
+
+        await wait_until(applied, timeout=20)
         assert set(now) == {"PyPI:requests", "PyPI:sqlparse", "PyPI:pytest"}
         assert now["PyPI:requests"]["scan_id"] == latest["id"]
         gone = await _vulns(s, web["slug"], "include_resolved=true&severity=CRITICAL")

@@ -148,6 +148,9 @@ class DecisionPolicyBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     require_signed_commits: bool | None = None
     required_evidence: Annotated[list[EvidenceKind], msgspec.Meta(min_length=1)] | None = None
     max_snapshot_age_hours: Annotated[int, msgspec.Meta(ge=1, le=100_000)] | None = None
+    # 0: the vulnerability database may be of any age.
+    max_vulndb_age_hours: Annotated[float, msgspec.Meta(ge=0.0, le=100_000.0)] | None = None
+    block_on_unknown_severity: bool | None = None
 
 
 class PolicyQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -277,6 +280,19 @@ class MissingEvidence(msgspec.Struct, frozen=True, kw_only=True):
     message: str
 
 
+class VulnDbHealth(msgspec.Struct, frozen=True, kw_only=True):
+    """The vulnerability database decisions are matched against: ``fresh``, ``missing``
+    (no OSV import yet: every snapshot decides NO_SHIP ``vulndb_missing``) or ``stale``
+    (the newest import is older than the scope's ``max_vulndb_age_hours``, 0: no limit)."""
+
+    status: Literal["fresh", "missing", "stale"]
+    version: int = 0
+    imported_at: dt.datetime | None = None
+    age_hours: float | None = None
+    max_age_hours: float
+    reason: str = ""
+
+
 class HealthView(msgspec.Struct, frozen=True, kw_only=True):
     """Whether the verification graph is reachable and the evidence is fresh. Services:
     ``answering``, ``unavailable`` (nothing answers) or ``error``. ``status``: ``ok``;
@@ -296,3 +312,4 @@ class HealthView(msgspec.Struct, frozen=True, kw_only=True):
     latest_promoted: LatestPromoted
     missing_evidence: list[MissingEvidence]
     dead_letters: list[DeadLetterRef] = []
+    vulndb: VulnDbHealth

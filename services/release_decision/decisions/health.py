@@ -19,8 +19,15 @@ import asyncpg
 import nats.errors
 
 from contracts.rpc import dead_letters
-from contracts.rpc.release_decision import SERVICE, HealthView, LatestPromoted, MissingEvidence
+from contracts.rpc.release_decision import (
+    SERVICE,
+    HealthView,
+    LatestPromoted,
+    MissingEvidence,
+    VulnDbHealth,
+)
 from services.release_decision.decisions import store
+from services.release_decision.decisions.domain.rules import vulndb_stale
 from shared.bus import Bus
 from shared.errors import GatehouseError
 from shared.projection import ProjectionRunner, dead_letters_view, outstanding_dead_letters
@@ -138,6 +145,34 @@ async def _latest_promoted(
     )
 
 
+async def _vulndb(
+    pool: asyncpg.Pool, repo: str | None, project_id: str | None, *, now: dt.datetime
+) -> VulnDbHealth:
+    """Judged at read time against the scope's policy: a database goes stale with no event,
+    and a decision made while it was fresh says so only when something decides it again."""
+    project = project_id or (await store.project_for_repo(pool, repo) if repo else None)
+    policy = await store.policy_for(pool, project)
+    limit = policy.max_vulndb_age_hours
+    newest = await store.newest_vulndb_import(pool)
+    if newest is None:
+        return VulnDbHealth(
+            status="missing",
+            max_age_hours=limit,
+            reason="no OSV advisories were imported: every snapshot decides NO_SHIP",
+        )
+    imported_at = newest["imported_at"]
+    age = round((now - imported_at).total_seconds() / 3600, 3)
+    stale = vulndb_stale(policy, imported_at, now)
+    return VulnDbHealth(
+        status="stale" if stale else "fresh",
+        version=newest["seq"],
+        imported_at=imported_at,
+        age_hours=age,
+        max_age_hours=limit,
+        reason=f"the newest OSV import is {age:.1f} hours old, over {limit:g}" if stale else "",
+    )
+
+
 async def check(
     *,
     pool: asyncpg.Pool,
@@ -152,6 +187,7 @@ async def check(
     verifier = await ping(bus, "signature-verifier")
     latest = await _latest_promoted(pool, repo, project_id, now=now)
     missing = await _missing(pool, await _repos_in_scope(pool, repo, project_id))
+    vulndb = await _vulndb(pool, repo, project_id, now=now)
     lag_ok = runner.lag <= settings.max_ready_lag
     working = (
         bus.connected
@@ -160,6 +196,7 @@ async def check(
         and verifier != "error"
         # Nothing promoted yet is not stale; a stale promotion is.
         and (latest.snapshot_id is None or latest.fresh)
+        and vulndb.status == "fresh"
     )
     own = dead_letters_view(SERVICE, await outstanding_dead_letters(pool, runner.projection.schema))
     letters = [letter for projection in own.projections for letter in projection.newest]
@@ -180,4 +217,5 @@ async def check(
         signature_verifier=verifier,
         latest_promoted=latest,
         missing_evidence=missing,
+        vulndb=vulndb,
     )

@@ -184,7 +184,10 @@ class ScanWorker:
         laps.lap("progress")
         advisory_ids = sorted({a for m in matches for a in m.advisory_ids})
         ratings, (prior_scan, prior), triage = await asyncio.gather(
-            advisory_ratings(self.pool, advisory_ids),
+            # The group members too: an advisory without CVSS takes its aliases' rating.
+            advisory_ratings(
+                self.pool, sorted({x for a in advisory_ids for x in vulndb.index.group_members(a)})
+            ),
             store.previous_snapshot(self.pool, scan.project_id, before_scan=scan.id),
             store.triage_memory(self.pool, scan.project_id),
         )
@@ -270,6 +273,7 @@ class ScanWorker:
                 not_evaluated_count=summary.not_evaluated_count,
                 warning_count=len(parsed.warnings),
                 vulndb_advisories=len(vulndb.index),
+                vulndb_version=vulndb.version,
                 epss_as_of=vulndb.epss_as_of,
             ),
             step="completed",

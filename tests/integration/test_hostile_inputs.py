@@ -26,6 +26,7 @@ from msgspec import inspect as mi
 
 from contracts.events.identity import ApiKeyCreated
 from contracts.rpc import scanner_licensing as licensing
+from services.gateway.openapi import build_openapi, openapi_path
 from services.gateway.routes import collect_routes
 from services.gateway.routing import Route
 from shared.errors import ValidationFailed
@@ -37,6 +38,8 @@ from tests.integration.test_gateway_support import NO_TOKEN, Api, Reply, gateway
 BIG_INTS = (2**63, -(2**63) - 1)
 BAD_DATETIMES = ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00")
 DEPTHS = (10_000, 100_000)
+# As written in the URL: NUL, invalid UTF-8, far longer than any name.
+PATH_HOSTILE = ("a%00b", "a%FF%FEb", "x" * 3000)
 BODY_LIMIT = 1_048_576
 UPLOAD_LIMIT = 256 * 1024
 WEBHOOK_SECRET = "sweep-secret"
@@ -246,6 +249,13 @@ class Sweep:
         self.api = api
         self.tried = 0
         self.failures: list[str] = []
+        document = build_openapi(collect_routes(), version="sweep")
+        self.documented = {
+            (route.method, route.path): set(
+                document["paths"][openapi_path(route.path)][route.method.lower()]["responses"]
+            )
+            for route in collect_routes()
+        }
 
     async def last_sequence(self) -> int:
         runtime: Runtime = self.api.runtime
@@ -260,16 +270,20 @@ class Sweep:
         *,
         status: int | None = None,
         code: str | None = None,
+        answered: bool = False,
         **kwargs: Any,
     ) -> Reply:
         """Send one hostile request; record a failure unless it is a 4xx problem with a code
-        (``status`` and ``code`` when given) and the stream did not move."""
+        (``status`` and ``code`` when given; with ``answered``, any answer but a 5xx) and
+        the stream did not move."""
         self.tried += 1
         before = await self.last_sequence()
         reply = await self.api.call(route.method, path, **kwargs)
         after = await self.last_sequence()
         label = f"{route.method} {route.path} ({what})"
-        if not 400 <= reply.status < 500:
+        if answered and reply.status < 500:
+            pass
+        elif not 400 <= reply.status < 500:
             self.failures.append(f"{label}: {reply.status} {str(reply.body)[:300]}")
         elif route.method != "HEAD" and not (
             reply.headers.get("Content-Type", "").startswith("application/problem+json")
@@ -278,6 +292,9 @@ class Sweep:
             self.failures.append(f"{label}: {reply.status} without a problem code")
         elif (status or reply.status, code or reply.code) != (reply.status, reply.code):
             self.failures.append(f"{label}: {reply.status} {reply.code}, not {status} {code}")
+        documented = self.documented.get((route.method, route.path), set())
+        if reply.status >= 400 and str(reply.status) not in documented:
+            self.failures.append(f"{label}: {reply.status} is not in its OpenAPI responses")
         if after != before:
             self.failures.append(f"{label}: published {after - before} event(s)")
         return reply
@@ -329,13 +346,27 @@ async def test_every_route_refuses_what_no_consumer_can_store(
         for route in routes:
             token: Any = None if route.roles is not None else NO_TOKEN
             for param in _PARAM.findall(route.path):
-                await sweep.refused(
-                    route, f"%00 in {{{param}}}", _path(route, **{param: "a%00b"}), token=token
-                )
+                for value in PATH_HOSTILE:
+                    await sweep.refused(
+                        route,
+                        f"{value[:12]} in {{{param}}}",
+                        _path(route, **{param: value}),
+                        token=token,
+                    )
             if route.query is not None:
                 for what, query in hostile_queries(route):
                     await sweep.refused(
                         route, what, f"{_path(route)}?{urlencode(query)}", token=token
+                    )
+                # Invalid UTF-8 is read as U+FFFD: a search may find nothing, but never fail.
+                for field in msgspec.structs.fields(route.query):
+                    query_string = urlencode(QUERIES.get(route.path, {}))
+                    await sweep.refused(
+                        route,
+                        f"%FF in ?{field.encode_name}",
+                        f"{_path(route)}?{query_string}&{field.encode_name}=a%FF%FEb",
+                        token=token,
+                        answered=True,
                     )
             if route.body is not None:
                 for what, body in hostile_bodies(BODIES[(route.method, route.path)]):

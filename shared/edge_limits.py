@@ -15,8 +15,10 @@ Two checks, both iterative (the input is hostile, so neither may recurse on it):
 
 from __future__ import annotations
 
+import array
 import datetime as dt
 import functools
+import itertools
 import math
 import re
 from typing import Any
@@ -42,6 +44,10 @@ _FLOAT_MESSAGE = "numbers must be finite"
 # A JSON string (with any escapes) optionally followed by a colon (an object key), or one of
 # the structural characters that change depth or position.
 _TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"\s*:?|[\[\]{},]')
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+# "[" and "{" as 1, "]" and "}" as -1 (0xFF read as a signed byte).
+_BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 _QUOTE, _COLON = ord('"'), ord(":")
 _OPENERS = frozenset(b"[{")
 _CLOSERS = frozenset(b"]}")
@@ -50,12 +56,17 @@ _CLOSERS = frozenset(b"]}")
 def too_deep(raw: bytes, *, limit: int = MAX_JSON_DEPTH) -> str | None:
     """The JSON path of the first array or object nested deeper than ``limit``, if any.
 
-    A scan of the bytes, not a decode: it never recurses and stops at the first container
-    beyond the limit. Malformed JSON is left to the decoder to report.
+    A scan of the bytes, not a decode, so it never recurses: a linear count at C speed for
+    the usual answer (not too deep, ~40 ms for 1 MiB of small containers), then, only for a
+    body to refuse, a walk of its tokens up to the first container beyond the limit to name
+    it. Malformed JSON is left to the decoder to report.
     """
     if raw.count(b"[") + raw.count(b"{") <= limit:  # brackets in strings only over-count
         return None
-    # One entry per open container: [is_object, current key (raw bytes) or array index].
+    if _nests_at_most(raw, limit):
+        return None
+    # Too deep (or unbalanced): walk the tokens to name where. One entry per open container:
+    # [is_object, current key (raw bytes) or array index].
     open_: list[list[Any]] = []
     for match in _TOKENS.finditer(raw):
         token = match.group()
@@ -73,6 +84,14 @@ def too_deep(raw: bytes, *, limit: int = MAX_JSON_DEPTH) -> str | None:
         elif open_ and not open_[-1][0]:  # a comma between array items
             open_[-1][1] += 1
     return None
+
+
+def _nests_at_most(raw: bytes, limit: int) -> bool:
+    """Whether the brackets of ``raw`` (strings aside) stay within ``limit`` levels: the
+    strings cut out and each bracket made a +1 or -1 byte by C code, the running sum's
+    maximum is the depth (no Python loop per byte)."""
+    skeleton = _STRINGS.sub(b"", raw).translate(_BRACKET_STEPS, _NOT_BRACKETS)
+    return max(itertools.accumulate(array.array("b", skeleton)), default=0) <= limit
 
 
 def _path_of(open_: list[list[Any]]) -> str:
@@ -174,17 +193,13 @@ def refuse_too_deep(raw: bytes, *, where: str | None = None) -> None:
     raise ValidationFailed(f"{message} (at {path})", code="too_deep", extra={"errors": [error]})
 
 
-def refuse_unstorable(value: Any, *, where: str | None = None, prefix: str = "") -> None:
-    """422 ``validation_failed`` naming the first value no consumer could store.
-
-    ``where`` ("body", "query", "path") tells a client which part of the request it was in;
-    ``prefix`` names the value when it is not a whole body (a path parameter).
-    """
+def refuse_unstorable(value: Any, *, where: str | None = None) -> None:
+    """422 ``validation_failed`` naming the first value no consumer could store; ``where``
+    ("query", "path") tells a client which part of the request it was in."""
     found = unstorable(value)
     if found is None:
         return
-    path, message = found
-    field = prefix + path[1:] if prefix else path
+    field, message = found
     error = {"field": field, "message": message, **({"in": where} if where else {})}
     label = f"{where} " if where else ""
     raise ValidationFailed(f"{label}{field}: {message}", extra={"errors": [error]})

@@ -8,6 +8,12 @@
     gatehouse vulndb epss PATH     import EPSS scores (FIRST's CSV, plain or .gz)
     gatehouse gate --url --token --repo --commit [--wait S] [--format text|json|github]
                                    CI gate: exit 0 SHIP, 1 NO_SHIP, 2 error or timeout
+    gatehouse deadletters list [--service S] [--resolved] [--json]
+    gatehouse deadletters retry <id>… | --all --service S [--wait S]
+    gatehouse deadletters drop <id>…
+                                   events a projection could not apply, and what to do
+    gatehouse backup ARCHIVE       write a consistent archive: events, blobs, kept tables
+    gatehouse restore ARCHIVE      rebuild an empty installation from an archive, by replay
 
 Settings come from GATEHOUSE_* environment variables (see the README).
 """
@@ -16,17 +22,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import asyncpg
 
+from services.backup.command import add_parsers as add_backup_parsers
 from services.gate.command import add_parser as add_gate_parser
 from services.registry import SERVICES, definition
-from shared.db import create_pool, ensure_database
+from shared.db import connect, create_pool, ensure_database
 from shared.errors import GatehouseError
 from shared.logging import configure_logging
+from shared.projection import drop_dead_letter, request_retry
 from shared.service import Runtime, serve
 from shared.settings import SettingsError, load_settings
 
@@ -128,6 +137,237 @@ def _cmd_vulndb(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- deadletters ---------------------------------------------------------------------------
+_DEAD_LETTER_COLUMNS = (
+    "id, projection, stream_sequence, subject, event_id, error, created_at, "
+    "retry_requested_at, resolved_at, resolution"
+)
+RETRY_POLL_SECONDS = 0.2
+
+
+def dead_letter_id(text: str) -> tuple[str | None, int]:
+    """An argparse type: ``<service>:<n>`` as `deadletters list` prints it, or ``<n>``
+    (with ``--service``)."""
+    service, _, number = text.rpartition(":")
+    if service and service not in SERVICES:
+        raise argparse.ArgumentTypeError(
+            f"unknown service {service!r}; choose from {', '.join(SERVICES)}"
+        )
+    if not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a dead letter id (<service>:<n>)")
+    return service or None, int(number)
+
+
+def _dead_letter_json(service: str, row: asyncpg.Record) -> dict[str, object]:
+    state = (
+        row["resolution"]
+        if row["resolved_at"]
+        else "retry requested"
+        if row["retry_requested_at"]
+        else "outstanding"
+    )
+    return {
+        "id": f"{service}:{row['id']}",
+        "service": service,
+        "projection": row["projection"],
+        "stream_sequence": row["stream_sequence"],
+        "subject": row["subject"],
+        "event_id": row["event_id"],
+        "error": row["error"],
+        "dead_lettered_at": row["created_at"].isoformat(),
+        "state": state,
+        "resolved_at": row["resolved_at"].isoformat() if row["resolved_at"] else None,
+    }
+
+
+async def _has_dead_letters_table(conn: asyncpg.Connection, schema: str) -> bool:
+    return await conn.fetchval("SELECT to_regclass($1)", f'"{schema}".dead_letter') is not None
+
+
+async def _deadletters_list(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
+    found: list[dict[str, object]] = []
+    for name in [args.service] if args.service else list(SERVICES):
+        schema = definition(name).schema
+        if not await _has_dead_letters_table(conn, schema):
+            continue  # never migrated: nothing dead-lettered
+        rows = await conn.fetch(
+            f'SELECT {_DEAD_LETTER_COLUMNS} FROM "{schema}".dead_letter '
+            "WHERE $1 OR resolved_at IS NULL ORDER BY projection, stream_sequence",
+            args.resolved,
+        )
+        found += [_dead_letter_json(name, row) for row in rows]
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    if not found:
+        print("no dead letters" if args.resolved else "no outstanding dead letters")
+        return 0
+    for item in found:
+        error = " ".join(str(item["error"]).split())
+        print(
+            f"{item['id']}  {item['projection']}  seq {item['stream_sequence']}  "
+            f"{item['subject']}  event {item['event_id'] or '-'}  {item['state']}\n"
+            f"    {item['dead_lettered_at']}  {error[:300]}"
+        )
+    return 0
+
+
+def _targets(args: argparse.Namespace) -> list[tuple[str, int]]:
+    targets = []
+    for service, number in args.ids:
+        service = service or args.service
+        if service is None:
+            raise GatehouseError(
+                f"dead letter {number}: name its service (<service>:{number}, or --service)",
+                code="bad_request",
+                status=400,
+            )
+        targets.append((service, number))
+    return targets
+
+
+async def _deadletters_drop(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
+    for service, number in _targets(args):
+        schema = definition(service).schema
+        if not await drop_dead_letter(conn, schema, number):
+            raise GatehouseError(
+                f"{service}:{number} is not an outstanding dead letter "
+                "(see `gatehouse deadletters list --resolved`)",
+                code="not_found",
+                status=404,
+            )
+        print(f"{service}:{number}: dropped (kept with resolution 'dropped' as the audit trail)")
+    return 0
+
+
+async def _deadletters_retry(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
+    if args.all:
+        if args.ids or args.service is None:
+            raise GatehouseError(
+                "--all retries every outstanding dead letter of one --service, without ids",
+                code="bad_request",
+                status=400,
+            )
+        schema = definition(args.service).schema
+        numbers = await conn.fetch(
+            f'SELECT id FROM "{schema}".dead_letter WHERE resolved_at IS NULL ORDER BY id'
+            if await _has_dead_letters_table(conn, schema)
+            else "SELECT 1 AS id WHERE false"
+        )
+        targets = [(args.service, int(r["id"])) for r in numbers]
+        if not targets:
+            print(f"{args.service}: no outstanding dead letters")
+            return 0
+    elif not args.ids:
+        raise GatehouseError(
+            "name the dead letters to retry, or --all --service S",
+            code="bad_request",
+            status=400,
+        )
+    else:
+        targets = _targets(args)
+    for service, number in targets:
+        schema = definition(service).schema
+        if not await request_retry(conn, schema, number):
+            raise GatehouseError(
+                f"{service}:{number} is not an outstanding dead letter",
+                code="not_found",
+                status=404,
+            )
+    if args.wait == 0:
+        print(f"retry requested for {len(targets)} dead letter(s)")
+        return 0
+    return await _await_retries(conn, targets, wait=args.wait)
+
+
+async def _await_retries(
+    conn: asyncpg.Connection, targets: list[tuple[str, int]], *, wait: float
+) -> int:
+    """The running service's projection applies a retry between its batches: wait for it."""
+    pending = dict.fromkeys(targets, "")
+    failed = 0
+    deadline = asyncio.get_running_loop().time() + wait
+    while pending and asyncio.get_running_loop().time() < deadline:
+        for service, number in list(pending):
+            row = await conn.fetchrow(
+                f"SELECT {_DEAD_LETTER_COLUMNS} FROM "
+                f'"{definition(service).schema}".dead_letter WHERE id = $1',
+                number,
+            )
+            if row["resolved_at"] is not None:
+                print(f"{service}:{number}: {row['resolution']}")
+                del pending[(service, number)]
+            elif row["retry_requested_at"] is None:
+                print(f"{service}:{number}: still failing: {row['error']}")
+                del pending[(service, number)]
+                failed += 1
+        if pending:
+            await asyncio.sleep(RETRY_POLL_SECONDS)
+    for service, number in pending:
+        print(
+            f"{service}:{number}: retry requested; no running {service} applied it within "
+            f"{wait:g}s (it is applied when the service's projection runs)"
+        )
+    return 1 if failed or pending else 0
+
+
+async def _deadletters(args: argparse.Namespace) -> int:
+    settings = load_settings(service="cli")
+    conn = await connect(settings.database_url)
+    try:
+        command = {
+            "list": _deadletters_list,
+            "retry": _deadletters_retry,
+            "drop": _deadletters_drop,
+        }[args.deadletters_command]
+        return await command(conn, args)
+    finally:
+        await conn.close()
+
+
+def _cmd_deadletters(args: argparse.Namespace) -> int:
+    configure_logging(service="deadletters", level="warning")
+    return asyncio.run(_deadletters(args))
+
+
+def _add_deadletters_parser(sub: Any) -> None:
+    d = sub.add_parser(
+        "deadletters",
+        help="list, retry or drop events a projection could not apply",
+        description="Events a projection could not apply (dead letters). While one is "
+        "outstanding, the service's /health/ready says degraded. Ids are <service>:<n>.",
+    )
+    dsub = d.add_subparsers(dest="deadletters_command", required=True, metavar="command")
+    dl = dsub.add_parser("list", help="the outstanding dead letters (all services by default)")
+    dl.add_argument("--service", type=service_name, help=", ".join(SERVICES))
+    dl.add_argument("--resolved", action="store_true", help="also the retried and dropped ones")
+    dl.add_argument("--json", action="store_true", help="a JSON array instead of text")
+    dr = dsub.add_parser(
+        "retry",
+        help="apply dead letters again (by the running service, from the stored event)",
+        description="Ask the service's running projection to apply the events again, each "
+        "in its own transaction, now (after the events that followed them in the stream), "
+        "and wait for the outcome. Fix the cause first.",
+    )
+    dr.add_argument("ids", nargs="*", type=dead_letter_id, metavar="id", help="<service>:<n>")
+    dr.add_argument("--all", action="store_true", help="every outstanding one of --service")
+    dr.add_argument("--service", type=service_name, help="the service of bare <n> ids")
+    dr.add_argument(
+        "--wait",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to wait for the outcome (default 30; 0: do not wait)",
+    )
+    dd = dsub.add_parser(
+        "drop", help="give up on dead letters (kept as resolved, for the audit trail)"
+    )
+    dd.add_argument("ids", nargs="+", type=dead_letter_id, metavar="id", help="<service>:<n>")
+    dd.add_argument("--service", type=service_name, help="the service of bare <n> ids")
+    for parser in (dl, dr, dd):
+        parser.set_defaults(func=_cmd_deadletters)
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     from services.supervisor import run_stack
 
@@ -205,6 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
     ve.set_defaults(func=_cmd_vulndb, kind="epss")
 
     add_gate_parser(sub)
+    _add_deadletters_parser(sub)
+    add_backup_parsers(sub)
     return parser
 
 

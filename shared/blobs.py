@@ -103,6 +103,20 @@ class BlobStore:
             return False
         return True
 
+    async def digests(self) -> list[str]:
+        """The digest of every blob stored (deleted ones excluded)."""
+        try:
+            infos = await self._store.list(ignore_deletes=True)
+        except nats.js.errors.NotFoundError:  # an empty bucket has nothing to list
+            return []
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
+            raise UpstreamUnavailable(f"blob store unavailable: {type(exc).__name__}") from exc
+        return [
+            info.name.replace("-", ":", 1)
+            for info in infos
+            if is_digest(info.name.replace("-", ":", 1))
+        ]
+
     async def put(self, data: bytes) -> str:
         """Store ``data``; returns its digest. Content already stored is not sent again."""
         digest = digest_of(data)

@@ -2,7 +2,8 @@
 
 Each service owns one schema (``gateway``, ``audit``, ``release_decision`` …) and an ordered
 folder of ``NNNN_name.sql`` files. The kit tables every schema needs (the migration
-version table, projection checkpoints and dead letters) are created first, by the kit itself.
+version table, projection checkpoints, attempts and dead letters) are created first, by the
+kit itself.
 """
 
 from __future__ import annotations
@@ -44,6 +45,24 @@ CREATE TABLE IF NOT EXISTS {schema}.dead_letter (
     error text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),
     UNIQUE (projection, stream_sequence)
+);
+-- An operator's answer to a dead letter (`gatehouse deadletters retry|drop`): the row stays as
+-- the audit trail, only unresolved ones make the service "degraded".
+ALTER TABLE {schema}.dead_letter
+    ADD COLUMN IF NOT EXISTS retry_requested_at timestamptz,
+    ADD COLUMN IF NOT EXISTS resolved_at timestamptz,
+    ADD COLUMN IF NOT EXISTS resolution text;
+CREATE INDEX IF NOT EXISTS dead_letter_outstanding
+    ON {schema}.dead_letter (projection, stream_sequence) WHERE resolved_at IS NULL;
+-- Consecutive tries of the batch after ``after_sequence`` (the checkpoint) that did not
+-- commit; kept across restarts so that an event which keeps failing "transiently" (or kills
+-- the process) reaches the bound and is dead-lettered instead of being retried forever.
+CREATE TABLE IF NOT EXISTS {schema}.projection_attempts (
+    projection text PRIMARY KEY,
+    after_sequence bigint NOT NULL,
+    attempts integer NOT NULL,
+    last_error text,
+    updated_at timestamptz NOT NULL DEFAULT now()
 );
 """
 

@@ -211,9 +211,9 @@ def add_health_routes(
 
     async def ready(_: web.Request) -> web.Response:
         ok, checks = await readiness()
-        return json_response(
-            {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
-        )
+        # Degraded (dead letters wait for an operator) still serves: 200, see Runtime.readiness.
+        status = "unavailable" if not ok else "degraded" if checks.get("degraded") else "ok"
+        return json_response({"status": status, "checks": checks}, status=200 if ok else 503)
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

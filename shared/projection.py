@@ -14,6 +14,19 @@ Guarantees (see ARCHITECTURE.md §2):
   error, counted in ``gatehouse_dead_lettered_total`` and terminated: never retried forever,
   never blocking the events behind it. Transient errors (database or bus unavailable) roll the
   whole batch back and retry it later, from the checkpoint, with backoff.
+* Transient is bounded too: an event whose application takes the database connection down
+  ("invalid message length", a backend crash) looks like an outage. Every try of the batch
+  after a checkpoint is counted in ``<schema>.projection_attempts`` (so the count survives a
+  restart, and a try that kills the process counts as well); from the
+  ``projection_max_attempts``-th try on, the batch is applied one event per transaction, and
+  an event that still fails while a fresh connection to the database and the bus answer is
+  dead-lettered, and the events behind it are applied. While the database or the bus does not
+  answer nothing is dead-lettered: the runner waits with backoff. An event on which the
+  process died ``2 * projection_max_attempts`` times is dead-lettered without another try.
+* Dead letters stay until an operator answers them (``gatehouse deadletters retry|drop``):
+  readiness says ``degraded`` meanwhile. A retry is applied by the leader, between batches,
+  in its own transaction, from the stored payload: after the events behind it (see
+  :meth:`ProjectionRunner._apply_retries`).
 * One active writer per read model: a Postgres session advisory lock elects the leader, other
   replicas stand by (following the leader's checkpoint through ``LISTEN``, so ``wait_for``
   works on any replica) and take over when the leader's connection goes away. The checkpoint
@@ -25,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -38,6 +52,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 
 from contracts.envelope import Event, UnknownEventType, decode_event
+from contracts.rpc.dead_letters import DeadLetterRef, DeadLettersView, ProjectionDeadLetters
 from shared.bus import Bus
 from shared.db import advisory_key, connect
 from shared.errors import GatehouseError
@@ -61,6 +76,12 @@ LAG_REFRESH_SECONDS = 1.0
 RETRY_BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
 # While NATS is reconnecting the leader checks back this often.
 DISCONNECTED_POLL_SECONDS = 0.1
+# An event on which the process died this many times the bound is dead-lettered untried.
+UNTRIED_AFTER_BOUNDS = 2
+# How long the check that the database and the bus answer may take.
+PROBE_TIMEOUT_SECONDS = 5.0
+# How many of the newest outstanding dead letters readiness names per projection.
+DEAD_LETTERS_NAMED = 5
 
 _TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,  # class 08: the connection failed
@@ -125,6 +146,104 @@ def consumer_lag(
     return num_pending + in_flight
 
 
+def retry_channel(schema: str) -> str:
+    """The NOTIFY channel on which `gatehouse deadletters retry` wakes a schema's runners."""
+    return f"gatehouse_deadletters_{schema}"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: int
+    projection: str
+    stream_sequence: int
+    subject: str
+    event_id: str | None
+    error: str
+    created_at: dt.datetime
+
+
+async def outstanding_dead_letters(
+    db: asyncpg.Pool | asyncpg.Connection, schema: str, *, newest: int = DEAD_LETTERS_NAMED
+) -> dict[str, tuple[int, list[DeadLetter]]]:
+    """Per projection of ``schema``: how many dead letters no operator has answered yet, and
+    the ``newest`` of them (newest first)."""
+    rows = await db.fetch(
+        "SELECT id, projection, stream_sequence, subject, event_id, error, created_at, "
+        "count(*) OVER (PARTITION BY projection) AS outstanding, "
+        "row_number() OVER (PARTITION BY projection ORDER BY stream_sequence DESC) AS rank "
+        f'FROM "{schema}".dead_letter WHERE resolved_at IS NULL ORDER BY projection, rank'
+    )
+    found: dict[str, tuple[int, list[DeadLetter]]] = {}
+    for row in rows:
+        _, named = found.setdefault(row["projection"], (int(row["outstanding"]), []))
+        if row["rank"] <= newest:
+            named.append(
+                DeadLetter(
+                    id=row["id"],
+                    projection=row["projection"],
+                    stream_sequence=row["stream_sequence"],
+                    subject=row["subject"],
+                    event_id=row["event_id"],
+                    error=row["error"],
+                    created_at=row["created_at"],
+                )
+            )
+    return found
+
+
+async def request_retry(conn: asyncpg.Connection, schema: str, dead_letter_id: int) -> bool:
+    """Ask the schema's running projection to apply an outstanding dead letter again (see
+    :meth:`ProjectionRunner._apply_retries`); False when there is no such one."""
+    asked = await conn.fetchval(
+        f'UPDATE "{schema}".dead_letter SET retry_requested_at = now() '
+        "WHERE id = $1 AND resolved_at IS NULL RETURNING id",
+        dead_letter_id,
+    )
+    if asked is None:
+        return False
+    await conn.execute("SELECT pg_notify($1, '')", retry_channel(schema))
+    return True
+
+
+async def drop_dead_letter(conn: asyncpg.Connection, schema: str, dead_letter_id: int) -> bool:
+    """Give up on an outstanding dead letter; the row stays, resolved, as the audit trail."""
+    dropped = await conn.fetchval(
+        f"UPDATE \"{schema}\".dead_letter SET resolved_at = now(), resolution = 'dropped', "
+        "retry_requested_at = NULL WHERE id = $1 AND resolved_at IS NULL RETURNING id",
+        dead_letter_id,
+    )
+    return dropped is not None
+
+
+def dead_letters_view(
+    service: str, found: dict[str, tuple[int, list[DeadLetter]]]
+) -> DeadLettersView:
+    """:func:`outstanding_dead_letters` of a service as its ``dead_letters`` RPC answers it."""
+    return DeadLettersView(
+        service=service,
+        projections=[
+            ProjectionDeadLetters(
+                projection=projection,
+                count=count,
+                newest=[
+                    DeadLetterRef(
+                        id=f"{service}:{letter.id}",
+                        service=service,
+                        projection=projection,
+                        stream_sequence=letter.stream_sequence,
+                        subject=letter.subject,
+                        event_id=letter.event_id,
+                        error=letter.error[:500],
+                        dead_lettered_at=letter.created_at,
+                    )
+                    for letter in named
+                ],
+            )
+            for projection, (count, named) in sorted(found.items())
+        ],
+    )
+
+
 class _Transient(Exception):
     """Roll back, back off, and start again from the checkpoint."""
 
@@ -156,6 +275,12 @@ class ProjectionRunner:
         self._stopping = asyncio.Event()
         self._failures = 0
         self._next_delivery = 1
+        # Tries of the batch after the current checkpoint that did not commit (persisted).
+        self._attempts = 0
+        # The first batch of a session is counted before it is applied: the session may be
+        # a restart after a try that killed the process.
+        self._count_before_applying = True
+        self._retries_wanted = asyncio.Event()
         self._labels = (settings.service, projection.name)
         self._log = log.bind(projection=projection.name)
         self._decode: Callable[..., Event] = getattr(projection, "decode", None) or decode_event
@@ -210,6 +335,9 @@ class ProjectionRunner:
         lock_conn = await connect(self.settings.database_url)
         try:
             await lock_conn.add_listener(self.checkpoint_channel, self._on_checkpoint_notice)
+            await lock_conn.add_listener(
+                retry_channel(self.projection.schema), lambda *_: self._retries_wanted.set()
+            )
             while not self._stopping.is_set():
                 if await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", self.lock_key):
                     self.is_leader = True
@@ -260,6 +388,9 @@ class ProjectionRunner:
                     continue
                 if until_caught_up and await self._refresh_lag(sub) == 0:
                     return applied, True
+                if self._retries_wanted.is_set():
+                    self._retries_wanted.clear()
+                    await self._apply_retries()
                 msgs = await self._fetch(sub)
                 if msgs:
                     outcome = await self._apply_batch(msgs)
@@ -283,6 +414,9 @@ class ProjectionRunner:
         """(Re)create the durable consumer at checkpoint + 1 and bind to it."""
         async with self.pool.acquire() as conn:
             self._set_checkpoint(await self._read_checkpoint(conn))
+            self._attempts = await self._read_attempts(conn)
+        self._count_before_applying = True
+        self._retries_wanted.set()  # requested while no leader ran
         js = self.bus.js
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await js.delete_consumer(self.bus.stream, self.durable)
@@ -356,12 +490,27 @@ class ProjectionRunner:
 
         good: list[Msg] = []
         rejected: list[tuple[Msg, int, str]] = []
+        poison: list[tuple[Msg, int, str]] = []
         if top > self.checkpoint:
+            counted = self._count_before_applying
+            if counted:
+                await self._count_attempt(error=None)
             try:
-                good, rejected = await self._commit(fresh, undecodable, top, isolate=False)
-            except _IsolatePoison:
-                good, rejected = await self._commit(fresh, undecodable, top, isolate=True)
-        poison = undecodable + rejected
+                if self._attempts >= self.settings.projection_max_attempts:
+                    good, poison = await self._apply_alone(fresh, undecodable)
+                else:
+                    try:
+                        good, rejected = await self._commit(fresh, undecodable, top, isolate=False)
+                    except _IsolatePoison:
+                        good, rejected = await self._commit(fresh, undecodable, top, isolate=True)
+                    poison = undecodable + rejected
+            except _Transient as exc:
+                # Counted after the fact when not before; best effort: when the database is
+                # away the try is not counted, and an outage never reaches the bound.
+                with contextlib.suppress(Exception):
+                    await self._count_attempt(error=str(exc), again=not counted)
+                raise
+            self._count_before_applying = False
         # Only after the commit: ack what was applied, terminate what never can be.
         for msg in (*stale, *good):
             await msg.ack()
@@ -404,7 +553,189 @@ class ProjectionRunner:
             for msg, seq, error in (*undecodable, *rejected):
                 await self._dead_letter(conn, msg, seq, error)
             await self._move_checkpoint(conn, top)
+            if self._attempts:
+                await self._forget_attempts(conn)
+        self._attempts = 0
         return good, rejected
+
+    async def _apply_alone(
+        self, fresh: list[tuple[Msg, Event]], undecodable: list[tuple[Msg, int, str]]
+    ) -> tuple[list[Msg], list[tuple[Msg, int, str]]]:
+        """The batch failed ``projection_max_attempts`` tries: apply its events one at a time,
+        each in a transaction of its own (the one at fault may take its connection down with
+        it) that also moves the checkpoint past it, and dead-letter the one that fails while
+        the database and the bus answer. The count of tries moves along with the checkpoint
+        until that event is found: the events before it succeed alone, and it is still the
+        one the tries were about."""
+        bound = self.settings.projection_max_attempts
+        entries = sorted(
+            [(event.sequence, msg, event, "") for msg, event in fresh]
+            + [(seq, msg, None, error) for msg, seq, error in undecodable],
+            key=lambda entry: entry[0],
+        )
+        self._log.warning(
+            "projection_isolating",
+            attempts=self._attempts,
+            after=self.checkpoint,
+            events=len(entries),
+        )
+        good: list[Msg] = []
+        poison: list[tuple[Msg, int, str]] = []
+        for seq, msg, event, error in entries:
+            if event is not None and self._attempts >= UNTRIED_AFTER_BOUNDS * bound:
+                if not await self._reachable():
+                    raise _Transient("the database or the bus does not answer")
+                error = (
+                    f"not applied: {self._attempts} tries of it never committed (the process "
+                    f"stopped while applying it); last error: {await self._last_attempt_error()}"
+                )
+            elif event is not None:
+                try:
+                    with event_log_context(event):
+                        async with self.pool.acquire() as conn, conn.transaction():
+                            await self.projection.apply(conn, [event])
+                            await self._move_checkpoint(conn, seq)
+                            await self._carry_attempts(conn, seq)
+                except _Transient:
+                    raise
+                except Exception as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+                    if is_transient(exc):
+                        if self._attempts < bound:
+                            raise _Transient(error) from exc  # a new suspect: count from 1
+                        if not await self._reachable():
+                            raise _Transient(error) from exc  # an outage, not the event
+                        error = f"failed {self._attempts} tries, the database answering: {error}"
+                else:
+                    self._set_checkpoint(seq)
+                    good.append(msg)
+                    continue
+            async with self.pool.acquire() as conn, conn.transaction():
+                await self._dead_letter(conn, msg, seq, error)
+                await self._move_checkpoint(conn, seq)
+                await self._forget_attempts(conn)
+            self._attempts = 0
+            self._set_checkpoint(seq)
+            poison.append((msg, seq, error))
+        if self._attempts:
+            # Every event applied alone: the tries failed for another reason (an outage).
+            async with self.pool.acquire() as conn:
+                await self._forget_attempts(conn)
+            self._attempts = 0
+        return good, poison
+
+    async def _reachable(self) -> bool:
+        """Do the database (on a connection of its own) and the bus answer? Then an event
+        that keeps failing "transiently" is failing on its own account."""
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+                conn = await connect(self.settings.database_url)
+                try:
+                    await conn.fetchval("SELECT 1")
+                finally:
+                    await _close_quietly(conn)
+                # While reconnecting, the client would buffer the request and answer later.
+                if not self.bus.connected:
+                    raise ConnectionError("the bus is not connected")
+                await self.bus.js.stream_info(self.bus.stream)
+        except Exception as exc:
+            self._log.warning("projection_probe_failed", error=f"{type(exc).__name__}: {exc}")
+            return False
+        return True
+
+    # ---- counting tries --------------------------------------------------------------------
+    @property
+    def _attempts_table(self) -> str:
+        return f'"{self.projection.schema}".projection_attempts'
+
+    async def _read_attempts(self, conn: asyncpg.Connection) -> int:
+        value = await conn.fetchval(
+            f"SELECT attempts FROM {self._attempts_table} "
+            "WHERE projection = $1 AND after_sequence = $2",
+            self.projection.name,
+            self.checkpoint,
+        )
+        return int(value or 0)
+
+    async def _count_attempt(self, *, error: str | None, again: bool = True) -> None:
+        """One more try of the batch after the checkpoint (``again=False``: only its error)."""
+        value = await self.pool.fetchval(
+            f"INSERT INTO {self._attempts_table} AS a "
+            "(projection, after_sequence, attempts, last_error) VALUES ($1, $2, 1, $3) "
+            "ON CONFLICT (projection) DO UPDATE SET "
+            "attempts = CASE WHEN a.after_sequence <> EXCLUDED.after_sequence THEN 1 "
+            "WHEN $4 THEN a.attempts + 1 ELSE a.attempts END, "
+            "after_sequence = EXCLUDED.after_sequence, "
+            "last_error = coalesce(EXCLUDED.last_error, a.last_error), updated_at = now() "
+            "RETURNING attempts",
+            self.projection.name,
+            self.checkpoint,
+            None if error is None else error[:2000],
+            again,
+        )
+        self._attempts = int(value)
+        if error is not None:
+            self._log.warning("projection_attempt_failed", attempts=self._attempts, error=error)
+
+    async def _carry_attempts(self, conn: asyncpg.Connection, seq: int) -> None:
+        await conn.execute(
+            f"UPDATE {self._attempts_table} SET after_sequence = $2 WHERE projection = $1",
+            self.projection.name,
+            seq,
+        )
+
+    async def _forget_attempts(self, conn: asyncpg.Connection) -> None:
+        await conn.execute(
+            f"DELETE FROM {self._attempts_table} WHERE projection = $1", self.projection.name
+        )
+
+    async def _last_attempt_error(self) -> str:
+        value = await self.pool.fetchval(
+            f"SELECT last_error FROM {self._attempts_table} WHERE projection = $1",
+            self.projection.name,
+        )
+        return str(value or "none recorded")
+
+    # ---- retries asked for by an operator --------------------------------------------------
+    async def _apply_retries(self) -> None:
+        """Apply the dead letters an operator asked to retry, each in its own transaction,
+        from the stored payload, now: after the events behind it in the stream. Rewinding the
+        checkpoint instead would apply every later event a second time. A projection whose
+        rows depend on the order is rebuilt in stream order by `gatehouse replay`."""
+        table = f'"{self.projection.schema}".dead_letter'
+        rows = await self.pool.fetch(
+            f"SELECT id, stream_sequence, payload FROM {table} WHERE projection = $1 "
+            "AND resolved_at IS NULL AND retry_requested_at IS NOT NULL ORDER BY stream_sequence",
+            self.projection.name,
+        )
+        for row in rows:
+            seq = int(row["stream_sequence"])
+            try:
+                event = self._decode(bytes(row["payload"]), sequence=seq)
+                with event_log_context(event):
+                    async with self.pool.acquire() as conn, conn.transaction():
+                        await self.projection.apply(conn, [event])
+                        await conn.execute(
+                            f"UPDATE {table} SET resolved_at = now(), resolution = 'retried', "
+                            "retry_requested_at = NULL WHERE id = $1",
+                            row["id"],
+                        )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = f"retry failed: {type(exc).__name__}: {exc}"
+                self._log.warning("dead_letter_retry_failed", stream_sequence=seq, error=error)
+                # The request is answered (the operator sees the new error); during an
+                # outage this fails too, and the request waits for the next leader.
+                with contextlib.suppress(Exception):
+                    await self.pool.execute(
+                        f"UPDATE {table} SET retry_requested_at = NULL, error = $2 WHERE id = $1",
+                        row["id"],
+                        error[:4000],
+                    )
+            else:
+                EVENTS_APPLIED.labels(*self._labels).inc()
+                self._log.info("dead_letter_retried", stream_sequence=seq)
 
     async def _apply_one_by_one(
         self, conn: asyncpg.Connection, fresh: list[tuple[Msg, Event]]
@@ -447,7 +778,9 @@ class ProjectionRunner:
         await conn.execute(
             f'INSERT INTO "{self.projection.schema}".dead_letter '
             "(projection, stream_sequence, subject, event_id, payload, error) "
-            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (projection, stream_sequence) DO NOTHING",
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (projection, stream_sequence) DO UPDATE "
+            "SET error = EXCLUDED.error, created_at = now(), retry_requested_at = NULL, "
+            "resolved_at = NULL, resolution = NULL",
             self.projection.name,
             seq,
             msg.subject,
@@ -495,6 +828,8 @@ class ProjectionRunner:
             await conn.execute(
                 f'DELETE FROM "{schema}".dead_letter WHERE projection = $1', self.projection.name
             )
+            await self._forget_attempts(conn)
+        self._attempts = 0
         self._set_checkpoint(0)
 
     async def replay(self) -> int:

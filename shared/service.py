@@ -19,11 +19,17 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from contracts.rpc import dead_letters
 from shared.bus import Bus
 from shared.db import at_head, create_pool, ensure_database, load_migrations, migrate
 from shared.http import SERVICE_KEY, add_health_routes, edge_middleware
 from shared.logging import configure_logging, get_logger
-from shared.projection import Projection, ProjectionRunner
+from shared.projection import (
+    Projection,
+    ProjectionRunner,
+    dead_letters_view,
+    outstanding_dead_letters,
+)
 from shared.rpc import RpcServer
 from shared.settings import Settings
 
@@ -39,6 +45,9 @@ class ServiceDefinition:
     migrations_dir: Path
     description: str
     setup: Callable[[Runtime], Awaitable[None]]
+    # Tables of this schema that are state, not projections: no replay rebuilds them, so
+    # `gatehouse backup` archives them (a test holds every table to be one or the other).
+    unreplayable_tables: tuple[str, ...] = ()
 
 
 Hook = Callable[[], Awaitable[None]]
@@ -105,6 +114,7 @@ class Runtime:
             self.bus, service=self.name, version=VERSION, description=self.definition.description
         )
         self.app = self.build_app()
+        self.rpc.add(dead_letters.OPERATION, dead_letters.DeadLettersRequest, self._dead_letters)
         await self.definition.setup(self)
         if not serve:
             return
@@ -140,12 +150,26 @@ class Runtime:
         self._started = False
         log.info("service_stopped")
 
+    async def _dead_letters(
+        self, _request: dead_letters.DeadLettersRequest, _ctx: object
+    ) -> dead_letters.DeadLettersView:
+        async with self.pool.acquire(timeout=2) as conn:
+            found = await outstanding_dead_letters(conn, self.definition.schema)
+        return dead_letters_view(self.name, found)
+
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """``(ready, checks)``. Ready with ``checks["degraded"]`` non-empty is "degraded":
+        events were dead-lettered and wait for an operator (`gatehouse deadletters`). The
+        service still answers, so the readiness probe passes (200): taking every replica
+        out of service would turn one bad event into an outage, and a restart does not
+        bring a dead letter back. The reasons and event ids are in the body."""
         checks: dict[str, Any] = {}
         checks["bus"] = self.bus.connected if hasattr(self, "bus") else False
+        found: dict[str, Any] = {}
         try:
             async with self.pool.acquire(timeout=2) as conn:
                 await conn.fetchval("SELECT 1")
+                found = await outstanding_dead_letters(conn, self.definition.schema)
             checks["database"] = True
         except Exception:
             checks["database"] = False
@@ -161,7 +185,18 @@ class Runtime:
                 "lag": runner.lag,
                 "ok": healthy,
             }
+        degraded: list[str] = []
+        for letters in dead_letters_view(self.name, found).projections:
+            projections.setdefault(letters.projection, {})["dead_letters"] = {
+                "count": letters.count,
+                "newest": letters.newest,
+            }
+            degraded.append(
+                f"projection {letters.projection}: {letters.count} dead-lettered event(s) "
+                f"(gatehouse deadletters list --service {self.name})"
+            )
         checks["projections"] = projections
+        checks["degraded"] = degraded
         extra_ok = True
         for check in self.readiness_checks:
             name, ok, detail = await check()

@@ -55,6 +55,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Readiness fails when a projection is further behind the stream than this.
     max_ready_lag: NotNegative = 10_000
     projection_batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 256
+    # Tries of one batch that may fail "transiently" (a lost connection) before the runner
+    # applies its events one by one and dead-letters the one at fault (if the database and
+    # the bus answer: an outage is waited out, never dead-lettered).
+    projection_max_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
     bootstrap_token: str = ""
     bootstrap_token_file: str = ""
     db_pool_min: NotNegative = 1
@@ -66,6 +70,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # EPSS probability at or above which a finding blocks by default and is announced with
     # finding.threshold-exceeded.
     epss_threshold: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.1
+    # /health/backup says `stale` when the newest successful backup is older than this.
+    backup_max_age_hours: Annotated[float, msgspec.Meta(gt=0)] = 26.0
     # A job's lease: a worker that dies mid-job is replaced this long after its last renewal.
     job_lease_seconds: Seconds = 30.0
     # Testing and diagnostics: the scan worker pauses this long after each stage (0: never).

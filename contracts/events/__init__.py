@@ -5,6 +5,7 @@ from contracts.events import (  # noqa: F401
     deployments,
     identity,
     licensing,
+    operations,
     releases,
     scans,
     scm,

@@ -38,6 +38,8 @@ BLOCKER_CODES: tuple[str, ...] = (
     "no_evidence",
     "evidence_pending",
     "no_rules",
+    "vulndb_missing",
+    "vulndb_stale",
 )
 # Caps that keep release.decided well under the NATS payload limit (1 MiB).
 BLOCKERS_MAX = 500
@@ -72,6 +74,26 @@ class DecisionPolicyDocument(msgspec.Struct, frozen=True, kw_only=True):
     require_signed_commits: bool | None = None  # default false
     required_evidence: list[EvidenceKind] | None = None  # default ["sbom"]
     max_snapshot_age_hours: Annotated[int, msgspec.Meta(ge=1)] | None = None  # default 168
+    # How old the newest OSV import may be; 0 turns the check off (null inherits).
+    max_vulndb_age_hours: Annotated[float, msgspec.Meta(ge=0.0)] | None = None  # default 72
+    # A finding of severity UNKNOWN (no CVSS anywhere in its alias group) blocks.
+    block_on_unknown_severity: bool | None = None  # default true
+
+
+class VulnDbRef(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The vulnerability database a decision's snapshot was matched against.
+
+    ``version`` is the stream sequence of the newest OSV ``vulndb.updated`` the decision
+    knows, ``imported_at`` its time and ``digest`` its bundle; ``matched_version`` and
+    ``advisory_count`` are what the snapshot's last match (``scan.completed`` or
+    ``scan.rematched``) used: 0 advisories means it was matched against nothing."""
+
+    source: Literal["osv"]
+    version: int = 0
+    imported_at: dt.datetime | None = None
+    digest: Digest | None = None
+    matched_version: int = 0
+    advisory_count: int = 0
 
 
 class EvidenceRef(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -84,6 +106,7 @@ class EvidenceRef(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     # The event id of the commit.verified in force, and what it said.
     signature_event_id: str | None = None
     signature_verified: bool | None = None
+    vulndb: VulnDbRef | None = None
 
 
 @register

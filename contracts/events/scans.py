@@ -171,6 +171,13 @@ class ScanCompleted(EventPayload, frozen=True, kw_only=True):
     vulndb_advisories: Annotated[
         int, msgspec.Meta(description="Active advisories the scan matched against")
     ] = 0
+    vulndb_version: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0,
+            description="Stream sequence of the last vulndb.updated the matcher held (0: none)",
+        ),
+    ] = 0
     epss_as_of: dt.date | None = None
 
 
@@ -238,7 +245,17 @@ class ScanRematched(EventPayload, frozen=True, kw_only=True):
     import_id: str
     created: int = 0
     resolved: int = 0
+    rerated: Annotated[
+        int, msgspec.Meta(ge=0, description="Open findings whose severity changed")
+    ] = 0
     result_digest: Digest | None = None
+    vulndb_advisories: Annotated[
+        int, msgspec.Meta(ge=0, description="Active advisories the re-match matched against")
+    ] = 0
+    vulndb_version: Annotated[
+        int,
+        msgspec.Meta(ge=0, description="Stream sequence of the vulndb.updated it matched against"),
+    ] = 0
 
 
 @register

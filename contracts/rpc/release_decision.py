@@ -22,6 +22,7 @@ from contracts.events.releases import (
     Status,
 )
 from contracts.events.scans import ReleaseLabel, Repo, SeverityLevel
+from contracts.rpc.dead_letters import DeadLetterRef
 from contracts.rpc.scanner_scans import DEFAULT_LIMIT, Cursor, Limit
 
 PolicyScopeName = Literal["org", "project", "default"]
@@ -147,6 +148,9 @@ class DecisionPolicyBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     require_signed_commits: bool | None = None
     required_evidence: Annotated[list[EvidenceKind], msgspec.Meta(min_length=1)] | None = None
     max_snapshot_age_hours: Annotated[int, msgspec.Meta(ge=1, le=100_000)] | None = None
+    # 0: the vulnerability database may be of any age.
+    max_vulndb_age_hours: Annotated[float, msgspec.Meta(ge=0.0, le=100_000.0)] | None = None
+    block_on_unknown_severity: bool | None = None
 
 
 class PolicyQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -276,11 +280,30 @@ class MissingEvidence(msgspec.Struct, frozen=True, kw_only=True):
     message: str
 
 
+class VulnDbHealth(msgspec.Struct, frozen=True, kw_only=True):
+    """The vulnerability database decisions are matched against: ``fresh``, ``missing``
+    (no OSV import yet: every snapshot decides NO_SHIP ``vulndb_missing``) or ``stale``
+    (the newest import is older than the scope's ``max_vulndb_age_hours``, 0: no limit)."""
+
+    status: Literal["fresh", "missing", "stale"]
+    version: int = 0
+    imported_at: dt.datetime | None = None
+    age_hours: float | None = None
+    max_age_hours: float
+    reason: str = ""
+
+
 class HealthView(msgspec.Struct, frozen=True, kw_only=True):
     """Whether the verification graph is reachable and the evidence is fresh. Services:
-    ``answering``, ``unavailable`` (nothing answers) or ``error``."""
+    ``answering``, ``unavailable`` (nothing answers) or ``error``. ``status``: ``ok``;
+    ``degraded`` when everything answers but events that decisions depend on were
+    dead-lettered (listed in ``dead_letters``: release-decision's, the scanner's and the
+    signature-verifier's; `gatehouse deadletters` answers them); ``failing`` when something
+    does not answer, lags or the promoted snapshot is stale. ``ok`` is true only with
+    ``status`` ``ok``."""
 
     ok: bool
+    status: Literal["ok", "degraded", "failing"] = "ok"
     bus: bool
     projection_lag: int
     projection_lag_max: int
@@ -288,3 +311,5 @@ class HealthView(msgspec.Struct, frozen=True, kw_only=True):
     signature_verifier: str
     latest_promoted: LatestPromoted
     missing_evidence: list[MissingEvidence]
+    dead_letters: list[DeadLetterRef] = []
+    vulndb: VulnDbHealth

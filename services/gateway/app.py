@@ -9,6 +9,7 @@ import functools
 from pathlib import Path
 
 from services.gateway.adapters.idempotency_store import purge_expired
+from services.gateway.backups import BackupsProjection
 from services.gateway.bootstrap import ensure_bootstrap_admin
 from services.gateway.decision_cache import DecisionCache, DecisionFeed
 from services.gateway.decision_reads import FEED_KEY
@@ -42,6 +43,7 @@ def collected_routes() -> list[Route]:
 async def setup(runtime: Runtime) -> None:
     settings = runtime.settings
     runner = runtime.add_projection(IdentityProjection())
+    runtime.add_projection(BackupsProjection())
     deps = GatewayDeps(
         runtime=runtime,
         runner=runner,
@@ -94,4 +96,7 @@ DEFINITION = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     description="HTTP edge: projects, API keys, users; auth, roles, rate limits, OpenAPI",
     setup=setup,
+    # Answers to Idempotency-Key requests (24 h): kept, so a client retrying across a restore
+    # is still answered, not run twice.
+    unreplayable_tables=("idempotency_keys",),
 )

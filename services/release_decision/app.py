@@ -27,4 +27,7 @@ DEFINITION = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     description="release decisions, promotions, release candidates and deployments",
     setup=setup,
+    # The attestation signing key generated on first start, and the public halves of keys
+    # read from a file: no event carries them.
+    unreplayable_tables=("file_keys", "signing_keys"),
 )

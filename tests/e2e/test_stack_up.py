@@ -10,6 +10,7 @@ and does not show the token again.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -22,6 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,6 +266,29 @@ def gate_a_commit(base: str, token: str) -> None:
     release-decision decides it from the scanner's events, and `gatehouse gate` (as a CI job
     runs it) waits for that decision and exits 0 on SHIP."""
     commit = os.urandom(20).hex()
+    # Nothing ships on an empty vulnerability database (vulndb_missing): one advisory first.
+    advisory = {
+        "id": "GHSA-e2e-0001",
+        "modified": "2024-03-01T00:00:00Z",
+        "affected": [
+            {
+                "package": {"ecosystem": "npm", "name": "left-pad"},
+                "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "1.0.0"}]}],
+            }
+        ],
+    }
+    bundle = io.BytesIO()
+    with zipfile.ZipFile(bundle, "w") as archive:
+        archive.writestr("GHSA-e2e-0001.json", json.dumps(advisory))
+    imported = call(
+        base,
+        "POST",
+        "/api/v1/vulndb/import",
+        token=token,
+        raw=bundle.getvalue(),
+        media_type="application/zip",
+    )
+    assert imported.status == 200, imported.body
     sbom = {
         "bomFormat": "CycloneDX",
         "specVersion": "1.5",

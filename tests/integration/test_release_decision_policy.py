@@ -37,6 +37,8 @@ async def test_org_policy_and_project_override_redecide(start_service: StartServ
             "require_signed_commits": False,
             "required_evidence": ["sbom"],
             "max_snapshot_age_hours": 168,
+            "max_vulndb_age_hours": 72.0,
+            "block_on_unknown_severity": True,
         }
 
         put = await _put(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,12 +16,19 @@ from services.release_decision.decisions.domain.model import (
     FindingEvidence,
     SignatureEvidence,
     SnapshotEvidence,
+    VulnDbEvidence,
 )
 from services.release_decision.decisions.domain.rules import NO_RULES, evaluate
 
 DEFAULT = EffectivePolicy()
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
 TRIAGED_AWAY = sorted(NOT_EFFECTIVE_STATES)
+IMPORTED_AT = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
+NOW = IMPORTED_AT + dt.timedelta(hours=1)
+# A database imported an hour before the decision, that the snapshot was matched against.
+FRESH = VulnDbEvidence(
+    version=7, imported_at=IMPORTED_AT, digest=None, matched_version=7, advisory_count=3461
+)
 
 
 def finding(fid: str, severity: str = "CRITICAL", **kw: object) -> FindingEvidence:
@@ -28,11 +37,12 @@ def finding(fid: str, severity: str = "CRITICAL", **kw: object) -> FindingEviden
     )  # type: ignore[arg-type]
 
 
-def evidence(*findings: FindingEvidence, **kw: object) -> Evidence:
+def evidence(*findings: FindingEvidence, vulndb: VulnDbEvidence = FRESH, **kw: object) -> Evidence:
     return Evidence(
         repo="acme/web",
         commit="abc1234",
-        snapshot=SnapshotEvidence(scan_id="s1", findings=tuple(findings)),
+        snapshot=SnapshotEvidence(scan_id="s1", findings=tuple(findings), vulndb=vulndb),
+        evaluated_at=kw.pop("evaluated_at", NOW),
         **kw,
     )  # type: ignore[arg-type]
 
@@ -71,6 +81,7 @@ def test_every_blocker_is_listed_sorted() -> None:
             scan_id="s1",
             forbidden_license_count=2,
             findings=(finding("f2", "HIGH"), finding("f1"), finding("f3", "LOW")),
+            vulndb=FRESH,
         ),
         blocks=(BlockEvidence(block_id="b1", message="quarantined image"),),
     )
@@ -113,7 +124,8 @@ def test_signature_verdicts_and_licenses_off() -> None:
     licenses = Evidence(
         repo="a/b",
         commit="abc1234",
-        snapshot=SnapshotEvidence(scan_id="s", forbidden_license_count=1),
+        snapshot=SnapshotEvidence(scan_id="s", forbidden_license_count=1, vulndb=FRESH),
+        evaluated_at=NOW,
     )
     assert evaluate(EffectivePolicy(block_forbidden_licenses=False), licenses).decision == "SHIP"
     assert "1 component has" in evaluate(DEFAULT, licenses).blockers[0].message
@@ -140,6 +152,8 @@ policies_st = st.builds(
     block_forbidden_licenses=st.booleans(),
     require_signed_commits=st.booleans(),
     required_evidence=st.sampled_from([("sbom",), ("sbom", "signature"), ("signature",), ()]),
+    max_vulndb_age_hours=st.sampled_from([0, 1, 2, 72]),
+    block_on_unknown_severity=st.booleans(),
 )
 signature_st = st.none() | st.builds(
     SignatureEvidence, event_id=st.just("e"), verified=st.booleans(), reason=st.just("r")
@@ -153,9 +167,10 @@ def _evidence(
         repo="acme/web",
         commit="abc1234",
         snapshot=SnapshotEvidence(
-            scan_id="s1", forbidden_license_count=licenses, findings=tuple(findings)
+            scan_id="s1", forbidden_license_count=licenses, findings=tuple(findings), vulndb=FRESH
         ),
         signature=signature,
+        evaluated_at=NOW,
     )
 
 
@@ -176,7 +191,8 @@ def test_adding_a_blocking_finding_never_ships(
     if before.decision == "NO_SHIP":
         assert after.decision == "NO_SHIP"
     # The new finding is blocking whenever the policy blocks its severity or has a threshold.
-    if severity in policy.block_on_severity or policy.epss_threshold is not None:
+    unknown_blocks = severity == "UNKNOWN" and policy.block_on_unknown_severity
+    if severity in policy.block_on_severity or unknown_blocks or policy.epss_threshold is not None:
         assert after.decision == "NO_SHIP"
         assert ("vulnerability", "new") in codes(after.blockers)
 
@@ -212,3 +228,106 @@ def test_output_is_deterministic_sorted_and_distinct(
     assert (first.decision == "SHIP") == (not first.blockers)
     # Clients switch on the code: every code the rules produce is in the published list.
     assert {b.code for b in first.blockers} <= set(BLOCKER_CODES)
+
+
+# ---- the vulnerability database --------------------------------------------------------------
+def test_a_snapshot_matched_against_an_empty_database_never_ships() -> None:
+    never_imported = VulnDbEvidence()
+    result = evaluate(DEFAULT, evidence(vulndb=never_imported))
+    assert codes(result.blockers) == [("vulndb_missing", "s1")]
+    # Imported since, but the snapshot was matched before (0 advisories): still missing.
+    matched_empty = VulnDbEvidence(version=9, imported_at=IMPORTED_AT, matched_version=3)
+    assert codes(evaluate(DEFAULT, evidence(vulndb=matched_empty)).blockers) == [
+        ("vulndb_missing", "s1")
+    ]
+    assert evaluate(DEFAULT, evidence()).decision == "SHIP"
+    # A pending scan replaces the snapshot: its blockers wait, as the others do.
+    pending = evaluate(DEFAULT, evidence(vulndb=never_imported, pending_scan_id="s2"))
+    assert codes(pending.blockers) == [("evidence_pending", "s2")]
+
+
+def test_a_stale_database_blocks_per_policy() -> None:
+    late = IMPORTED_AT + dt.timedelta(hours=72, seconds=1)
+    result = evaluate(DEFAULT, evidence(evaluated_at=late))
+    assert codes(result.blockers) == [("vulndb_stale", "s1")]
+    assert result.blockers[0].message == (
+        "the newest OSV import (2024-05-01T12:00Z) is older than 72 hours"
+    )
+    on_the_limit = IMPORTED_AT + dt.timedelta(hours=72)
+    assert evaluate(DEFAULT, evidence(evaluated_at=on_the_limit)).decision == "SHIP"
+    assert (
+        evaluate(EffectivePolicy(max_vulndb_age_hours=0), evidence(evaluated_at=late)).decision
+        == "SHIP"
+    )
+    assert evaluate(EffectivePolicy(max_vulndb_age_hours=1000), evidence(evaluated_at=late)) == (
+        evaluate(DEFAULT, evidence())
+    )
+
+
+def test_unknown_severity_blocks_by_default() -> None:
+    unrated = finding("f1", "UNKNOWN")
+    result = evaluate(DEFAULT, evidence(unrated))
+    assert codes(result.blockers) == [("vulnerability", "f1")]
+    assert result.blockers[0].message == "CVE-f1 in PyPI:django (UNKNOWN)"
+    allow = EffectivePolicy(block_on_unknown_severity=False)
+    assert evaluate(allow, evidence(unrated)).decision == "SHIP"
+    # Listing UNKNOWN in block_on_severity blocks it whatever the switch says.
+    listed = EffectivePolicy(block_on_severity=("UNKNOWN",), block_on_unknown_severity=False)
+    assert evaluate(listed, evidence(unrated)).decision == "NO_SHIP"
+    assert evaluate(allow, evidence(finding("f2", "UNKNOWN", state="not_affected"))).decision == (
+        "SHIP"
+    )
+
+
+vulndb_st = st.builds(
+    VulnDbEvidence,
+    version=st.integers(0, 5),
+    imported_at=st.none() | st.just(IMPORTED_AT),
+    matched_version=st.integers(0, 5),
+    advisory_count=st.integers(0, 3),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(policies_st, findings_st, st.integers(0, 3), signature_st, vulndb_st)
+def test_no_knowledge_never_ships(
+    policy: EffectivePolicy,
+    findings: list[FindingEvidence],
+    licenses: int,
+    signature: SignatureEvidence | None,
+    vulndb: VulnDbEvidence,
+) -> None:
+    """Whatever the policy and the rest of the evidence: a snapshot matched against no
+    advisories, or with no import known, never ships."""
+    ev = Evidence(
+        repo="acme/web",
+        commit="abc1234",
+        snapshot=SnapshotEvidence(
+            scan_id="s1", forbidden_license_count=licenses, findings=tuple(findings), vulndb=vulndb
+        ),
+        signature=signature,
+        evaluated_at=NOW,
+    )
+    result = evaluate(policy, ev)
+    empty = vulndb.version == 0 or vulndb.advisory_count == 0 or vulndb.imported_at is None
+    assert (("vulndb_missing", "s1") in codes(result.blockers)) == empty
+    if empty:
+        assert result.decision == "NO_SHIP"
+
+
+@settings(max_examples=200, deadline=None)
+@given(policies_st, st.integers(0, 400), st.integers(0, 400))
+def test_staleness_only_grows_with_time(policy: EffectivePolicy, first: int, later: int) -> None:
+    """Once stale, a database stays stale as time passes; within the limit it never is."""
+    at = IMPORTED_AT + dt.timedelta(hours=first)
+    after = at + dt.timedelta(hours=later)
+    stale_then = ("vulndb_stale", "s1") in codes(
+        evaluate(policy, evidence(evaluated_at=at)).blockers
+    )
+    stale_after = ("vulndb_stale", "s1") in codes(
+        evaluate(policy, evidence(evaluated_at=after)).blockers
+    )
+    if stale_then:
+        assert stale_after
+    limit = policy.max_vulndb_age_hours
+    assert stale_then == (limit > 0 and first > limit)

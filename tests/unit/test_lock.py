@@ -56,7 +56,7 @@ def test_every_dependency_is_pinned_with_hashes_inside_its_range(lock: str, dev:
     for requirement in requirements(dev=dev):
         name = canonicalize_name(requirement.name)
         assert name in pinned, f"{requirement.name} is not in {lock}: run `make lock`"
-        version, hashes = pinned[name]
+        version, _hashes = pinned[name]
         assert requirement.specifier.contains(version, prereleases=True), (
             f"{lock} pins {name}=={version}, outside pyproject.toml's {requirement}"
         )

@@ -183,7 +183,8 @@ class DecisionHandlers:
                 raise AlreadyPromoted(
                     f"snapshot {body.snapshot_id} is already promoted to {body.target_status}"
                 )
-            loaded = await store.snapshot_decision_inputs(conn, scan)
+            now = dt.datetime.now(dt.UTC)
+            loaded = await store.snapshot_decision_inputs(conn, scan, at=now)
             result = evaluate(loaded.policy, loaded.evidence)
             blockers = list(result.blockers[:BLOCKERS_MAX])
             if result.decision == "NO_SHIP" and body.override is None:
@@ -212,7 +213,7 @@ class DecisionHandlers:
                     policy_version=loaded.policy.version,
                     override=override,
                     promoted_by=ctx.actor,
-                    promoted_at=dt.datetime.now(dt.UTC),
+                    promoted_at=now,
                 ),
                 aggregate=f"snapshot:{body.snapshot_id}",
                 ctx=ctx,

@@ -4,20 +4,34 @@ Reachability: the bus, this projection's lag, and the scanner and signature-veri
 answering a ``nats.micro`` PING (``$SRV.PING.<service>``, a short timeout). A service with
 no endpoint yet is ``unavailable`` without failing the call. Freshness: the newest promoted
 snapshot's age against the policy's ``max_snapshot_age_hours``. Missing evidence: for each
-repo in scope, the required evidence its newest decided commit lacks.
+repo in scope, the required evidence its newest decided commit lacks. Dead letters: events
+this service, the scanner or the signature-verifier could not apply (each answers for its
+own over ``svc.<service>.dead_letters``) make the answer ``degraded``: the decisions may
+lack what those events said.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 import asyncpg
 import nats.errors
 
-from contracts.rpc.release_decision import HealthView, LatestPromoted, MissingEvidence
+from contracts.rpc import dead_letters
+from contracts.rpc.release_decision import (
+    SERVICE,
+    HealthView,
+    LatestPromoted,
+    MissingEvidence,
+    VulnDbHealth,
+)
 from services.release_decision.decisions import store
+from services.release_decision.decisions.domain.rules import vulndb_stale
 from shared.bus import Bus
-from shared.projection import ProjectionRunner
+from shared.errors import GatehouseError
+from shared.projection import ProjectionRunner, dead_letters_view, outstanding_dead_letters
+from shared.rpc import CallContext, call
 from shared.settings import Settings
 
 PING_TIMEOUT_SECONDS = 0.5
@@ -32,6 +46,23 @@ async def ping(bus: Bus, service: str) -> str:
     except nats.errors.Error:
         return "error"
     return "answering"
+
+
+async def _dead_letters_of(bus: Bus, service: str) -> list[dead_letters.DeadLetterRef]:
+    """The newest outstanding dead letters of another service, as it reports them."""
+    try:
+        view = await call(
+            bus,
+            service,
+            dead_letters.OPERATION,
+            dead_letters.DeadLettersRequest(),
+            dead_letters.DeadLettersView,
+            ctx=CallContext(request_id="", actor="system"),
+            timeout=PING_TIMEOUT_SECONDS,
+        )
+    except GatehouseError:
+        return []  # not answering: its ping says so
+    return [letter for projection in view.projections for letter in projection.newest]
 
 
 async def _repos_in_scope(
@@ -114,6 +145,34 @@ async def _latest_promoted(
     )
 
 
+async def _vulndb(
+    pool: asyncpg.Pool, repo: str | None, project_id: str | None, *, now: dt.datetime
+) -> VulnDbHealth:
+    """Judged at read time against the scope's policy: a database goes stale with no event,
+    and a decision made while it was fresh says so only when something decides it again."""
+    project = project_id or (await store.project_for_repo(pool, repo) if repo else None)
+    policy = await store.policy_for(pool, project)
+    limit = policy.max_vulndb_age_hours
+    newest = await store.newest_vulndb_import(pool)
+    if newest is None:
+        return VulnDbHealth(
+            status="missing",
+            max_age_hours=limit,
+            reason="no OSV advisories were imported: every snapshot decides NO_SHIP",
+        )
+    imported_at = newest["imported_at"]
+    age = round((now - imported_at).total_seconds() / 3600, 3)
+    stale = vulndb_stale(policy, imported_at, now)
+    return VulnDbHealth(
+        status="stale" if stale else "fresh",
+        version=newest["seq"],
+        imported_at=imported_at,
+        age_hours=age,
+        max_age_hours=limit,
+        reason=f"the newest OSV import is {age:.1f} hours old, over {limit:g}" if stale else "",
+    )
+
+
 async def check(
     *,
     pool: asyncpg.Pool,
@@ -128,17 +187,29 @@ async def check(
     verifier = await ping(bus, "signature-verifier")
     latest = await _latest_promoted(pool, repo, project_id, now=now)
     missing = await _missing(pool, await _repos_in_scope(pool, repo, project_id))
+    vulndb = await _vulndb(pool, repo, project_id, now=now)
     lag_ok = runner.lag <= settings.max_ready_lag
-    ok = (
+    working = (
         bus.connected
         and lag_ok
         and scanner == "answering"
         and verifier != "error"
         # Nothing promoted yet is not stale; a stale promotion is.
         and (latest.snapshot_id is None or latest.fresh)
+        and vulndb.status == "fresh"
+    )
+    own = dead_letters_view(SERVICE, await outstanding_dead_letters(pool, runner.projection.schema))
+    letters = [letter for projection in own.projections for letter in projection.newest]
+    for service, answer in (("scanner", scanner), ("signature-verifier", verifier)):
+        if answer == "answering":
+            letters += await _dead_letters_of(bus, service)
+    status: Literal["ok", "degraded", "failing"] = (
+        "failing" if not working else "degraded" if letters else "ok"
     )
     return HealthView(
-        ok=ok,
+        ok=status == "ok",
+        status=status,
+        dead_letters=letters,
         bus=bus.connected,
         projection_lag=runner.lag,
         projection_lag_max=settings.max_ready_lag,
@@ -146,4 +217,5 @@ async def check(
         signature_verifier=verifier,
         latest_promoted=latest,
         missing_evidence=missing,
+        vulndb=vulndb,
     )

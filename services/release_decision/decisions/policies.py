@@ -52,6 +52,8 @@ def canonical(body: DecisionPolicyBody) -> DecisionPolicyDocument:
         require_signed_commits=body.require_signed_commits,
         required_evidence=evidence,
         max_snapshot_age_hours=body.max_snapshot_age_hours,
+        max_vulndb_age_hours=body.max_vulndb_age_hours,
+        block_on_unknown_severity=body.block_on_unknown_severity,
     )
 
 

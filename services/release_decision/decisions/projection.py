@@ -30,11 +30,13 @@ from contracts.events.scans import (
     ScanDeleted,
     ScanFailed,
     ScanQueued,
+    ScanRematched,
     ScanStarted,
 )
+from contracts.events.vulndb import VulnDbUpdated
 from services.release_decision.decisions import store
 from services.release_decision.decisions.recorder import decide, decided_commits
-from services.release_decision.decisions.result_blob import decode_findings
+from services.release_decision.decisions.result_blob import decode_findings, decode_rematch
 from services.release_decision.repos import keyed
 from shared import jobs
 from shared.blobs import BlobStore
@@ -48,6 +50,7 @@ SUBJECTS = (
     "commit.>",
     "release.promoted",
     "release.decided",
+    "vulndb.updated",
 )
 GONE_REASONS = frozenset({"advisory_withdrawn", "no_longer_in_range"})
 
@@ -104,6 +107,10 @@ class DecisionsProjection:
                 await self._policy(conn, event, payload)
         elif isinstance(payload, ReleasePromoted):
             await self._promoted(conn, event, payload)
+        elif isinstance(payload, ScanRematched):
+            await self._rematched(conn, event, payload)
+        elif isinstance(payload, VulnDbUpdated):
+            await self._vulndb_updated(conn, event, payload)
         elif isinstance(payload, ReleaseDecided):
             await jobs.finish(conn, store.JOBS_TABLE, event.id, sequence=event.sequence)
 
@@ -191,6 +198,8 @@ class DecisionsProjection:
                 sbom_digest=payload.sbom_digest,
                 result_digest=payload.result_digest,
                 forbidden_license_count=payload.forbidden_license_count,
+                vulndb_version=payload.vulndb_version,
+                vulndb_advisories=payload.vulndb_advisories,
                 seq=event.sequence,
                 at=at,
             )
@@ -237,6 +246,61 @@ class DecisionsProjection:
         key = await store.scan_key(conn, scan_id)
         if key is not None:
             await decide(conn, key[0], key[1], event)
+
+    # ---- the vulnerability database -------------------------------------------------------
+    async def _vulndb_updated(
+        self, conn: asyncpg.Connection, event: Event, payload: VulnDbUpdated
+    ) -> None:
+        """An OSV import is the database every decision names from now on, and its time is
+        the one ``max_vulndb_age_hours`` counts from: every decided commit again (an EPSS
+        import changes neither; its scores reach findings through re-matches)."""
+        if payload.source != "osv":
+            return
+        inserted = await conn.fetchval(
+            "INSERT INTO release_decision.vulndb_imports (seq, import_id, digest, imported_at) "
+            "VALUES ($1, $2, $3, $4) ON CONFLICT (seq) DO NOTHING RETURNING true",
+            event.sequence,
+            payload.import_id,
+            payload.digest,
+            event.envelope.occurred_at,
+        )
+        if not inserted:
+            return
+        for repo, commit in await decided_commits(conn):
+            await decide(conn, repo, commit, event)
+
+    async def _rematched(
+        self, conn: asyncpg.Connection, event: Event, payload: ScanRematched
+    ) -> None:
+        """The scan was matched again (its ``finding.*`` changes came before): it now names
+        the database of the re-match, and findings it rated again take their new severity."""
+        rerated = False
+        if payload.rerated and payload.result_digest is not None:
+            try:
+                blob = decode_rematch(await self.blobs.get(payload.result_digest))
+            except msgspec.DecodeError as exc:
+                raise PermanentEventError(
+                    f"re-match blob {payload.result_digest} does not decode: {exc}"
+                ) from exc
+            for finding in blob.rerated:
+                rerated |= bool(
+                    await conn.fetchval(
+                        "UPDATE release_decision.findings SET severity = $3 "
+                        "WHERE finding_id = $1 AND scan_id = $2 RETURNING true",
+                        finding.id,
+                        payload.scan_id,
+                        finding.severity,
+                    )
+                )
+        updated = await conn.fetchval(
+            "UPDATE release_decision.scans SET vulndb_version = $2, vulndb_advisories = $3 "
+            "WHERE scan_id = $1 AND vulndb_version < $2 RETURNING true",
+            payload.scan_id,
+            payload.vulndb_version,
+            payload.vulndb_advisories,
+        )
+        if updated or rerated:
+            await self._decide_scan(conn, payload.scan_id, event)
 
     # ---- findings -------------------------------------------------------------------------
     async def _finding(self, conn: asyncpg.Connection, event: Event) -> None:

@@ -16,7 +16,13 @@ import asyncpg
 import msgspec
 
 from contracts.envelope import Event
-from contracts.events.releases import BLOCKERS_MAX, Blocker, EvidenceRef, ReleaseDecided
+from contracts.events.releases import (
+    BLOCKERS_MAX,
+    Blocker,
+    EvidenceRef,
+    ReleaseDecided,
+    VulnDbRef,
+)
 from services.release_decision.decisions import store
 from services.release_decision.decisions.domain.model import Evidence
 from services.release_decision.decisions.domain.rules import evaluate
@@ -47,6 +53,16 @@ def evidence_ref(evidence: Evidence) -> EvidenceRef:
         result_digest=snapshot.result_digest if snapshot else None,
         signature_event_id=signature.event_id if signature else None,
         signature_verified=signature.verified if signature else None,
+        vulndb=VulnDbRef(
+            source="osv",
+            version=snapshot.vulndb.version,
+            imported_at=snapshot.vulndb.imported_at,
+            digest=snapshot.vulndb.digest,
+            matched_version=snapshot.vulndb.matched_version,
+            advisory_count=snapshot.vulndb.advisory_count,
+        )
+        if snapshot is not None
+        else None,
     )
 
 
@@ -56,7 +72,7 @@ def _blockers_json(blockers: tuple[Blocker, ...]) -> list[dict[str, Any]]:
 
 async def decide(conn: asyncpg.Connection, repo: str, commit: str, event: Event) -> bool:
     """Evaluate (repo, commit) again; True when its decision changed (a new revision)."""
-    loaded = await store.load_evidence(conn, repo, commit)
+    loaded = await store.load_evidence(conn, repo, commit, at=event.envelope.occurred_at)
     result = evaluate(loaded.policy, loaded.evidence)
     blockers = _blockers_json(result.blockers)
     evidence = msgspec.to_builtins(evidence_ref(loaded.evidence))

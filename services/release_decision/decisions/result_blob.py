@@ -25,8 +25,21 @@ class ResultFindings(msgspec.Struct, frozen=True, kw_only=True):
     findings: tuple[ResultFinding, ...] = ()
 
 
+class RematchFindings(msgspec.Struct, frozen=True, kw_only=True):
+    """A re-match's blob: open findings whose severity changed (created and resolved ones
+    arrive as ``finding.*`` events)."""
+
+    scan_id: str = ""
+    rerated: tuple[ResultFinding, ...] = ()
+
+
 _decoder = msgspec.json.Decoder(ResultFindings)
+_rematch_decoder = msgspec.json.Decoder(RematchFindings)
 
 
 def decode_findings(data: bytes) -> ResultFindings:
     return _decoder.decode(data)
+
+
+def decode_rematch(data: bytes) -> RematchFindings:
+    return _rematch_decoder.decode(data)

@@ -18,8 +18,10 @@ from services.release_decision.decisions.domain.model import (
     FindingEvidence,
     SignatureEvidence,
     SnapshotEvidence,
+    VulnDbEvidence,
 )
 from services.release_decision.decisions.domain.policy import effective_policy
+from services.release_decision.decisions.domain.rules import blocking_severities
 
 SCHEMA = "release_decision"
 JOBS_TABLE = "release_decision.decision_jobs"
@@ -34,6 +36,7 @@ PROJECTION_TABLES = (
     "decisions",
     "decision_history",
     "decision_jobs",
+    "vulndb_imports",
 )
 ORG_SCOPE = "org"
 
@@ -101,14 +104,16 @@ class Loaded(msgspec.Struct, frozen=True, kw_only=True):
     policy: EffectivePolicy
 
 
-async def load_evidence(db: Queryable, repo: str, commit: str) -> Loaded:
-    """The commit's evidence: its newest succeeded scan with the findings still in it, a
-    newer queued/running scan, the latest signature verdict; and the policy in force for
-    the project of the evidence scan (else of the pending scan, else the oldest project
-    listing the repo)."""
+async def load_evidence(db: Queryable, repo: str, commit: str, *, at: dt.datetime) -> Loaded:
+    """The commit's evidence at time ``at``: its newest succeeded scan with the findings
+    still in it and the vulnerability database it was matched against, a newer
+    queued/running scan, the latest signature verdict; and the policy in force for the
+    project of the evidence scan (else of the pending scan, else the oldest project listing
+    the repo)."""
     scans = await db.fetch(
         "SELECT scan_id, project_id, status, sbom_digest, result_digest, "
-        "forbidden_license_count FROM release_decision.scans "
+        "forbidden_license_count, vulndb_version, vulndb_advisories "
+        "FROM release_decision.scans "
         "WHERE repo = $1 AND commit = $2 AND status IN ('queued', 'running', 'succeeded') "
         "ORDER BY queued_seq DESC",
         repo,
@@ -134,6 +139,7 @@ async def load_evidence(db: Queryable, repo: str, commit: str) -> Loaded:
             snapshot=snapshot,
             pending_scan_id=pending["scan_id"] if pending else None,
             signature=signature,
+            evaluated_at=at,
         ),
         project_id=project_id,
         policy=policy,
@@ -154,9 +160,10 @@ async def snapshot_of(
         "AND (severity = ANY($3::text[]) OR ($4::float8 IS NOT NULL AND epss >= $4))",
         scan["scan_id"],
         sorted(NOT_EFFECTIVE_STATES),
-        list(policy.block_on_severity),
+        list(blocking_severities(policy)),
         policy.epss_threshold,
     )
+    newest = await newest_vulndb_import(db)
     return SnapshotEvidence(
         scan_id=scan["scan_id"],
         sbom_digest=scan["sbom_digest"],
@@ -174,6 +181,21 @@ async def snapshot_of(
             )
             for r in rows
         ),
+        vulndb=VulnDbEvidence(
+            version=newest["seq"] if newest else 0,
+            imported_at=newest["imported_at"] if newest else None,
+            digest=newest["digest"] if newest else None,
+            matched_version=scan["vulndb_version"],
+            advisory_count=scan["vulndb_advisories"],
+        ),
+    )
+
+
+async def newest_vulndb_import(db: Queryable) -> asyncpg.Record | None:
+    """The newest OSV ``vulndb.updated`` this model applied (None: nothing imported)."""
+    return await db.fetchrow(
+        "SELECT seq, import_id, digest, imported_at FROM release_decision.vulndb_imports "
+        "ORDER BY seq DESC LIMIT 1"
     )
 
 
@@ -194,14 +216,17 @@ async def signature_of(db: Queryable, repo: str, commit: str) -> SignatureEviden
 async def scan_row(db: Queryable, scan_id: str) -> asyncpg.Record | None:
     return await db.fetchrow(
         "SELECT scan_id, project_id, repo, commit, label, status, sbom_digest, result_digest, "
-        "forbidden_license_count, updated_at FROM release_decision.scans WHERE scan_id = $1",
+        "forbidden_license_count, vulndb_version, vulndb_advisories, updated_at "
+        "FROM release_decision.scans WHERE scan_id = $1",
         scan_id,
     )
 
 
-async def snapshot_decision_inputs(db: Queryable, scan: asyncpg.Record) -> Loaded:
+async def snapshot_decision_inputs(
+    db: Queryable, scan: asyncpg.Record, *, at: dt.datetime
+) -> Loaded:
     """The evidence of the scan's commit with THAT scan as its SBOM evidence (a promotion
-    is decided on the snapshot promoted, whatever scans came after)."""
+    is decided on the snapshot promoted, whatever scans came after), at time ``at``."""
     repo, commit = scan["repo"], scan["commit"]
     policy = await policy_for(db, scan["project_id"])
     return Loaded(
@@ -210,6 +235,7 @@ async def snapshot_decision_inputs(db: Queryable, scan: asyncpg.Record) -> Loade
             commit=commit,
             snapshot=await snapshot_of(db, scan, policy),
             signature=await signature_of(db, repo, commit),
+            evaluated_at=at,
         ),
         project_id=scan["project_id"],
         policy=policy,
@@ -279,6 +305,8 @@ async def complete_scan(
     sbom_digest: str,
     result_digest: str,
     forbidden_license_count: int,
+    vulndb_version: int,
+    vulndb_advisories: int,
     seq: int,
     at: dt.datetime,
 ) -> bool:
@@ -286,14 +314,16 @@ async def complete_scan(
         await conn.fetchval(
             "UPDATE release_decision.scans SET status = 'succeeded', sbom_digest = $2, "
             "result_digest = $3, forbidden_license_count = $4, completed_seq = $5, "
-            "updated_at = $6 WHERE scan_id = $1 AND status IN ('queued', 'running') "
-            "RETURNING true",
+            "updated_at = $6, vulndb_version = $7, vulndb_advisories = $8 "
+            "WHERE scan_id = $1 AND status IN ('queued', 'running') RETURNING true",
             scan_id,
             sbom_digest,
             result_digest,
             forbidden_license_count,
             seq,
             at,
+            vulndb_version,
+            vulndb_advisories,
         )
     )
 

@@ -16,12 +16,16 @@ Spec: https://ossf.github.io/osv-schema/ (evaluation algorithm: ``osv_match``).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
 
+from shared.storable import find_unstorable, storable_text
+
 from .errors import ScannerError
+from .limits import MAX_IDENTIFIER_BYTES
 from .versions import PARSERS, SEMVER_NATIVE, VersionError, base_ecosystem, semver_key
 
 RangeType = Literal["SEMVER", "ECOSYSTEM", "GIT"]
@@ -131,19 +135,61 @@ _PATH = re.compile(r" - at `(\$[^`]*)`$")
 
 
 def decode_advisory(data: bytes | str) -> Advisory:
-    """One OSV JSON document -> ``Advisory``; ``OsvDecodeError`` with the JSON path if not."""
+    """One OSV JSON document -> ``Advisory``; ``OsvDecodeError`` with the JSON path if not
+    (JSON nested beyond the decoder's recursion limit included). An import checks more:
+    ``check_storable``."""
     try:
         advisory = _DECODER.decode(data)
     except msgspec.ValidationError as exc:
-        message = str(exc)
+        message = storable_text(str(exc))
         match = _PATH.search(message)
         location = match.group(1) if match else "$"
         raise OsvDecodeError(_PATH.sub("", message), location=location) from None
     except msgspec.DecodeError as exc:
-        raise OsvDecodeError(f"not JSON: {exc}", location="$") from None
+        raise OsvDecodeError(f"not JSON: {storable_text(str(exc))}", location="$") from None
+    except RecursionError:
+        raise OsvDecodeError(
+            "nested more than the JSON decoder's limit (about 1,000 levels) deep", location="$"
+        ) from None
     if not advisory.id.strip():
         raise OsvDecodeError("empty id", location="$.id")
     return advisory
+
+
+def check_storable(advisory: Advisory) -> Advisory:
+    """``advisory``, or ``OsvDecodeError`` naming the JSON path of what the database could
+    not hold, so that an import never acknowledges an advisory it then loses: a value
+    PostgreSQL refuses anywhere (a NUL, a time outside years 1-9999 in UTC such as
+    ``0001-01-01T00:00:00+14:00``; ``shared.storable``), nesting beyond
+    ``MAX_ADVISORY_DEPTH``, an id, alias or package name longer than
+    ``MAX_IDENTIFIER_BYTES`` (they are indexed). Not made when the matcher loads the
+    database: what is held passed it."""
+    problem = find_unstorable(advisory, max_depth=MAX_ADVISORY_DEPTH)
+    if problem is not None:
+        raise OsvDecodeError(f"{problem.path} {problem.reason}", location=problem.path)
+    for path, value in _identifiers(advisory):
+        if len(value) * 4 > MAX_IDENTIFIER_BYTES and len(value.encode()) > MAX_IDENTIFIER_BYTES:
+            raise OsvDecodeError(
+                f"{path} is longer than {MAX_IDENTIFIER_BYTES} bytes", location=path
+            )
+    return advisory
+
+
+# Nesting of an advisory's values (database_specific is free-form); OSV's own shapes are
+# about 6 levels deep.
+MAX_ADVISORY_DEPTH = 64
+
+
+def _identifiers(advisory: Advisory) -> Iterator[tuple[str, str]]:
+    """The values the database indexes, with their JSON paths."""
+    yield "$.id", advisory.id
+    for name in ("aliases", "related", "upstream"):
+        for i, value in enumerate(getattr(advisory, name)):
+            yield f"$.{name}[{i}]", value
+    for i, affected in enumerate(advisory.affected):
+        if affected.package is not None:
+            yield f"$.affected[{i}].package.ecosystem", affected.package.ecosystem
+            yield f"$.affected[{i}].package.name", affected.package.name
 
 
 class RangeProblem(msgspec.Struct, frozen=True, gc=False):
@@ -224,7 +270,9 @@ def _problems_of_range(rng: Range, ecosystem: str, at: str) -> list[RangeProblem
 
 
 def check_advisory(advisory: Advisory) -> Advisory:
-    """``advisory`` itself, or ``BrokenRanges`` listing every problem."""
+    """``advisory`` itself, or ``OsvDecodeError`` for a value the database cannot hold
+    (``check_storable``), or ``BrokenRanges`` listing every problem of its ranges."""
+    check_storable(advisory)
     problems = range_problems(advisory)
     if problems:
         raise BrokenRanges(advisory.id, problems)

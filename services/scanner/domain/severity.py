@@ -10,7 +10,7 @@ never guessed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import msgspec
@@ -106,3 +106,29 @@ def advisory_severity(advisory: Advisory) -> Rating:
     for affected in advisory.affected:
         entries.extend(affected.severity)
     return rate(entries, advisory.database_specific)
+
+
+def _rank(rating: Rating) -> tuple[int, float]:
+    return len(LEVELS) - LEVELS.index(rating.level), rating.score or -1.0
+
+
+def effective_rating(own: Rating, aliases: Mapping[str, Rating]) -> Rating:
+    """An advisory's severity: its own rating, or — when it has none (most PyPA and Go
+    advisories carry no CVSS) — the highest rating among its aliases held in the database
+    (``aliases``: alias id -> that record's own rating; a GHSA or CVE record usually carries
+    CVSS), its ``source`` naming the alias (``alias:CVE-…``). An alias rated ``UNKNOWN``
+    itself adds nothing; ties go to the lowest id, so the answer does not depend on order.
+    """
+    if own.level != "UNKNOWN":
+        return own
+    best: tuple[str, Rating] | None = None
+    for alias_id in sorted(aliases):
+        rating = aliases[alias_id]
+        if rating.level == "UNKNOWN" or (rating.source or "").startswith("alias:"):
+            continue
+        if best is None or _rank(rating) > _rank(best[1]):
+            best = (alias_id, rating)
+    if best is None:
+        return own
+    alias_id, rating = best
+    return Rating(rating.level, rating.score, f"alias:{alias_id}", rating.vector)

@@ -51,6 +51,8 @@ from urllib.parse import unquote
 
 import msgspec
 
+from shared.storable import find_unstorable
+
 from .errors import IngestError
 from .findings import VexState
 from .purls import InvalidPurl, parse_purl
@@ -249,7 +251,7 @@ def _cdx_detail(analysis: _CdxAnalysis) -> str:
 def parse_cyclonedx_vex(data: bytes) -> VexDocument:
     try:
         document = msgspec.json.decode(data, type=_CdxVex)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         error = json_error(exc, data, "CycloneDX VEX")
         raise VexMalformed(error.detail, location=error.location) from None
     if document.bomFormat != "CycloneDX":
@@ -421,7 +423,7 @@ def _ov_detail(statement: _OvStatement) -> str:
 def parse_openvex(data: bytes) -> VexDocument:
     try:
         document = msgspec.json.decode(data, type=_OpenVex)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         error = json_error(exc, data, "OpenVEX")
         raise VexMalformed(error.detail, location=error.location) from None
     if "openvex" not in document.context:
@@ -504,7 +506,7 @@ def detect_vex_format(data: bytes) -> VexFormat:
         raise VexUnknownFormat("not a JSON object; expected CycloneDX VEX or OpenVEX JSON")
     try:
         probe = msgspec.json.decode(data, type=_Probe)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         error = json_error(exc, data, "VEX document")
         raise VexMalformed(error.detail, location=error.location) from None
     if probe.bomFormat == "CycloneDX":
@@ -521,5 +523,22 @@ def parse_vex(data: bytes) -> VexDocument:
     (415) or ``VexMalformed`` (422, with the JSON path)."""
     text = to_utf8(data)
     if detect_vex_format(text) == "cyclonedx":
-        return parse_cyclonedx_vex(text)
-    return parse_openvex(text)
+        return storable_vex(parse_cyclonedx_vex(text))
+    return storable_vex(parse_openvex(text))
+
+
+def storable_vex(document: VexDocument) -> VexDocument:
+    """``document``, or ``VexMalformed`` naming the statement (its JSON path in the
+    document) with a value that ``finding.triaged`` would carry into a database that
+    cannot hold it: a NUL in a detail, a timestamp outside years 1-9999 in UTC."""
+    for statement in document.statements:
+        problem = find_unstorable(statement, path="statement")
+        if problem is not None:
+            field = problem.path.removeprefix("statement.")
+            raise VexMalformed(
+                f"{field} {problem.reason}", location=f"{statement.location} ({field})"
+            )
+    problem = find_unstorable(document.warnings, path="warnings")
+    if problem is not None:
+        raise VexMalformed(f"a value quoted in {problem.path} {problem.reason}", location="$")
+    return document

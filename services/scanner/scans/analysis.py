@@ -22,7 +22,7 @@ from contracts.events.scans import BLOCKING_IDS_MAX, NOT_EFFECTIVE_STATES, Sever
 from services.scanner.domain.advisory_index import Match
 from services.scanner.domain.model import Component, Dependency
 from services.scanner.domain.package_ids import PackageId, component_package, package_id
-from services.scanner.domain.severity import Rating
+from services.scanner.domain.severity import Rating, effective_rating
 from services.scanner.scans.ids import finding_id
 from services.scanner.scans.result import ComponentRecord, FindingRecord
 
@@ -52,6 +52,7 @@ class PriorFinding(msgspec.Struct, frozen=True, kw_only=True):
     vulnerability_id: str
     discovered_at: dt.datetime
     affected: bool = True
+    severity: str = "UNKNOWN"
 
 
 class Summary(msgspec.Struct, frozen=True, kw_only=True):
@@ -191,7 +192,12 @@ def build_findings(
             continue
         group = match.group_id
         group_members = members(match.advisory_ids[0]) if match.advisory_ids else (group,)
-        rating = group_rating(match.advisory_ids, ratings)
+        # No CVSS among the matched advisories: the group's other records (a GHSA or CVE
+        # naming the same weakness) rate it.
+        rating = effective_rating(
+            group_rating(match.advisory_ids, ratings),
+            {m: ratings[m] for m in group_members if m in ratings},
+        )
         score = group_epss(group_members, epss)
         key = (component.package, group)
         memo = triage.get(key)

@@ -11,6 +11,7 @@ import msgspec
 
 from services.scanner.domain.archive import ArchiveLimits, SafeZip
 from services.scanner.domain.errors import IngestError
+from services.scanner.domain.limits import check_component_count
 from services.scanner.domain.lockfiles import ZipTree, scan_tree
 from services.scanner.domain.model import Component, Dependency, IngestWarning
 from services.scanner.domain.sbom import detect_format, parse_sbom
@@ -85,6 +86,7 @@ def read_source(data: bytes, *, limits: ArchiveLimits | None = None) -> Parsed:
             "requirements*.txt, poetry.lock, uv.lock, Pipfile.lock, go.mod, Cargo.lock, "
             "composer.lock, Gemfile.lock)"
         )
+    check_component_count(len(scanned.components))
     return Parsed(
         format=GENERATED_FORMAT,
         spec_version=GENERATED_SPEC,

@@ -131,6 +131,12 @@ class ScansProjection:
             return
         if isinstance(payload, ScanRematched):
             await jobs.finish(conn, store.JOBS_TABLE, payload.job_id, sequence=seq)
+            if payload.vulndb_advisories:
+                await conn.execute(
+                    "UPDATE scanner.scans SET vulndb_advisories = $2 WHERE id = $1",
+                    payload.scan_id,
+                    payload.vulndb_advisories,
+                )
             if payload.result_digest and await _open_snapshot(conn, payload.scan_id):
                 await self._rematched(conn, payload, at=at)
             if await store.scan_status(conn, payload.scan_id) is not None:
@@ -281,6 +287,7 @@ class ScansProjection:
             summary=summary,
             component_count=payload.component_count,
             sequence=sequence,
+            vulndb_advisories=payload.vulndb_advisories,
         )
 
     async def _rematched(
@@ -300,6 +307,7 @@ class ScansProjection:
             cause="rematch",
         )
         await store.resolve_findings(conn, result.resolved, at=at)
+        await store.rerate_findings(conn, result.rerated)
 
     async def _enqueue_rematches(
         self, conn: asyncpg.Connection, event: Event, payload: VulnDbUpdated

@@ -70,9 +70,10 @@ class RematchWorker:
             ) from None
         created: list[FindingRecord] = []
         resolved: list[tuple[PriorFinding, str]] = []
+        rerated: list[FindingRecord] = []
         latest, _ = await store.previous_snapshot(self.pool, project_id, before_scan="")
         if latest == scan_id:  # a newer snapshot was matched against the new database anyway
-            created, resolved = await self._differences(scan_id, project_id, vulndb, job)
+            created, resolved, rerated = await self._differences(scan_id, project_id, vulndb, job)
         events: list[tuple[EventPayload, str]] = [
             (
                 finding_created(f, scan_id=scan_id, project_id=project_id, cause="rematch"),
@@ -109,7 +110,7 @@ class RematchWorker:
             aggregate=f"scan:{scan_id}",
         )
         digest = None
-        if created or resolved:
+        if created or resolved or rerated:
             digest = await self.blobs.put(
                 encode_rematch(
                     RematchResult(
@@ -126,11 +127,17 @@ class RematchWorker:
                             )
                             for gone, reason in resolved
                         ),
+                        rerated=tuple(rerated),
                     )
                 )
             )
         await self._rematched(
-            job, created=len(created), resolved=len(resolved), result_digest=digest
+            job,
+            created=len(created),
+            resolved=len(resolved),
+            rerated=len(rerated),
+            result_digest=digest,
+            vulndb=vulndb,
         )
 
     async def give_up(self, job: jobs.Job) -> None:
@@ -139,8 +146,17 @@ class RematchWorker:
         await self._rematched(job, created=0, resolved=0)
 
     async def _rematched(
-        self, job: jobs.Job, *, created: int, resolved: int, result_digest: str | None = None
+        self,
+        job: jobs.Job,
+        *,
+        created: int,
+        resolved: int,
+        rerated: int = 0,
+        result_digest: str | None = None,
+        vulndb: VulnDbView | None = None,
     ) -> None:
+        """``vulndb``: the database matched against (None when the job gave up: the scan
+        keeps naming the one it had)."""
         payload = job.payload
         await self.runtime.bus.publish(
             ScanRematched(
@@ -150,7 +166,10 @@ class RematchWorker:
                 import_id=str(payload["import_id"]),
                 created=created,
                 resolved=resolved,
+                rerated=rerated,
                 result_digest=result_digest,
+                vulndb_advisories=len(vulndb.index) if vulndb is not None else 0,
+                vulndb_version=vulndb.version if vulndb is not None else 0,
             ),
             aggregate=f"scan:{payload['scan_id']}",
             actor=SYSTEM,
@@ -159,18 +178,21 @@ class RematchWorker:
 
     async def _differences(
         self, scan_id: str, project_id: str, db: VulnDbView, job: jobs.Job
-    ) -> tuple[list[FindingRecord], list[tuple[PriorFinding, str]]]:
+    ) -> tuple[list[FindingRecord], list[tuple[PriorFinding, str]], list[FindingRecord]]:
         records = await store.snapshot_components(self.pool, scan_id)
         matches = [m for m in db.index.match(matchable(records)) if m.verdict.status == "affected"]
         advisory_ids = sorted({a for m in matches for a in m.advisory_ids})
         members = db.index.group_members
         open_now = await store.open_findings(self.pool, scan_id)
         open_ids = {f.id for f in open_now if f.affected}
+        open_severity = {f.id: f.severity for f in open_now if f.affected}
         findings = build_findings(
             scan_id=scan_id,
             components=records,
             matches=matches,
-            ratings=await advisory_ratings(self.pool, advisory_ids),
+            ratings=await advisory_ratings(
+                self.pool, sorted({x for a in advisory_ids for x in members(a)})
+            ),
             members=members,
             epss=epss_scores(db, {x for a in advisory_ids for x in members(a)}),
             triage=await store.triage_memory(self.pool, project_id),
@@ -179,6 +201,7 @@ class RematchWorker:
         )
         matched_ids = {f.id for f in findings}
         created = [f for f in findings if f.id not in open_ids]
+        rerated = [f for f in findings if open_severity.get(f.id, f.severity) != f.severity]
         gone = [f for f in open_now if f.affected and f.id not in matched_ids]
         by_finding = await _advisories_by_finding(self.pool, [f.id for f in gone])
         withdrawn = await withdrawn_advisories(
@@ -193,7 +216,7 @@ class RematchWorker:
             )
             for f in gone
         ]
-        return created, resolved
+        return created, resolved, rerated
 
 
 async def _advisories_by_finding(

@@ -100,13 +100,15 @@ class ScanResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RematchResult(msgspec.Struct, frozen=True, kw_only=True):
-    """What a re-match changed in a snapshot: findings that appeared, findings that went."""
+    """What a re-match changed in a snapshot: findings that appeared, findings that went,
+    and open findings whose severity changed (an alias carrying CVSS was imported)."""
 
     format_version: int = RESULT_FORMAT
     scan_id: str
     job_id: str
     created: tuple[FindingRecord, ...] = ()
     resolved: tuple[Resolution, ...] = ()
+    rerated: tuple[FindingRecord, ...] = ()
 
 
 _encoder = msgspec.json.Encoder()

@@ -199,11 +199,13 @@ async def set_succeeded(
     summary: dict[str, Any],
     component_count: int,
     sequence: int,
+    vulndb_advisories: int,
 ) -> None:
     await conn.execute(
         "UPDATE scanner.scans SET status = 'succeeded', finished_at = $2, sbom_digest = $3, "
         "result_digest = $4, spec_version = $5, summary = $6, completed_seq = $7, version = $7, "
-        "started_at = COALESCE(started_at, $2), progress = $8 WHERE id = $1",
+        "started_at = COALESCE(started_at, $2), progress = $8, vulndb_advisories = $9 "
+        "WHERE id = $1",
         scan_id,
         at,
         sbom_digest,
@@ -217,6 +219,7 @@ async def set_succeeded(
             "total": component_count,
             "message": "succeeded",
         },
+        vulndb_advisories,
     )
 
 
@@ -444,15 +447,17 @@ async def latest_snapshots(
     conn: asyncpg.Connection, *, packages: Sequence[tuple[str, str]] | None
 ) -> list[tuple[str, str]]:
     """(project id, scan id) of every project's latest snapshot; with ``packages``, only those
-    whose snapshot has a component of one of them (``(ecosystem, key)``)."""
+    whose snapshot has a component of one of them (``(ecosystem, key)``) or was matched
+    against an empty database."""
     rows = await conn.fetch(
-        "SELECT DISTINCT ON (project_id) project_id, id FROM scanner.scans "
+        "SELECT DISTINCT ON (project_id) project_id, id, vulndb_advisories FROM scanner.scans "
         "WHERE status = 'succeeded' AND deleted_at IS NULL "
         "ORDER BY project_id, completed_seq DESC"
     )
     latest = [(row["project_id"], row["id"]) for row in rows]
     if packages is None or not latest:
         return latest
+    unmatched = {row["id"] for row in rows if row["vulndb_advisories"] == 0}
     wanted = [f"{ecosystem}:{key}" for ecosystem, key in packages]
     hit = await conn.fetch(
         "SELECT DISTINCT scan_id FROM scanner.components WHERE scan_id = ANY($1::text[]) "
@@ -460,8 +465,19 @@ async def latest_snapshots(
         [scan for _, scan in latest],
         wanted,
     )
-    hits = {row["scan_id"] for row in hit}
+    hits = {row["scan_id"] for row in hit} | unmatched
     return [(project, scan) for project, scan in latest if scan in hits]
+
+
+async def rerate_findings(conn: asyncpg.Connection, findings: Sequence[FindingRecord]) -> None:
+    """Open findings whose severity a re-match derived again (an alias was imported)."""
+    if not findings:
+        return
+    await conn.executemany(
+        "UPDATE scanner.findings SET severity = $2, severity_rank = $3, cvss_score = $4 "
+        "WHERE id = $1 AND resolved_at IS NULL",
+        [(f.id, f.severity, SEVERITY_RANK.get(f.severity, 0), f.cvss_score) for f in findings],
+    )
 
 
 # ---- reads the worker needs -----------------------------------------------------------------
@@ -483,7 +499,7 @@ async def previous_snapshot(
 async def open_findings(db: Queryable, scan_id: str) -> list[PriorFinding]:
     rows = await db.fetch(
         "SELECT id, scan_id, package, vulnerability_id, discovered_at, match = 'affected' AS "
-        "affected FROM scanner.findings WHERE scan_id = $1 AND resolved_at IS NULL",
+        "affected, severity FROM scanner.findings WHERE scan_id = $1 AND resolved_at IS NULL",
         scan_id,
     )
     return [PriorFinding(**dict(row)) for row in rows]

@@ -32,7 +32,7 @@ from contracts.events.scans import (
     ScanProgressed,
     ScanStarted,
 )
-from services.scanner.domain.errors import IngestError
+from services.scanner.domain.errors import IngestError, LockfileError, MalformedDocument
 from services.scanner.scans import store
 from services.scanner.scans.analysis import (
     build_findings,
@@ -71,6 +71,7 @@ from shared.bus import Bus
 from shared.errors import NotFound
 from shared.logging import get_logger
 from shared.service import Runtime
+from shared.storable import find_unstorable, storable_text
 
 log = get_logger(__name__)
 
@@ -183,7 +184,10 @@ class ScanWorker:
         laps.lap("progress")
         advisory_ids = sorted({a for m in matches for a in m.advisory_ids})
         ratings, (prior_scan, prior), triage = await asyncio.gather(
-            advisory_ratings(self.pool, advisory_ids),
+            # The group members too: an advisory without CVSS takes its aliases' rating.
+            advisory_ratings(
+                self.pool, sorted({x for a in advisory_ids for x in vulndb.index.group_members(a)})
+            ),
             store.previous_snapshot(self.pool, scan.project_id, before_scan=scan.id),
             store.triage_memory(self.pool, scan.project_id),
         )
@@ -236,7 +240,12 @@ class ScanWorker:
             created=tuple(f.id for f in created),
             epss_threshold=threshold,
         )
-        result_digest, sbom_digest = await self._store(scan, result)
+        try:
+            blob = storable_result(scan.kind, result)
+        except IngestError as exc:
+            await self._fail(scan, exc.code, exc.detail, location=exc.location)
+            return
+        result_digest, sbom_digest = await self._store(scan, result, blob)
         laps.lap("store")
         await self._check_active(scan.id)
         await self._publish_scan(
@@ -264,6 +273,7 @@ class ScanWorker:
                 not_evaluated_count=summary.not_evaluated_count,
                 warning_count=len(parsed.warnings),
                 vulndb_advisories=len(vulndb.index),
+                vulndb_version=vulndb.version,
                 epss_as_of=vulndb.epss_as_of,
             ),
             step="completed",
@@ -283,9 +293,9 @@ class ScanWorker:
             seconds=laps.seconds,
         )
 
-    async def _store(self, scan: store.ScanRow, result: ScanResult) -> tuple[str, str]:
+    async def _store(self, scan: store.ScanRow, result: ScanResult, blob: bytes) -> tuple[str, str]:
         """The result blob's digest, and the SBOM's (made for a source scan)."""
-        result_digest = await self.blobs.put(encode_result(result))
+        result_digest = await self.blobs.put(blob)
         if scan.kind == "sbom":
             return result_digest, scan.source_digest
         sbom = cyclonedx_for(result.components, result.dependencies)
@@ -321,14 +331,18 @@ class ScanWorker:
     async def _fail(
         self, scan: store.ScanRow, code: str, message: str, *, location: str | None = None
     ) -> None:
+        # The message and location may quote the document: made storable and bounded, so
+        # the failure itself can always be applied.
         await self._publish_scan(
             scan,
             ScanFailed(
                 scan_id=scan.id,
                 project_id=scan.project_id,
                 code=code,
-                message=message,
-                location=location,
+                message=storable_text(message, max_chars=MESSAGE_MAX_CHARS),
+                location=storable_text(location, max_chars=LOCATION_MAX_CHARS)
+                if location is not None
+                else None,
             ),
             step="failed",
         )
@@ -387,6 +401,33 @@ class _Laps:
         now = time.perf_counter()
         self.seconds[name] = round(self.seconds.get(name, 0.0) + now - self._last, 4)
         self._last = now
+
+
+# Bounds of a failure's text (the location of a component 32 levels deep is ~1 KB).
+MESSAGE_MAX_CHARS, LOCATION_MAX_CHARS = 2000, 2000
+
+
+def storable_result(kind: str, result: ScanResult) -> bytes:
+    """The result blob, or the ``IngestError`` that fails the scan when a value in it could
+    not be stored by the projection that reads it (the readers refuse NUL characters where
+    they can name the document's location; this catches whatever else would slip through,
+    e.g. from a reader added later). Cheap: one search of the encoded bytes, and the walk
+    that finds the path only when the search hits."""
+    try:
+        blob: bytes | None = encode_result(result)
+    except UnicodeEncodeError:  # a lone surrogate
+        blob = None
+    if blob is not None and b"\\u0000" not in blob:
+        return blob
+    problem = find_unstorable(result, path="result")
+    if problem is None:  # the text "\\u0000" itself, escaped: harmless
+        assert blob is not None
+        return blob
+    error = MalformedDocument if kind == "sbom" else LockfileError
+    raise error(
+        f"a value read from the upload cannot be stored: {problem.path} {problem.reason}",
+        location=problem.path,
+    )
 
 
 def _read(

@@ -28,8 +28,15 @@ import msgspec
 from contracts.events.vulndb import ImportCounts, RejectedRecord
 from services.scanner.domain.archive import ArchiveLimits, MiB, SafeZip
 from services.scanner.domain.errors import ScannerError
-from services.scanner.domain.osv import Advisory, OsvError, check_advisory, decode_advisory
+from services.scanner.domain.osv import (
+    Advisory,
+    OsvError,
+    check_advisory,
+    check_storable,
+    decode_advisory,
+)
 from services.scanner.domain.versions import base_ecosystem
+from shared.storable import find_unstorable, storable_text
 
 # An advisory bundle is many small files: the OSV export of every ecosystem has a few
 # hundred thousand. The ratio limit still guards each large entry, the total bounds memory.
@@ -118,7 +125,11 @@ def _refused(
     path: str, exc: OsvError, *, advisory_id: str | None, ecosystems: tuple[str, ...]
 ) -> Rejected:
     record = RejectedRecord(
-        id=advisory_id, file=path, location=exc.location or "$", code=exc.code, message=exc.detail
+        id=advisory_id,
+        file=storable_text(path, max_chars=1000),
+        location=storable_text(exc.location or "$", max_chars=1000),
+        code=exc.code,
+        message=storable_text(exc.detail, max_chars=2000),
     )
     return Rejected(record, ecosystems)
 
@@ -136,9 +147,11 @@ def read_entry(path: str, raw: bytes) -> BundleFile | Rejected:
         head = _HEAD.decode(raw)
         if not head.id.strip():
             raise ValueError("empty id")
-    except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+        if find_unstorable(head) is not None:  # e.g. a NUL in the id, a far-off modified
+            raise ValueError("unstorable")
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError, RecursionError):
         try:  # the full decoder says precisely what is wrong, with the JSON path
-            advisory = decode_advisory(raw)
+            advisory = check_storable(decode_advisory(raw))
         except OsvError as exc:
             return _refused(path, exc, advisory_id=None, ecosystems=(UNKNOWN_ECOSYSTEM,))
         return BundleFile(path, raw, advisory.id, advisory.modified, ecosystems_of(advisory))

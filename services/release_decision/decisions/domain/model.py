@@ -3,6 +3,8 @@ policy. Built by the projection from its tables; nothing here does I/O."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import msgspec
 
 from contracts.events.releases import Blocker, Decision, EvidenceKind
@@ -18,6 +20,9 @@ class EffectivePolicy(msgspec.Struct, frozen=True, kw_only=True):
     require_signed_commits: bool = False
     required_evidence: tuple[EvidenceKind, ...] = ("sbom",)
     max_snapshot_age_hours: int = 168
+    # 0: no limit on the vulnerability database's age.
+    max_vulndb_age_hours: float = 72.0
+    block_on_unknown_severity: bool = True
     # The version of the most specific policy in force, and its scope.
     version: int = 0
     scope: str = "default"
@@ -37,6 +42,18 @@ class FindingEvidence(msgspec.Struct, frozen=True, kw_only=True):
         return self.affected and self.state not in NOT_EFFECTIVE_STATES
 
 
+class VulnDbEvidence(msgspec.Struct, frozen=True, kw_only=True):
+    """The vulnerability database the snapshot was matched against: the newest OSV import
+    known (``version``, ``imported_at``, ``digest``; none when nothing was ever imported)
+    and what the snapshot's last match used (``matched_version``, ``advisory_count``)."""
+
+    version: int = 0
+    imported_at: dt.datetime | None = None
+    digest: str | None = None
+    matched_version: int = 0
+    advisory_count: int = 0
+
+
 class SnapshotEvidence(msgspec.Struct, frozen=True, kw_only=True):
     """The commit's newest succeeded scan."""
 
@@ -45,6 +62,7 @@ class SnapshotEvidence(msgspec.Struct, frozen=True, kw_only=True):
     result_digest: str | None = None
     forbidden_license_count: int = 0
     findings: tuple[FindingEvidence, ...] = ()
+    vulndb: VulnDbEvidence = VulnDbEvidence()
 
 
 class SignatureEvidence(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,6 +88,9 @@ class Evidence(msgspec.Struct, frozen=True, kw_only=True):
     pending_scan_id: str | None = None
     signature: SignatureEvidence | None = None
     blocks: tuple[BlockEvidence, ...] = ()
+    # When the decision is made: the causing event's time (never the clock), so the age of
+    # the vulnerability database is judged the same on a replay.
+    evaluated_at: dt.datetime | None = None
 
 
 class DecisionResult(msgspec.Struct, frozen=True, kw_only=True):

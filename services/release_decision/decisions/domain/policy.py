@@ -15,6 +15,8 @@ _FIELDS = (
     "require_signed_commits",
     "required_evidence",
     "max_snapshot_age_hours",
+    "max_vulndb_age_hours",
+    "block_on_unknown_severity",
 )
 
 
@@ -58,4 +60,6 @@ def as_document(policy: EffectivePolicy) -> DecisionPolicyDocument:
         require_signed_commits=policy.require_signed_commits,
         required_evidence=list(policy.required_evidence),
         max_snapshot_age_hours=policy.max_snapshot_age_hours,
+        max_vulndb_age_hours=policy.max_vulndb_age_hours,
+        block_on_unknown_severity=policy.block_on_unknown_severity,
     )

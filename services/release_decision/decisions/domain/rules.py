@@ -8,6 +8,7 @@ always gives the same bytes.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
@@ -52,10 +53,17 @@ class RequiredEvidence:
             )
 
 
+def blocking_severities(policy: EffectivePolicy) -> tuple[str, ...]:
+    """The severities whose effective findings block: ``block_on_severity``, and ``UNKNOWN``
+    when ``block_on_unknown_severity`` (an advisory nobody rated is not a harmless one)."""
+    unknown = ("UNKNOWN",) if policy.block_on_unknown_severity else ()
+    return tuple(dict.fromkeys((*policy.block_on_severity, *unknown)))
+
+
 def _blocking(policy: EffectivePolicy, finding: FindingEvidence) -> bool:
     if not finding.effective:
         return False
-    if finding.severity in policy.block_on_severity:
+    if finding.severity in blocking_severities(policy):
         return True
     threshold = policy.epss_threshold
     return threshold is not None and finding.epss is not None and finding.epss >= threshold
@@ -76,6 +84,44 @@ class Vulnerabilities:
         for finding in evidence.snapshot.findings:
             if _blocking(policy, finding):
                 yield Blocker(code="vulnerability", message=_describe(finding), ref=finding.id)
+
+
+class VulnerabilityDatabase:
+    """A snapshot is only as good as the advisories it was matched against.
+
+    ``vulndb_missing`` when its last match used an empty database (nothing imported yet: no
+    finding means nothing, not safe); ``vulndb_stale`` when the newest OSV import is older
+    than ``max_vulndb_age_hours`` at the decision's time (0: no limit)."""
+
+    def blockers(self, policy: EffectivePolicy, evidence: Evidence) -> Iterable[Blocker]:
+        snapshot = evidence.snapshot
+        if snapshot is None or evidence.pending_scan_id is not None:
+            return
+        vulndb = snapshot.vulndb
+        if vulndb.version == 0 or vulndb.advisory_count == 0 or vulndb.imported_at is None:
+            yield Blocker(
+                code="vulndb_missing",
+                message="the snapshot was matched against an empty vulnerability database "
+                "(import OSV advisories: POST /api/v1/vulndb/import)",
+                ref=snapshot.scan_id,
+            )
+            return
+        if vulndb_stale(policy, vulndb.imported_at, evidence.evaluated_at):
+            imported = vulndb.imported_at.astimezone(dt.UTC)
+            yield Blocker(
+                code="vulndb_stale",
+                message=f"the newest OSV import ({imported:%Y-%m-%dT%H:%MZ}) is older than "
+                f"{policy.max_vulndb_age_hours:g} hours",
+                ref=snapshot.scan_id,
+            )
+
+
+def vulndb_stale(policy: EffectivePolicy, imported_at: dt.datetime, at: dt.datetime | None) -> bool:
+    """The import at ``imported_at`` is older than the policy allows at time ``at``."""
+    limit = policy.max_vulndb_age_hours
+    if limit <= 0 or at is None:
+        return False
+    return at - imported_at > dt.timedelta(hours=limit)
 
 
 class ForbiddenLicenses:
@@ -125,6 +171,7 @@ class Blocks:
 DEFAULT_RULES: tuple[Rule, ...] = (
     RequiredEvidence(),
     Vulnerabilities(),
+    VulnerabilityDatabase(),
     ForbiddenLicenses(),
     SignedCommit(),
     Blocks(),

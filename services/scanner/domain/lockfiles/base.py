@@ -114,7 +114,7 @@ def decode_json(path: str, data: bytes, kind: type[T]) -> T:
     """A JSON lockfile as ``kind``; a syntax or shape error names the file and JSON path."""
     try:
         return msgspec.json.decode(data, type=kind)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         error = json_error(exc, data, path)
         raise LockfileError(error.detail, location=f"{path}: {error.location}") from None
 

@@ -11,7 +11,10 @@ from collections.abc import Iterable
 
 import msgspec
 
-from ..errors import IngestError
+from shared.storable import storable_text
+
+from ..errors import IngestError, LockfileError, MalformedDocument
+from ..limits import check_component, check_component_count
 from ..model import Component, Dependency, IngestWarning
 from .base import LockfileReport, Reader, merge_components
 from .cargo import read_cargo_lock
@@ -98,7 +101,19 @@ def scan_tree(tree: FileTree, *, max_file_size: int = DEFAULT_MAX_FILE_SIZE) -> 
             continue
         data = tree.read(path)
         try:
-            reports.append(reader(path, data, tree))
+            report = reader(path, data, tree)
+            for component in report.components:
+                # A value no database can hold (a NUL in a name, a 10 KB version) fails
+                # the lockfile, like a syntax error would.
+                check_component(component, location=path)
+            check_component_count(len(report.components))
+            reports.append(report)
+        except MalformedDocument as exc:
+            failures.append(
+                LockfileFailure(
+                    path=path, code=LockfileError.code, detail=exc.detail, location=exc.location
+                )
+            )
         except IngestError as exc:
             if exc.code.startswith("archive_"):
                 raise
@@ -122,7 +137,16 @@ def merge_reports(reports: list[LockfileReport], failures: list[LockfileFailure]
             children = edges.setdefault(dependency.ref, {})
             children.update(dict.fromkeys(dependency.depends_on))
         for warning in report.warnings:
-            # A file included by two requirements files warns once.
+            # A file included by two requirements files warns once. A warning quotes the
+            # file: stored with the scan's result, so made storable.
+            warning = msgspec.structs.replace(
+                warning,
+                detail=storable_text(warning.detail, max_chars=1000),
+                ref=storable_text(warning.ref, max_chars=300) if warning.ref else warning.ref,
+                location=storable_text(warning.location, max_chars=300)
+                if warning.location
+                else warning.location,
+            )
             warnings.setdefault((warning.code, warning.location, warning.detail), warning)
     return TreeScan(
         components=tuple(components.values()),

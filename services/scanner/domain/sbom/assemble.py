@@ -8,7 +8,10 @@ from typing import Literal
 
 import msgspec
 
+from shared.storable import storable_text
+
 from ..depgraph import direct_flags
+from ..limits import MAX_COMPONENTS, check_component, check_component_count
 from ..model import Bom, Component, Dependency, IngestWarning
 from ..purls import InvalidPurl, parse_purl
 
@@ -43,7 +46,16 @@ class Draft:
     def warn(
         self, code: str, detail: str, *, ref: str | None = None, location: str | None = None
     ) -> None:
-        self.warnings.append(IngestWarning(code=code, detail=detail, ref=ref, location=location))
+        # A warning quotes the document (a ref that names nothing, say): stored with the
+        # scan's result, so made storable and bounded here.
+        self.warnings.append(
+            IngestWarning(
+                code=code,
+                detail=storable_text(detail, max_chars=1000),
+                ref=storable_text(ref, max_chars=300) if ref is not None else None,
+                location=location,
+            )
+        )
 
     def read_purl(self, raw: str | None, *, ref: str, location: str) -> PurlFields:
         """Check a component's purl. A bad one is dropped with an ``invalid_purl`` warning:
@@ -61,6 +73,11 @@ class Draft:
         return PurlFields(raw.strip(), purl.ecosystem, purl.package, purl.identity)
 
     def add(self, component: Component, *, location: str, identity: str | None) -> None:
+        """Keep a component, refused (``MalformedDocument`` at its location) when a value
+        of it cannot be stored, and the document refused (``TooLarge``) past the bound."""
+        check_component(component, location=location)
+        if len(self.components) >= MAX_COMPONENTS:
+            check_component_count(len(self.components) + 1, limit=MAX_COMPONENTS)
         self.components.append(component)
         self.locations.append(location)
         self.identities.append(identity)

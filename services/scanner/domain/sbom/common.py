@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import msgspec
 
 from ..errors import MalformedDocument, UnsupportedSpecVersion
+from ..limits import JSON_DEPTH_LIMIT, nested_too_deep
 
 _AT_PATH = re.compile(r" - at `(\$[^`]*)`$")
 _AT_BYTE = re.compile(r" \(byte (\d+)\)$")
@@ -27,7 +28,11 @@ def json_error(exc: Exception, data: bytes, what: str) -> MalformedDocument:
     """Our error for a msgspec decode failure, located by JSON path or line and column.
 
     Located from the data itself where we can, not from the wording of msgspec's message,
-    which changes between releases (0.23 stopped naming the byte of invalid UTF-8)."""
+    which changes between releases (0.23 stopped naming the byte of invalid UTF-8).
+    A ``RecursionError`` is msgspec refusing JSON nested beyond the interpreter's recursion
+    limit: refused at once, before the nesting turns into memory."""
+    if isinstance(exc, RecursionError):
+        return nested_too_deep(what, limit=JSON_DEPTH_LIMIT, location="$")
     if isinstance(exc, UnicodeDecodeError | msgspec.DecodeError):
         try:
             data.decode("utf-8")

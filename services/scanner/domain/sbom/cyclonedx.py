@@ -8,6 +8,12 @@ from collections.abc import Iterable
 import msgspec
 
 from ..errors import MalformedDocument
+from ..limits import (
+    COMPONENT_NESTING_LIMIT,
+    MAX_COMPONENT_NESTING,
+    check_component,
+    nested_too_deep,
+)
 from ..model import Bom, Component, Hash, License, Scope
 from .assemble import Draft, finish
 from .common import cyclonedx_version, json_error
@@ -155,17 +161,23 @@ def _component(raw: CdxComponent, path: str, draft: Draft) -> tuple[Component, s
     return component, purl.identity
 
 
-def _flatten(roots: list[CdxComponent], path: str, draft: Draft) -> None:
+def _flatten(roots: list[CdxComponent], path: str, draft: Draft, *, level: int = 1) -> None:
     """Depth-first, parent before its nested components: document order, so the first of a
-    duplicate pair is the one a reader sees first."""
-    stack = [(f"{path}[{i}]", c) for i, c in reversed(list(enumerate(roots)))]
+    duplicate pair is the one a reader sees first. ``level`` is the roots' nesting level;
+    beyond ``MAX_COMPONENT_NESTING`` the document is refused (every level lengthens the
+    location of everything below it, so depth costs memory quadratically)."""
+    stack = [(f"{path}[{i}]", c, level) for i, c in reversed(list(enumerate(roots)))]
     while stack:
-        location, raw = stack.pop()
+        location, raw, depth = stack.pop()
+        if depth > MAX_COMPONENT_NESTING:
+            raise nested_too_deep(
+                "CycloneDX JSON", limit=COMPONENT_NESTING_LIMIT, location=location
+            )
         component, identity = _component(raw, location, draft)
         draft.add(component, location=location, identity=identity)
         if raw.components:
             stack.extend(
-                (f"{location}.components[{i}]", c)
+                (f"{location}.components[{i}]", c, depth + 1)
                 for i, c in reversed(list(enumerate(raw.components)))
             )
 
@@ -175,7 +187,7 @@ def parse_cyclonedx_json(data: bytes) -> Bom:
     path or line) or ``UnsupportedSpecVersion``."""
     try:
         document = _DECODER.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise json_error(exc, data, "CycloneDX JSON") from None
     check_bom_format(document.bom_format)
     spec_version, note = cyclonedx_version(document.spec_version, location="$.specVersion")
@@ -185,8 +197,9 @@ def parse_cyclonedx_json(data: bytes) -> Bom:
     metadata = document.metadata.component if document.metadata else None
     if metadata is not None:
         draft.metadata, _ = _component(metadata, "$.metadata.component", draft)
+        check_component(draft.metadata, location="$.metadata.component")
         if metadata.components:
-            _flatten(metadata.components, "$.metadata.component.components", draft)
+            _flatten(metadata.components, "$.metadata.component.components", draft, level=2)
     if document.components:
         _flatten(document.components, "$.components", draft)
     for i, dependency in enumerate(document.dependencies or ()):

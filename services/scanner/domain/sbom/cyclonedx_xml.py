@@ -21,6 +21,14 @@ from typing import NoReturn, cast
 from xml.parsers import expat
 
 from ..errors import ForbiddenXml, MalformedDocument
+from ..limits import (
+    COMPONENT_NESTING_LIMIT,
+    MAX_COMPONENT_NESTING,
+    MAX_XML_DEPTH,
+    XML_DEPTH_LIMIT,
+    check_component,
+    nested_too_deep,
+)
 from ..model import Bom, Component, Hash, License
 from .assemble import Draft, finish
 from .common import cyclonedx_version, gc_paused
@@ -120,16 +128,21 @@ class _Reader:
         )
         return component, purl.identity
 
-    def flatten(self, element: ET.Element, path: str) -> None:
-        """A component and its nested components, parent first (document order)."""
-        stack = [(path, element)]
+    def flatten(self, element: ET.Element, path: str, *, level: int = 1) -> None:
+        """A component and its nested components, parent first (document order); refused
+        beyond ``MAX_COMPONENT_NESTING`` levels."""
+        stack = [(path, element, level)]
         while stack:
-            location, node = stack.pop()
+            location, node, depth = stack.pop()
+            if depth > MAX_COMPONENT_NESTING:
+                raise nested_too_deep(
+                    "CycloneDX XML", limit=COMPONENT_NESTING_LIMIT, location=location
+                )
             component, identity = self.component(node, location)
             self.draft.add(component, location=location, identity=identity)
             nested = node.findall(f"{self.q}components/{self.q}component")
             stack.extend(
-                (f"{location}/components/component[{i}]", child)
+                (f"{location}/components/component[{i}]", child, depth + 1)
                 for i, child in reversed(list(enumerate(nested, start=1)))
             )
 
@@ -175,6 +188,12 @@ def _stream(data: bytes, draft: Draft) -> str:
             for event, element in cast("Iterator[tuple[str, ET.Element]]", pull.read_events()):
                 if event == "start":
                     depth += 1
+                    if depth > MAX_XML_DEPTH:
+                        # Refused at the first element too deep: a few thousand levels
+                        # already cost a component's location per level (quadratic).
+                        raise nested_too_deep(
+                            "CycloneDX XML", limit=XML_DEPTH_LIMIT, location=f"/bom/{container}"
+                        )
                     if depth == 1:
                         reader, spec_version = _root(element, draft)
                     elif depth == 2:
@@ -219,10 +238,11 @@ def _top_level(reader: _Reader, element: ET.Element, path: str, container: str) 
         reader.dependency(element, path)
     elif element.tag == q + "component" and container == "metadata":
         subject, _ = reader.component(element, path)
+        check_component(subject, location=path)
         reader.draft.metadata = subject
         nested = element.findall(f"{q}components/{q}component")
         for i, child in enumerate(nested, start=1):
-            reader.flatten(child, f"{path}/components/component[{i}]")
+            reader.flatten(child, f"{path}/components/component[{i}]", level=2)
     else:
         return
     element.clear()

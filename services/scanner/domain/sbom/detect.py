@@ -87,7 +87,7 @@ def _detect_json(data: bytes) -> Format:
         return "spdx-json"
     try:
         probe = msgspec.json.decode(data, type=_Probe)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         raise UnknownFormat(
             "a JSON document that does not parse, with neither bomFormat nor spdxVersion"
         ) from None
@@ -104,7 +104,7 @@ def _detect_json(data: bytes) -> Format:
 def _top_level_keys(data: bytes) -> str:
     try:
         value = msgspec.json.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return "unreadable"
     if isinstance(value, dict):
         return ", ".join(sorted(str(k) for k in value)[:10]) or "none"

@@ -14,6 +14,7 @@ from typing import Literal
 import msgspec
 
 from ..depgraph import widest_scope
+from ..limits import check_component
 from ..model import Bom, Component, Hash, License, Scope
 from .assemble import Draft, finish
 
@@ -172,6 +173,7 @@ def build_bom(
     for package in packages:
         component, identity = _component(package, draft, extracted_names)
         if package.spdx_id == subject:
+            check_component(component, location=package.location)
             draft.metadata = component
             continue
         # Scope is what relationships say; a package no relationship scopes is unknown.

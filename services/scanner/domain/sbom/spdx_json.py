@@ -73,7 +73,7 @@ def parse_spdx_json(data: bytes) -> Bom:
     or line) or ``UnsupportedSpecVersion``."""
     try:
         document = _DECODER.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise json_error(exc, data, "SPDX JSON") from None
     version, note = spdx_version(document.spdxVersion, location="$.spdxVersion")
     packages = [

@@ -1,0 +1,94 @@
+"""Hostile documents through the real scanner, gateway and release-decision (issue 9, §2):
+each ends promptly as a refusal with its location, nothing wedges, the next upload still
+works, and a malformed snapshot is never a SHIP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.settings import Settings
+from tests.conftest import StartService
+from tests.integration.test_release_decision_support import gate_stack, sha
+from tests.integration.test_scan_support import cyclonedx_json, scan_api
+from tests.integration.test_vulndb_support import ZIP, fetch, osv, vulndb_api, zip_of
+from tests.unit.test_scanner_hostile_documents import nested_json, nested_xml
+
+
+def with_nul_name() -> bytes:
+    return cyclonedx_json().replace(b'"name": "django"', b'"name": "dja\\u0000ngo"', 1)
+
+
+async def test_hostile_sboms_fail_with_a_location_and_the_next_upload_works(
+    start_service: StartService,
+) -> None:
+    hostile: list[tuple[bytes, str, str]] = [
+        # 10,000 components deep: ran the scanner to 2.3 GB and wedged the scans projection
+        (nested_xml(10_000), "sbom_malformed", "/bom/components"),
+        (nested_json(10_000), "sbom_malformed", "$"),  # a RecursionError: crashed 5 times
+        (nested_xml(40), "sbom_malformed", "/bom/components/component[1]/components"),
+        # a NUL in a component's name: running forever (the projection could not insert it)
+        (with_nul_name(), "sbom_malformed", "$.components[0].name"),
+    ]
+    async with scan_api(start_service) as s:
+        project = await s.api.new_project()
+        for body, code, location in hostile:
+            scan = await s.scan(project["slug"], body, content_type="text/plain")
+            assert scan["status"] == "failed", scan
+            assert scan["error"]["code"] == code, scan["error"]
+            assert (scan["error"]["location"] or "").startswith(location), scan["error"]
+        assert (await s.call("GET", f"/api/v1/projects/{project['slug']}/snapshots")).body[
+            "items"
+        ] == []
+        # nothing wedged: the next upload is scanned
+        fine = await s.scan(project["slug"], cyclonedx_json())
+        assert fine["status"] == "succeeded", fine
+        snapshots = await s.call("GET", f"/api/v1/projects/{project['slug']}/snapshots")
+        assert [item["scan_id"] for item in snapshots.body["items"]] == [fine["id"]]
+
+
+async def test_a_malformed_snapshot_is_never_a_ship(start_service: StartService) -> None:
+    async with gate_stack(start_service) as g:
+        project = await g.project("acme/hostile")
+        commit = sha()
+        scan = await g.s.scan(
+            project["slug"], with_nul_name(), query=f"repo=acme/hostile&commit={commit}"
+        )
+        assert (scan["status"], scan["error"]["code"]) == ("failed", "sbom_malformed"), scan
+        view = await g.decided("acme/hostile", commit, decision="NO_SHIP")
+        assert ("no_evidence", "sbom") in [(b["code"], b["ref"]) for b in view["blockers"]]
+
+
+async def test_an_advisory_the_database_cannot_hold_is_rejected_not_lost(
+    start_service: StartService, settings: Settings
+) -> None:
+    bad: dict[str, Any] = {
+        "nul.json": osv("GHSA-nul-0001", summary="a\u0000b"),
+        "early.json": osv("GHSA-early-0001", published="0001-01-01T00:00:00+14:00"),
+        "late.json": osv("GHSA-late-0001", published="9999-12-31T23:59:59-14:00"),
+        "ok.json": osv("GHSA-ok-0001"),
+    }
+    async with vulndb_api(start_service) as api:
+        reply = await api.call("POST", "/api/v1/vulndb/import", data=zip_of(bad), headers=ZIP)
+        assert reply.status == 200, reply.body
+        assert reply.body["counts"]["added"] == 1
+        assert reply.body["counts"]["rejected"] == 3
+        rejected = {r["id"]: (r["code"], r["location"]) for r in reply.body["rejected"]}
+        assert rejected == {
+            "GHSA-nul-0001": ("osv_malformed", "$.summary"),
+            "GHSA-early-0001": ("osv_malformed", "$.published"),
+            "GHSA-late-0001": ("osv_malformed", "$.published"),
+        }
+        # what was acknowledged is there; what was refused was never written
+        assert (await api.call("GET", "/api/v1/vulndb/advisories/GHSA-ok-0001")).status == 200
+        missing = await api.call("GET", "/api/v1/vulndb/advisories/GHSA-nul-0001")
+        assert missing.status == 404
+        rows = await fetch(settings, "SELECT id FROM scanner.advisories ORDER BY id")
+        assert [r["id"] for r in rows] == ["GHSA-ok-0001"]
+        # and the import after it is applied (the projection did not stop on it)
+        again = await api.call(
+            "POST",
+            "/api/v1/vulndb/import",
+            data=zip_of({"b.json": osv("GHSA-ok-0002")}),
+            headers=ZIP,
+        )
+        assert (again.status, again.body["counts"]["added"]) == (200, 1), again.body

@@ -10,36 +10,28 @@ input up front, as a 422 naming the field, so nothing is published.
 Two checks, both iterative (the input is hostile, so neither may recurse on it):
 
 * :func:`too_deep` scans the raw JSON bytes before anything decodes them;
-* :func:`unstorable` walks the decoded value (Structs, lists, dicts, scalars).
+* :func:`unstorable` walks the decoded value (Structs by their wire names, lists, dicts,
+  scalars) with the kit's one walk, ``shared.storable.find_unstorable``.
 """
 
 from __future__ import annotations
 
 import array
-import datetime as dt
-import functools
 import itertools
-import math
 import re
 from typing import Any
 
 import msgspec
 
 from shared.errors import ValidationFailed
+from shared.storable import DEFAULT_MAX_DEPTH, find_unstorable
 
 # Nesting of a JSON body or RPC request: far beyond any schema of ours, far below the depth
-# at which a decoder recurses out of the stack.
-MAX_JSON_DEPTH = 64
-# PostgreSQL bigint, and what every consumer decodes an integer into.
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
-
-NUL_MESSAGE = "NUL characters (\\u0000) are not accepted"
-_INT_MESSAGE = f"integers must be between {INT64_MIN} and {INT64_MAX}"
-_DATETIME_MESSAGE = (
-    "the date and time, converted to UTC, is outside the years 1 to 9999 (check its offset)"
-)
-_FLOAT_MESSAGE = "numbers must be finite"
+# at which a decoder recurses out of the stack (shared.storable's default too).
+MAX_JSON_DEPTH = DEFAULT_MAX_DEPTH
+# An RPC request wraps a body the gateway accepted at MAX_JSON_DEPTH in a level or two of its
+# own (``{"project_id": …, "body": {…}}``): room for that, still far from recursion.
+RPC_MAX_DEPTH = MAX_JSON_DEPTH + 8
 
 # A JSON string (with any escapes) optionally followed by a colon (an object key), or one of
 # the structural characters that change depth or position.
@@ -108,95 +100,31 @@ def _path_of(open_: list[list[Any]]) -> str:
     return "".join(parts)
 
 
-def unstorable(value: Any) -> tuple[str, str] | None:
-    """``(JSON path, message)`` of the first value a consumer could not store, if any.
-
-    Walks Structs (by their encoded field names), dicts (keys too), lists, tuples and sets
-    without recursion; checks text for NUL, integers against bigint, floats for finiteness
-    and aware datetimes for a UTC value within Python's range (``year 1 +14:00`` is before
-    year 1 in UTC, ``9999-12-31T23:59:59-14:00`` after year 9999).
-    """
-    # (value, parent entry, key or index): the path is only built for the one that fails.
-    pending: list[tuple[Any, Any, Any]] = [(value, None, None)]
-    while pending:
-        entry = pending.pop()
-        item = entry[0]
-        problem = _scalar_problem(item)
-        if problem is not None:
-            return _entry_path(entry), problem
-        if isinstance(item, msgspec.Struct):
-            for attr, name in _field_names(type(item)):
-                child = getattr(item, attr)
-                if child is not msgspec.UNSET:
-                    pending.append((child, entry, name))
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                key_problem = _scalar_problem(key)
-                if key_problem is not None:
-                    return _entry_path(entry), key_problem
-                pending.append((child, entry, key))
-        elif isinstance(item, list | tuple):
-            pending.extend((child, entry, index) for index, child in enumerate(item))
-        elif isinstance(item, set | frozenset):
-            pending.extend((child, entry, 0) for child in item)
-    return None
+def unstorable(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> tuple[str, str] | None:
+    """``(JSON path, reason)`` of the first value a consumer could not store, if any: the
+    kit's one definition (``shared.storable``) of NUL, lone surrogates, integers beyond
+    bigint, non-finite floats and datetimes whose UTC value leaves years 1..9999."""
+    found = find_unstorable(value, max_depth=max_depth)
+    return None if found is None else (found.path, found.reason)
 
 
-def _scalar_problem(item: Any) -> str | None:
-    if isinstance(item, str):
-        return NUL_MESSAGE if "\x00" in item else None
-    if isinstance(item, bool):
-        return None
-    if isinstance(item, int):
-        return None if INT64_MIN <= item <= INT64_MAX else _INT_MESSAGE
-    if isinstance(item, float):
-        return None if math.isfinite(item) else _FLOAT_MESSAGE
-    if isinstance(item, dt.datetime):
-        return None if _utc_representable(item) else _DATETIME_MESSAGE
-    return None
-
-
-def _utc_representable(moment: dt.datetime) -> bool:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        return True
-    try:
-        moment.astimezone(dt.UTC)
-    except OverflowError:
-        return False
-    return True
-
-
-@functools.cache
-def _field_names(struct_type: type[msgspec.Struct]) -> tuple[tuple[str, str], ...]:
-    # Once per type: msgspec.structs.fields evaluates the annotations on every call.
-    return tuple((f.name, f.encode_name) for f in msgspec.structs.fields(struct_type))
-
-
-def _entry_path(entry: tuple[Any, Any, Any]) -> str:
-    keys: list[Any] = []
-    while entry[1] is not None:
-        keys.append(entry[2])
-        entry = entry[1]
-    parts = ["$"]
-    for key in reversed(keys):
-        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
-    return "".join(parts).replace("\x00", "\\u0000")
-
-
-def refuse_too_deep(raw: bytes, *, where: str | None = None) -> None:
-    """422 ``too_deep`` naming the first container nested beyond :data:`MAX_JSON_DEPTH`."""
-    path = too_deep(raw)
+def refuse_too_deep(raw: bytes, *, where: str | None = None, limit: int = MAX_JSON_DEPTH) -> None:
+    """422 ``too_deep`` naming the first container nested beyond ``limit``."""
+    path = too_deep(raw, limit=limit)
     if path is None:
         return
-    message = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+    message = f"JSON nested deeper than {limit} levels"
     error = {"field": path, "message": message, **({"in": where} if where else {})}
     raise ValidationFailed(f"{message} (at {path})", code="too_deep", extra={"errors": [error]})
 
 
-def refuse_unstorable(value: Any, *, where: str | None = None) -> None:
-    """422 ``validation_failed`` naming the first value no consumer could store; ``where``
-    ("query", "path") tells a client which part of the request it was in."""
-    found = unstorable(value)
+def refuse_unstorable(
+    value: Any, *, where: str | None = None, max_depth: int = MAX_JSON_DEPTH
+) -> None:
+    """422 ``validation_failed`` (the gateway's code for a value its schema refuses) naming
+    the first value no consumer could store; ``where`` ("query", "path") tells a client
+    which part of the request it was in."""
+    found = unstorable(value, max_depth=max_depth)
     if found is None:
         return
     field, message = found

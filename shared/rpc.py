@@ -20,7 +20,7 @@ from nats.micro.request import Request
 from nats.micro.service import EndpointConfig, Service, ServiceConfig
 
 from shared.bus import Bus
-from shared.edge_limits import refuse_too_deep, refuse_unstorable
+from shared.edge_limits import RPC_MAX_DEPTH, refuse_too_deep, refuse_unstorable
 from shared.errors import (
     GatehouseError,
     UpstreamTimeout,
@@ -142,14 +142,14 @@ class RpcServer:
 def _decode_request(decoder: msgspec.json.Decoder[Req], data: bytes) -> Req:
     """The request as its Struct, held to the same limits as the HTTP edge: a command that
     reaches its owner without passing the gateway is refused before it can publish."""
-    refuse_too_deep(data)
+    refuse_too_deep(data, limit=RPC_MAX_DEPTH)
     try:
         body = decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise ValidationFailed(str(exc), extra={"errors": [field_error(str(exc))]}) from exc
     except msgspec.DecodeError as exc:
         raise ValidationFailed(f"malformed JSON: {exc}", code="malformed_json") from exc
-    refuse_unstorable(body)
+    refuse_unstorable(body, max_depth=RPC_MAX_DEPTH)
     return body
 
 

@@ -20,6 +20,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shared.edge_limits import refuse_too_deep, refuse_unstorable
 from shared.errors import (
     GatehouseError,
     PayloadTooLarge,
@@ -169,47 +170,22 @@ async def decode_json_body(request: web.Request, type_: type[T], *, max_bytes: i
             f"expected Content-Type application/json, got {media or 'none'!r}"
         )
     raw = await read_body(request, max_bytes=max_bytes)
-    if b"\\u0000" in raw:
-        refuse_nul(raw)
+    return decode_json(raw, type_)
+
+
+def decode_json(raw: bytes, type_: type[T]) -> T:
+    """JSON bytes as ``type_``, or a 422 naming the field: beyond the schema, a body nested
+    deeper than ``MAX_JSON_DEPTH`` (``too_deep``, found before decoding) and any value a
+    consumer could not store (NUL, an integer beyond bigint, a datetime out of range)."""
+    refuse_too_deep(raw)
     try:
-        return msgspec.json.decode(raw, type=type_)
+        value = msgspec.json.decode(raw, type=type_)
     except msgspec.ValidationError as exc:
         raise ValidationFailed(str(exc), extra={"errors": [field_error(str(exc))]}) from exc
     except msgspec.DecodeError as exc:
         raise ValidationFailed(f"malformed JSON: {exc}", code="malformed_json") from exc
-
-
-def nul_path(value: Any, path: str = "$") -> str | None:
-    """The JSON path of the first string (or key) holding a NUL character, if any."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if "\x00" in key:
-                return path
-            found = nul_path(item, f"{path}.{key}")
-            if found is not None:
-                return found
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            found = nul_path(item, f"{path}[{index}]")
-            if found is not None:
-                return found
-    return None
-
-
-def refuse_nul(raw: bytes) -> None:
-    """422 for a JSON body with a NUL character in a string: PostgreSQL text cannot hold
-    one, so it would otherwise fail after the event was published."""
-    try:
-        path = nul_path(msgspec.json.decode(raw))
-    except msgspec.DecodeError:
-        return  # malformed: the typed decode reports it
-    if path is not None:
-        message = "NUL characters (\\u0000) are not accepted"
-        raise ValidationFailed(
-            f"{message} ({path})", extra={"errors": [{"field": path, "message": message}]}
-        )
+    refuse_unstorable(value)
+    return value
 
 
 def field_error(message: str) -> dict[str, str]:

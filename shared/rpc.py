@@ -20,6 +20,7 @@ from nats.micro.request import Request
 from nats.micro.service import EndpointConfig, Service, ServiceConfig
 
 from shared.bus import Bus
+from shared.edge_limits import RPC_MAX_DEPTH, refuse_too_deep, refuse_unstorable
 from shared.errors import (
     GatehouseError,
     UpstreamTimeout,
@@ -27,6 +28,7 @@ from shared.errors import (
     ValidationFailed,
     error_from_problem,
 )
+from shared.http import field_error
 from shared.logging import get_logger
 from shared.metrics import RPC_LATENCY
 
@@ -119,12 +121,7 @@ class RpcServer:
                 request_id=ctx.request_id, correlation_id=ctx.request_id, rpc=endpoint.operation
             ):
                 try:
-                    try:
-                        body = decoder.decode(request.data)
-                    except msgspec.ValidationError as exc:
-                        raise ValidationFailed(str(exc)) from exc
-                    except msgspec.DecodeError as exc:
-                        raise ValidationFailed(f"malformed JSON: {exc}") from exc
+                    body = _decode_request(decoder, request.data)
                     result = await endpoint.handler(body, ctx)
                     await request.respond(msgspec.json.encode(result))
                 except GatehouseError as exc:
@@ -140,6 +137,20 @@ class RpcServer:
                     )
 
         return handle
+
+
+def _decode_request(decoder: msgspec.json.Decoder[Req], data: bytes) -> Req:
+    """The request as its Struct, held to the same limits as the HTTP edge: a command that
+    reaches its owner without passing the gateway is refused before it can publish."""
+    refuse_too_deep(data, limit=RPC_MAX_DEPTH)
+    try:
+        body = decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise ValidationFailed(str(exc), extra={"errors": [field_error(str(exc))]}) from exc
+    except msgspec.DecodeError as exc:
+        raise ValidationFailed(f"malformed JSON: {exc}", code="malformed_json") from exc
+    refuse_unstorable(body, max_depth=RPC_MAX_DEPTH)
+    return body
 
 
 async def _respond_problem(request: Request, exc: GatehouseError) -> None:

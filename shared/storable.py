@@ -24,6 +24,7 @@ the input) safe to store by escaping what cannot be stored and bounding its leng
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -106,6 +107,12 @@ def _key_path(path: str, key: object) -> str:
     return f"{path}[{storable_text(repr(key), max_chars=80)}]"
 
 
+@functools.cache
+def _wire_names(struct_type: type[msgspec.Struct]) -> tuple[tuple[str, str], ...]:
+    # Once per type: msgspec.structs.fields evaluates the annotations on every call.
+    return tuple((f.name, f.encode_name) for f in msgspec.structs.fields(struct_type))
+
+
 def find_unstorable(
     value: Any, *, path: str = "$", max_depth: int = DEFAULT_MAX_DEPTH
 ) -> Unstorable | None:
@@ -124,8 +131,12 @@ def find_unstorable(
             return Unstorable(here, f"is nested deeper than {max_depth} levels")
         children: list[tuple[str, Any, int]] = []
         if isinstance(item, msgspec.Struct):
-            for name in item.__struct_fields__:
-                children.append((f"{here}.{name}", getattr(item, name), depth + 1))
+            # Named as on the wire (a field renamed ``from`` is not ``$.from_``); unset ones
+            # are not sent on.
+            for attr, name in _wire_names(type(item)):
+                child = getattr(item, attr)
+                if child is not msgspec.UNSET:
+                    children.append((_key_path(here, name), child, depth + 1))
         elif isinstance(item, Mapping):
             for key, child in item.items():
                 key_path = _key_path(here, key)

@@ -1,10 +1,12 @@
 """The dispatcher: every Route runs behind the same steps, in this order.
 
-authenticate (Bearer) → authorise (roles) → project scope → rate limit → decode query and
-body → Idempotency-Key (POST) → handler.
+authenticate (Bearer) → authorise (roles) → path parameters → project scope → rate limit →
+decode query and body → Idempotency-Key (POST) → handler. Path parameters, query and body
+all pass ``shared.edge_limits`` (nothing a consumer cannot store goes further).
 
-Public routes (``roles=None``) skip the first three and are rate-limited by client address.
-Errors are raised as GatehouseErrors; the kit's edge middleware answers them as problem+json.
+Public routes (``roles=None``) skip authentication, roles and project scope and are
+rate-limited by client address. Errors are raised as GatehouseErrors; the kit's edge
+middleware answers them as problem+json.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from services.gateway.domain.tokens import token_sha256
 from services.gateway.idempotency import run_idempotent
 from services.gateway.routing import Principal, RequestContext, Route
 from services.gateway.uploads import read_upload
+from shared.edge_limits import refuse_unstorable
 from shared.errors import ValidationFailed
 from shared.http import Handler, decode_json_body, field_error, request_id_of
 from shared.settings import Settings
@@ -55,6 +58,8 @@ def _dispatcher(route: Route, deps: GatewayDeps) -> Handler:
         else:
             ctx.principal = await authenticate(request, deps)
             require_roles(ctx.principal.roles, route.roles)
+        check_path_params(request)
+        if ctx.principal is not None:
             await _check_project_scope(ctx.principal, route, request, deps)
             deps.token_limiter.check(f"key:{ctx.principal.key_id}")
         if route.query is not None:
@@ -129,10 +134,18 @@ def decode_query(request: web.Request, type_: type) -> Any:
             raise ValidationFailed(f"query parameter {name}: {message}", extra={"errors": [error]})
         raw[name] = values if name in list_fields else values[-1]
     try:
-        return msgspec.convert(raw, type_, strict=False)
+        query = msgspec.convert(raw, type_, strict=False)
     except msgspec.ValidationError as exc:
         error = {**field_error(str(exc)), "in": "query"}
         raise ValidationFailed(f"query parameter: {exc}", extra={"errors": [error]}) from exc
+    refuse_unstorable(query, where="query")
+    return query
+
+
+def check_path_params(request: web.Request) -> None:
+    """422 naming the path parameter a consumer could not store (``%00`` decodes to NUL),
+    before anything looks it up."""
+    refuse_unstorable(dict(request.match_info), where="path")
 
 
 # Per query type, once: msgspec.structs.fields evaluates the annotations every time it is

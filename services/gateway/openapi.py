@@ -212,7 +212,8 @@ def _errors(route: Route) -> dict[str, Any]:
         statuses |= {401, 403}
     if route.body is not None or route.upload:
         statuses |= {413, 415, 422}
-    if route.query is not None or route.method == "POST":
+    # A path parameter no service could store (a NUL) is a 422 naming it.
+    if route.query is not None or route.method == "POST" or "{" in route.path:
         statuses.add(422)
     if route.method == "POST" and route.roles is not None:
         statuses.add(409)  # Idempotency-Key still in progress

@@ -20,6 +20,7 @@ from services.gateway.adapters.locks import aggregate_locks
 from services.gateway.domain.errors import WriteNotVisibleYet
 from shared.bus import Bus
 from shared.db import create_pool
+from shared.edge_limits import refuse_unstorable
 from shared.projection import ProjectionRunner
 from shared.settings import Settings
 
@@ -52,7 +53,11 @@ class CommandWriter:
     async def emit(
         self, payload: EventPayload, *, aggregate: str, actor: str, correlation_id: str | None
     ) -> int:
-        """Publish one event and wait until the read model shows it; returns its sequence."""
+        """Publish one event and wait until the read model shows it; returns its sequence.
+
+        The last check before the point of no return: an event no consumer could store
+        (the edge should have refused its input) is a 422, never published."""
+        refuse_unstorable(payload)
         _, sequence = await self.bus.publish(
             payload, aggregate=aggregate, actor=actor, correlation_id=correlation_id
         )

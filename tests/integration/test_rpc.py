@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -195,3 +196,42 @@ async def test_replicas_share_the_work_as_a_queue_group(bus: Bus, settings: Sett
     finally:
         for server in servers:
             await server.stop()
+
+
+class Hostile(msgspec.Struct, frozen=True):
+    """A Greet as a caller that skipped the gateway could send it (msgspec does not check
+    values when encoding)."""
+
+    name: Any
+    times: int = 1
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (Hostile(name="a\x00b"), "$.name"),
+        (Hostile(name="ada", times=2**63), "$.times"),
+        (Hostile(name="ada", times=-(2**63) - 1), "$.times"),
+    ],
+)
+async def test_a_request_no_consumer_could_store_is_refused_before_the_handler(
+    bus: Bus, service: tuple[str, asyncio.Event], request_: Hostile, field: str
+) -> None:
+    name, _ = service
+    with pytest.raises(ValidationFailed) as invalid:
+        await call(bus, name, "greet", request_, Greeting, ctx=CTX, timeout=5)
+    assert (invalid.value.status, invalid.value.code) == (422, "validation_failed")
+    assert invalid.value.extra["errors"][0]["field"] == field
+
+
+@pytest.mark.parametrize("depth", [10_000, 100_000])
+async def test_a_deeply_nested_request_is_too_deep_not_a_crash(
+    bus: Bus, service: tuple[str, asyncio.Event], depth: int
+) -> None:
+    name, _ = service
+    raw = b'{"name": ' + b"[" * depth + b"]" * depth + b"}"
+    reply = await bus.nc.request(f"svc.{name}.greet", raw, timeout=5)
+    assert reply.headers is not None and reply.headers["Nats-Service-Error-Code"] == "422"
+    problem = msgspec.json.decode(reply.data)
+    assert problem["code"] == "too_deep"
+    assert problem["errors"][0]["field"].startswith("$.name[0][0]")

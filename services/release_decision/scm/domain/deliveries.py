@@ -8,6 +8,7 @@ from typing import Annotated, Literal, TypeVar
 import msgspec
 
 from contracts.envelope import EventPayload
+from shared.edge_limits import refuse_too_deep
 from shared.errors import BadRequest, ValidationFailed
 
 ZERO_SHA = "0" * 40
@@ -74,7 +75,9 @@ def checked(reading: Reading) -> Reading:
 
 def decode_payload(data: bytes, type_: type[T]) -> T:
     """The JSON body as ``type_``: 400 ``invalid_json`` when it is not JSON at all, 422
-    ``invalid_payload`` naming the field when it is JSON of another shape."""
+    ``invalid_payload`` naming the field when it is JSON of another shape, 422 ``too_deep``
+    when it nests beyond ``MAX_JSON_DEPTH`` (decoding it would recurse out of the stack)."""
+    refuse_too_deep(data)
     try:
         raw = msgspec.json.decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:

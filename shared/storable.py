@@ -15,9 +15,9 @@ retries it forever. What is refused:
   (``0001-01-01T00:00:00+14:00`` is in year 0 in UTC: ``astimezone`` overflows);
 * nesting deeper than ``max_depth`` (the walk is iterative, so it cannot itself recurse).
 
-``find_unstorable`` answers the first problem with its path (``$.components[3].name``);
-``check_storable`` raises ``UnstorableValue`` (422 ``unstorable_value``, ``field`` in
-``errors``); ``storable_text`` makes a diagnostic string (a message, a location that quotes
+``find_unstorable`` answers the first problem with its path (``$.components[3].name``)
+(``shared.edge_limits.refuse_unstorable`` turns it into the 422 a request gets);
+``storable_text`` makes a diagnostic string (a message, a location that quotes
 the input) safe to store by escaping what cannot be stored and bounding its length.
 """
 
@@ -31,8 +31,6 @@ from typing import Any
 
 import msgspec
 
-from shared.errors import GatehouseError
-
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 DEFAULT_MAX_DEPTH = 64
 
@@ -45,12 +43,6 @@ class Unstorable(msgspec.Struct, frozen=True):
 
     def __str__(self) -> str:
         return f"{self.path} {self.reason}"
-
-
-class UnstorableValue(GatehouseError):
-    """A value a consumer's database would refuse; ``field`` names where it is."""
-
-    code, status, title = "unstorable_value", 422, "Value cannot be stored"
 
 
 def text_problem(text: str) -> str | None:
@@ -147,16 +139,6 @@ def find_unstorable(
             children = [(f"{here}[{i}]", child, depth + 1) for i, child in enumerate(item)]
         stack.extend(reversed(children))
     return None
-
-
-def check_storable(value: Any, *, path: str = "$", max_depth: int = DEFAULT_MAX_DEPTH) -> None:
-    """Raise ``UnstorableValue`` naming the first part of ``value`` that cannot be stored."""
-    problem = find_unstorable(value, path=path, max_depth=max_depth)
-    if problem is not None:
-        raise UnstorableValue(
-            f"{problem.path} {problem.reason}",
-            extra={"errors": [{"field": problem.path, "message": problem.reason}]},
-        )
 
 
 def storable_text(text: str, *, max_chars: int | None = None) -> str:

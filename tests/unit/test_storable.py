@@ -10,8 +10,6 @@ import pytest
 from shared.storable import (
     BIGINT_MAX,
     BIGINT_MIN,
-    UnstorableValue,
-    check_storable,
     find_unstorable,
     storable_text,
 )
@@ -73,16 +71,6 @@ def test_deep_nesting_is_refused_without_recursing() -> None:
     assert problem is not None
     assert "nested deeper than 64" in problem.reason
     assert find_unstorable([[["x"]]], max_depth=64) is None
-
-
-def test_check_storable_raises_a_422_naming_the_field() -> None:
-    with pytest.raises(UnstorableValue) as caught:
-        check_storable({"summary": "x\x00"}, path="$.advisory")
-    assert caught.value.status == 422
-    assert caught.value.code == "unstorable_value"
-    assert caught.value.extra["errors"] == [
-        {"field": "$.advisory.summary", "message": "contains a NUL character (U+0000)"}
-    ]
 
 
 def test_storable_text_escapes_and_bounds() -> None:

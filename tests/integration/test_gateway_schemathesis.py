@@ -25,7 +25,8 @@ from schemathesis.engine import events, from_schema
 
 from services.registry import SERVICES
 from tests.conftest import StartService
-from tests.integration.test_gateway_support import gateway_api
+from tests.integration.test_gateway_support import Api, gateway_api
+from tests.integration.test_scan_support import ScanApi, cyclonedx_json
 
 # Examples per operation and phase. The whole run stays well under two minutes on a busy
 # 2-core machine; the seed makes it the same run every time.
@@ -77,8 +78,14 @@ class RunReport:
         return "\n\n".join([*lines, *self.failures, *self.errors])
 
 
-def run_schemathesis(doc: dict[str, Any], *, base_url: str, token: str) -> RunReport:
-    """Run every phase over ``doc`` (blocking: call it from a thread) and collect the outcome."""
+def run_schemathesis(
+    doc: dict[str, Any], *, base_url: str, token: str, reads_of: dict[str, str]
+) -> RunReport:
+    """Run every phase over ``doc`` (blocking: call it from a thread) and collect the outcome.
+
+    ``reads_of`` pins path parameters of the GET operations (a project with a snapshot, its
+    scan), so the reports answer documents instead of 404s; writes keep generated values.
+    """
     config = schemathesis.Config.from_dict(
         {
             "base-url": base_url,
@@ -92,6 +99,12 @@ def run_schemathesis(doc: dict[str, Any], *, base_url: str, token: str) -> RunRe
             "suppress-health-check": ["all"],
             "checks": _CHECKS,
             "workers": 1,
+            "operations": [
+                {
+                    "include-method": "GET",
+                    "parameters": {f"path.{name}": value for name, value in reads_of.items()},
+                }
+            ],
         }
     )
     schema = schemathesis.openapi.from_dict(doc, config=config)
@@ -142,12 +155,24 @@ async def test_schemathesis_finds_no_failure_in_any_operation(
         async with http.get(f"{base_url}/api/openapi.json") as reply:
             assert reply.status == 200
             doc = await reply.json()
+        # A project with a snapshot: the reports (SBOM, notice, licenses, ...) have a body.
+        api = ScanApi(
+            api=Api(runtime=gateway, http=http, admin=gateway.settings.bootstrap_token),
+            scanner=runtimes[list(SERVICES).index("scanner")],
+        )
+        project = await api.api.new_project()
+        scan = await api.scan(project["slug"], cyclonedx_json())
+        assert scan["status"] == "succeeded", scan
     operations = {
         f"{method.upper()} {path}" for path, item in doc["paths"].items() for method in item
     }
 
     report = await asyncio.to_thread(
-        run_schemathesis, doc, base_url=base_url, token=gateway.settings.bootstrap_token
+        run_schemathesis,
+        doc,
+        base_url=base_url,
+        token=gateway.settings.bootstrap_token,
+        reads_of={"project": project["slug"], "scan_id": scan["id"]},
     )
 
     print(f"schemathesis: {report.describe().splitlines()[0]}")
@@ -158,6 +183,9 @@ async def test_schemathesis_finds_no_failure_in_any_operation(
     # The stateful phase may revoke keys (DELETE /api-keys/{key_id}): no operation may have
     # been left with nothing but 401s for it.
     assert not [op for op, seen in report.statuses.items() if seen <= {401}]
+    # The reports of the seeded snapshot were served and checked against their schemas.
+    for report_path in ("sbom", "notice", "licenses", "components", "vulnerabilities"):
+        assert 200 in report.statuses[f"GET /api/v1/projects/{{project}}/{report_path}"]
 
 
 # ---- each finding of the first runs, directly ----------------------------------------------

@@ -141,11 +141,16 @@ def _from_http_exception(exc: web.HTTPException) -> GatehouseError:
         413: "payload_too_large",
         400: "bad_request",
     }
+    headers: dict[str, str] = {}
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        # RFC 9110: a 405 names the methods the resource does support.
+        headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
     return GatehouseError(
         exc.reason,
         code=codes.get(exc.status, f"http_{exc.status}"),
         status=exc.status,
         title=HTTPStatus(exc.status).phrase,
+        headers=headers,
     )
 
 

@@ -125,6 +125,16 @@ class AuditHandlers:
     async def _caught_up(self, sequence: int) -> None:
         if sequence <= self.runner.checkpoint:
             return
+        # A write is acknowledged only once the stream holds it: a sequence beyond the
+        # stream's last one names no write, and waiting for it would only time out (504).
+        last = await self.runner.bus.last_sequence()
+        if sequence > last:
+            message = f"no write has stream sequence {sequence} (the last one is {last})"
+            raise ValidationFailed(
+                message,
+                code="sequence_not_written",
+                extra={"errors": [{"field": "$.min_sequence", "message": message}]},
+            )
         timeout = self.settings.rpc_timeout_seconds * CATCH_UP_SHARE
         try:
             await self.runner.wait_for(sequence, timeout=timeout)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 import types
 import typing
 from typing import Any
@@ -133,6 +134,7 @@ def decode_query(request: web.Request, type_: type) -> Any:
             error = {"field": f"$.{name}", "message": message, "in": "query"}
             raise ValidationFailed(f"query parameter {name}: {message}", extra={"errors": [error]})
         raw[name] = values if name in list_fields else values[-1]
+    refuse_numeric_datetimes(raw, type_)
     try:
         query = msgspec.convert(raw, type_, strict=False)
     except msgspec.ValidationError as exc:
@@ -162,4 +164,35 @@ def _list_fields(type_: type) -> frozenset[str]:
         options = typing.get_args(annotation) if union else (annotation,)
         if any(typing.get_origin(option) is list for option in options):
             names.add(field.encode_name)
+    return frozenset(names)
+
+
+# A query string is text, so it is converted laxly (strict=False: "5" is 5) — and lax msgspec
+# also reads a number as a Unix time ("0.5" is 1970-01-01T00:00:00.5Z). A date-time parameter
+# is RFC 3339, as documented: it must start with a date.
+_RFC3339_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def refuse_numeric_datetimes(raw: dict[str, Any], type_: type) -> None:
+    """422 for a date-time query parameter that is not RFC 3339 text (a bare number)."""
+    for name in _datetime_fields(type_) & raw.keys():
+        values = raw[name] if isinstance(raw[name], list) else [raw[name]]
+        if not all(_RFC3339_DATE.match(value) for value in values):
+            message = "expected an RFC 3339 date-time with offset, e.g. 2026-01-31T12:00:00Z"
+            error = {"field": f"$.{name}", "message": message, "in": "query"}
+            raise ValidationFailed(f"query parameter {name}: {message}", extra={"errors": [error]})
+
+
+@functools.cache
+def _datetime_fields(type_: type) -> frozenset[str]:
+    names = set()
+    for field in msgspec.structs.fields(type_):
+        pending = [field.type]
+        while pending:
+            annotation = pending.pop()
+            if typing.get_origin(annotation) is typing.Annotated:
+                annotation = typing.get_args(annotation)[0]
+            if annotation is dt.datetime:
+                names.add(field.encode_name)
+            pending.extend(typing.get_args(annotation))
     return frozenset(names)

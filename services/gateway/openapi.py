@@ -21,12 +21,17 @@ _PATH_PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
 
 # Problem responses by status: (component name, description).
 _PROBLEMS: dict[int, tuple[str, str]] = {
-    400: ("BadRequest", "The request is malformed"),
+    400: (
+        "BadRequest",
+        "The request is malformed. A request line or header over the HTTP server's limit "
+        "(8190 bytes) is answered before routing, as text/plain",
+    ),
     401: ("Unauthorized", "Missing, malformed, unknown, expired or revoked token"),
     403: ("Forbidden", "The token lacks the required role or project scope"),
     404: ("NotFound", "No such resource (or not visible to this token)"),
     409: ("Conflict", "The request conflicts with the current state"),
     412: ("PreconditionFailed", "If-Match does not match the current ETag"),
+    428: ("PreconditionRequired", "If-Match is required: send the ETag you read (or *)"),
     413: ("PayloadTooLarge", "The request body exceeds the size limit"),
     415: ("UnsupportedMediaType", "The body is not application/json"),
     422: ("ValidationFailed", "The body or query does not match the schema (names the field)"),
@@ -95,10 +100,13 @@ def build_openapi(routes: list[Route], *, version: str) -> dict[str, Any]:
 
 
 def _problem_response(status: int, description: str) -> dict[str, Any]:
-    response: dict[str, Any] = {
-        "description": description,
-        "content": {"application/problem+json": {"schema": {"$ref": _REF.format(name="Problem")}}},
+    content: dict[str, Any] = {
+        "application/problem+json": {"schema": {"$ref": _REF.format(name="Problem")}}
     }
+    if status == 400:
+        # aiohttp's own answer to a request it cannot parse (no route, no middleware ran).
+        content["text/plain"] = {"schema": {"type": "string"}}
+    response: dict[str, Any] = {"description": description, "content": content}
     if status in _HEADERS:
         response["headers"] = _HEADERS[status]
     return response
@@ -195,19 +203,25 @@ def _success(route: Route, ref_of: dict[Any, dict[str, Any]]) -> dict[str, Any]:
     status = str(route.response_status)
     if route.response_status == 204 or (route.response is None and route.response_status != 200):
         return {status: {"description": "Done, no content"}}
-    if route.response is None:
-        json_media = route.response_media_type == "application/json"
-        schema: dict[str, Any] = {"type": "object" if json_media else "string"}
-    elif route.response_media_type == "application/json":
-        schema = ref_of[route.response]
-    else:
-        schema = {"type": "string"}
-    success = {"description": "Success", "content": {route.response_media_type: {"schema": schema}}}
+    content: dict[str, Any] = {}
+    for media_type in (route.response_media_type, *route.also_media_types):
+        if route.response is not None and media_type == "application/json":
+            schema = ref_of[route.response]
+        else:
+            # A JSON document without a Struct of ours (an SBOM) is an object; the rest text.
+            schema = {"type": "object" if is_json_media_type(media_type) else "string"}
+        content[media_type] = {"schema": schema}
+    success = {"description": "Success", "content": content}
     return {str(code): success for code in sorted({route.response_status, *route.also_succeeds})}
 
 
+def is_json_media_type(media_type: str) -> bool:
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
 def _errors(route: Route) -> dict[str, Any]:
-    statuses = {429, 500}
+    # 400: any request line or header can be too long for the HTTP server.
+    statuses = {400, 429, 500}
     if route.roles is not None:
         statuses |= {401, 403}
     if route.body is not None or route.upload:

@@ -82,6 +82,9 @@ class Route:
     also_succeeds: tuple[int, ...] = ()
     # Non-JSON responses (CSV, SVG, HTML) name their media type here for OpenAPI.
     response_media_type: str = "application/json"
+    # Other media types of the same response, when a query parameter picks the format (an
+    # SBOM as CycloneDX JSON or XML or SPDX; a notice as text, markdown or HTML).
+    also_media_types: tuple[str, ...] = ()
     # Problem codes this route can answer besides the common ones (for OpenAPI).
     errors: tuple[int, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)

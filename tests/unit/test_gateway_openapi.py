@@ -118,3 +118,37 @@ def test_rate_limiter_answers_retry_after_and_forgets_idle_clients() -> None:
     for client in "bcde":
         limiter.check(client)
     assert len(limiter) <= 4
+
+
+def test_documents_answer_every_media_type_their_format_parameter_picks() -> None:
+    from services.scanner.readside.handlers import _NOTICE, _SBOM
+
+    doc = build_openapi(collected_routes(), version="1")
+    for path, formats in (
+        ("/api/v1/projects/{project}/sbom", _SBOM),
+        ("/api/v1/projects/{project}/notice", _NOTICE),
+    ):
+        content = doc["paths"][path]["get"]["responses"]["200"]["content"]
+        served = {media.split(";")[0] for media, _ in formats.values()}
+        assert served == set(content), path
+        for media_type, body in content.items():
+            # An SBOM in JSON is an object, not a string.
+            expected = "object" if media_type.endswith("+json") else "string"
+            assert body["schema"] == {"type": expected}, media_type
+
+
+def test_400_and_428_are_documented_where_they_can_be_answered() -> None:
+    routes = collected_routes()
+    doc = build_openapi(routes, version="1")
+    bad_request = doc["components"]["responses"]["BadRequest"]
+    # aiohttp answers an over-long request line or header itself, as text/plain.
+    assert {"application/problem+json", "text/plain"} == set(bad_request["content"])
+    for route in routes:
+        responses = doc["paths"][openapi_path(route.path)][route.method.lower()]["responses"]
+        assert responses["400"] == {"$ref": "#/components/responses/BadRequest"}, route.path
+        if 428 in route.errors:
+            assert responses["428"] == {"$ref": "#/components/responses/PreconditionRequired"}
+    triage = doc["paths"]["/api/v1/findings/{finding_id}"]["patch"]
+    assert "428" in triage["responses"]
+    if_match = next(p for p in triage["parameters"] if p["name"] == "If-Match")
+    assert if_match["in"] == "header" and if_match["required"] is True

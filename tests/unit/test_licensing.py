@@ -162,3 +162,14 @@ def test_subject_and_the_products_own_component() -> None:
     assert [c.ref for c in third_party(components, edges)] == ["lib", "tool"]
     under = [*edges, Dependency("lib", ("shop",))]
     assert [c.ref for c in third_party(components, under)] == ["shop", "lib", "tool"]
+
+
+def test_a_long_list_of_unknown_licenses_gets_hints_for_the_first_only() -> None:
+    # Each hint is a fuzzy match over every SPDX id: 2,000 took past the RPC deadline.
+    from services.scanner.domain.license_policy import HINTS_MAX
+
+    with pytest.raises(LicensePolicyInvalid) as caught:
+        canonical_document(LicensePolicyBody(allowed=["Apache-2.x"] * (HINTS_MAX + 3)), org=True)
+    messages = [error["message"] for error in caught.value.extra["errors"]]
+    assert len(messages) == HINTS_MAX + 3
+    assert ["did you mean" in m for m in messages] == [True] * HINTS_MAX + [False] * 3

@@ -159,3 +159,16 @@ def test_evaluate_components_with_waivers() -> None:
     assert results[1].verdict.waived_by == ("w1",)
     later = evaluate_licenses(components, policy, waivers=[waiver], now=NOW + timedelta(days=2))
     assert later[1].verdict.category == "forbidden"
+
+
+def test_only_the_first_unknown_entries_get_a_did_you_mean_hint() -> None:
+    # A fuzzy match over every SPDX id costs milliseconds: 2,000 of them took the scanner
+    # past the gateway's deadline (504). The first few entries still get their hint.
+    from services.scanner.domain.license_policy import HINTS_MAX
+
+    with pytest.raises(LicensePolicyInvalid) as caught:
+        decode_policy(body(allowed=[f"Apache-2.{n}x" for n in range(HINTS_MAX + 5)]))
+    messages = [problem.message for problem in caught.value.problems]
+    assert len(messages) == HINTS_MAX + 5
+    assert all("did you mean" in m for m in messages[:HINTS_MAX])
+    assert not any("did you mean" in m for m in messages[HINTS_MAX:])

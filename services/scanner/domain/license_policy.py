@@ -97,8 +97,14 @@ def _known_ids() -> dict[str, str]:
     return {key.lower(): key for key in _licensing().known_symbols}
 
 
-def canonical_license(text: str) -> str:
-    """The canonical key of one policy entry. Raises ``ValueError`` saying why not."""
+# "Did you mean" hints for the first unknown entries of a document only: each costs a fuzzy
+# match over every SPDX id (milliseconds), and a document may list thousands of entries.
+HINTS_MAX = 10
+
+
+def canonical_license(text: str, *, suggest: bool = True) -> str:
+    """The canonical key of one policy entry. Raises ``ValueError`` saying why not (with
+    the closest SPDX id when ``suggest``)."""
     stripped = " ".join(text.split())
     if stripped.startswith("LicenseRef-"):
         if " " in stripped:
@@ -113,10 +119,15 @@ def canonical_license(text: str) -> str:
             "per license: OR takes the most permissive branch, AND the most restrictive)"
         )
     if not node.known:
-        close = difflib.get_close_matches(node.key.lower(), list(_known_ids()), n=1, cutoff=0.8)
-        hint = f"; did you mean {_known_ids()[close[0]]!r}?" if close else ""
+        hint = _did_you_mean(node.key.lower()) if suggest else ""
         raise ValueError("is not an SPDX license id (name your own license LicenseRef-...)" + hint)
     return node.text
+
+
+@lru_cache(maxsize=256)
+def _did_you_mean(key: str) -> str:
+    close = difflib.get_close_matches(key, list(_known_ids()), n=1, cutoff=0.8)
+    return f"; did you mean {_known_ids()[close[0]]!r}?" if close else ""
 
 
 def validate_policy(
@@ -131,7 +142,7 @@ def validate_policy(
         for index, text in enumerate(getattr(document, category)):
             location = f"$.{category}[{index}]"
             try:
-                key = canonical_license(text)
+                key = canonical_license(text, suggest=len(problems) < HINTS_MAX)
             except ValueError as exc:
                 problems.append(PolicyProblem(location, f"{text[:80]!r} {exc}"))
                 continue

@@ -103,7 +103,8 @@ def canonical_document(body: LicensePolicyBody, *, org: bool) -> LicensePolicyDo
     ):
         for index, text in enumerate(entries):
             try:
-                lists[name].append(domain.canonical_license(text))
+                suggest = len(problems) < domain.HINTS_MAX
+                lists[name].append(domain.canonical_license(text, suggest=suggest))
             except ValueError as exc:
                 problems.append(
                     {"field": f"$.{name}[{index}]", "message": f"{text[:80]!r} {exc}", "in": "body"}

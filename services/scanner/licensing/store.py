@@ -253,7 +253,9 @@ async def list_waivers(
     limit: int,
 ) -> list[WaiverRow]:
     """Newest first (by the stream sequence of the grant); up to ``limit`` rows."""
-    clauses = ["project_id = $1"]
+    # $2 (now) is typed here: a filter on "revoked" alone does not otherwise use it, and
+    # PostgreSQL cannot prepare a statement with a parameter of unknown type.
+    clauses = ["project_id = $1", "$2::timestamptz IS NOT NULL"]
     args: list[Any] = [project_id, now]
     if statuses:
         wanted = []
@@ -264,8 +266,6 @@ async def list_waivers(
         if "active" in statuses:
             wanted.append("(revoked_seq IS NULL AND expired_seq IS NULL AND expires_at > $2)")
         clauses.append("(" + " OR ".join(wanted) + ")")
-    else:
-        clauses.append("$2::timestamptz IS NOT NULL")
     if after is not None:
         args.append(after)
         clauses.append(f"granted_seq < ${len(args)}")

@@ -25,6 +25,7 @@ from shared.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
     ValidationFailed,
+    outage_of,
 )
 from shared.logging import get_logger
 from shared.metrics import HTTP_LATENCY
@@ -73,6 +74,8 @@ def problem_body(exc: GatehouseError, *, request_id: str, instance: str = "") ->
 
 def problem_response(exc: GatehouseError, *, request_id: str, instance: str = "") -> web.Response:
     headers = {"X-Request-ID": request_id, **exc.headers}
+    if exc.retry_after is not None:
+        headers.setdefault("Retry-After", str(exc.retry_after))
     return web.Response(
         body=_json.encode(problem_body(exc, request_id=request_id, instance=instance)),
         status=exc.status,
@@ -109,10 +112,12 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
                 _from_http_exception(exc), request_id=request_id, instance=request.path
             )
         except Exception as exc:
-            log.exception("request_failed", path=request.path, error=type(exc).__name__)
             response = problem_response(
-                GatehouseError(), request_id=request_id, instance=request.path
+                unexpected_error(exc, path=request.path),
+                request_id=request_id,
+                instance=request.path,
             )
+            status = response.status
         if not response.prepared:
             response.headers["X-Request-ID"] = request_id
         elapsed = time.perf_counter() - started
@@ -131,6 +136,19 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
                 duration_ms=round(elapsed * 1000, 1),
             )
         return response
+
+
+def unexpected_error(exc: Exception, *, path: str) -> GatehouseError:
+    """What an exception that is not a GatehouseError is answered as: a 503 with
+    ``Retry-After`` when the database or the bus is unavailable (logged as a warning: the
+    client retries, nobody has to fix anything), otherwise a 500 (a bug: logged with its
+    traceback, answered without details)."""
+    outage = outage_of(exc)
+    if outage is not None:
+        log.warning("request_unavailable", path=path, code=outage.code, error=type(exc).__name__)
+        return outage
+    log.exception("request_failed", path=path, error=type(exc).__name__)
+    return GatehouseError()
 
 
 def _from_http_exception(exc: web.HTTPException) -> GatehouseError:

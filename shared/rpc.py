@@ -21,11 +21,13 @@ from nats.micro.service import EndpointConfig, Service, ServiceConfig
 
 from shared.bus import Bus
 from shared.errors import (
+    BusUnavailable,
     GatehouseError,
     UpstreamTimeout,
     UpstreamUnavailable,
     ValidationFailed,
     error_from_problem,
+    outage_of,
 )
 from shared.logging import get_logger
 from shared.metrics import RPC_LATENCY
@@ -130,10 +132,20 @@ class RpcServer:
                 except GatehouseError as exc:
                     outcome = exc.code
                     await _respond_problem(request, exc)
-                except Exception as exc:  # a bug: log it here, answer a problem without details
-                    outcome = "internal_error"
-                    log.exception("rpc_handler_failed", error=type(exc).__name__)
-                    await _respond_problem(request, GatehouseError())
+                except Exception as exc:
+                    # The database or the bus being away is answered as a 503 the gateway
+                    # relays with Retry-After; anything else is a bug: log it here, answer a
+                    # problem without details.
+                    outage = outage_of(exc)
+                    problem: GatehouseError
+                    if outage is not None:
+                        log.warning("rpc_unavailable", code=outage.code, error=type(exc).__name__)
+                        problem = outage
+                    else:
+                        log.exception("rpc_handler_failed", error=type(exc).__name__)
+                        problem = GatehouseError()
+                    outcome = problem.code
+                    await _respond_problem(request, problem)
                 finally:
                     RPC_LATENCY.labels(self.service_name, endpoint.operation, outcome).observe(
                         time.perf_counter() - started
@@ -186,7 +198,7 @@ async def call(
         nats.errors.ConnectionReconnectingError,
         nats.errors.OutboundBufferLimitError,
     ) as exc:
-        raise UpstreamUnavailable("event bus unavailable") from exc
+        raise BusUnavailable("event bus unavailable") from exc
     if msg.headers and "Nats-Service-Error-Code" in msg.headers:
         try:
             problem = msgspec.json.decode(msg.data)

@@ -52,6 +52,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_per_token: PerSecond = 50.0
     rate_limit_per_ip: PerSecond = 20.0
     rate_limit_burst: AtLeastOne = 200
+    # Failed authentications per client address (the TCP peer) before tokens that the replica
+    # has not seen valid are refused with 429 without a database lookup; refilled per second.
+    auth_failure_burst: AtLeastOne = 20
+    auth_failures_per_ip: PerSecond = 1.0
     # Readiness fails when a projection is further behind the stream than this.
     max_ready_lag: NotNegative = 10_000
     projection_batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 256

@@ -246,15 +246,22 @@ _field_error = field_error  # the name it had first
 
 
 def add_health_routes(
-    app: web.Application, readiness: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
+    app: web.Application,
+    readiness: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]],
+    *,
+    instance: str = "",
 ) -> None:
+    """``instance`` names this process (or the `gatehouse up` run it belongs to): whoever
+    waits for readiness can tell that the server answering on a port is the one it started."""
+
     async def live(_: web.Request) -> web.Response:
-        return json_response({"status": "ok"})
+        return json_response({"status": "ok", "instance": instance})
 
     async def ready(_: web.Request) -> web.Response:
         ok, checks = await readiness()
         return json_response(
-            {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
+            {"status": "ok" if ok else "unavailable", "instance": instance, "checks": checks},
+            status=200 if ok else 503,
         )
 
     async def metrics(_: web.Request) -> web.Response:

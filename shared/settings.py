@@ -35,6 +35,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/gatehouse"
     http_host: str = "127.0.0.1"
     http_port: Port = 8080
+    # A listening socket inherited from `gatehouse up`, which holds the port it chose
+    # (-1: bind http_host:http_port).
+    http_fd: Annotated[int, msgspec.Meta(ge=-1)] = -1
+    # Told by /health/ready (`instance`), so that `gatehouse up` knows the server answering
+    # is its own (empty: a random one per process).
+    instance_id: str = ""
     # Public base URL of the gateway, used in Link headers and printed by `gatehouse up`.
     public_url: str = ""
     log_level: str = "info"

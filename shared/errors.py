@@ -212,7 +212,12 @@ def outage_of(exc: BaseException) -> UpstreamUnavailable | None:
         return None  # already says what it is
     if isinstance(exc, _DATABASE_DOWN):
         return DatabaseUnavailable(f"database unavailable: {type(exc).__name__}")
-    if isinstance(exc, asyncpg.InterfaceError) and _lost_connection(exc):
+    if isinstance(exc, (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)) and (
+        _lost_connection(exc)
+        # Releasing a connection the server just terminated trips the driver's own state
+        # checks, raised while the outage itself is being handled.
+        or (exc.__context__ is not None and outage_of(exc.__context__) is not None)
+    ):
         return DatabaseUnavailable(f"database connection lost: {type(exc).__name__}")
     if isinstance(exc, _BUS_DOWN):
         return BusUnavailable(f"event bus unavailable: {type(exc).__name__}")

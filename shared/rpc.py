@@ -182,6 +182,7 @@ async def call(
         ACTOR_HEADER: ctx.actor,
         ROLES_HEADER: ",".join(ctx.roles),
     }
+    reconnects = bus.reconnects
     try:
         msg = await bus.nc.request(
             subject(service, operation),
@@ -192,6 +193,12 @@ async def call(
     except nats.errors.NoRespondersError as exc:
         raise UpstreamUnavailable(f"service {service} is not running") from exc
     except nats.errors.TimeoutError as exc:
+        if not bus.connected or bus.reconnects != reconnects:
+            # The connection dropped while the call was out: the request or its reply was
+            # lost with it. The bus is what failed, not the service.
+            raise BusUnavailable(
+                f"the event bus connection was lost while calling {service}"
+            ) from exc
         raise UpstreamTimeout(f"service {service} did not answer within {timeout:g}s") from exc
     except (
         nats.errors.ConnectionClosedError,

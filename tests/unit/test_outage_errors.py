@@ -96,3 +96,16 @@ def test_a_503_relayed_from_an_owner_keeps_its_code_and_retry_after() -> None:
     assert isinstance(relayed, UpstreamUnavailable)
     assert relayed.code == "database_unavailable"
     assert problem_response(relayed, request_id="r3").headers["Retry-After"] == "1"
+
+
+def test_a_driver_state_error_raised_while_handling_an_outage_is_that_outage() -> None:
+    """Releasing a connection the server terminated mid-query fails in the driver's state
+    machine (InternalClientError), with the outage as its context."""
+    try:
+        try:
+            raise asyncpg.exceptions.AdminShutdownError("terminating connection")
+        except asyncpg.exceptions.AdminShutdownError:
+            raise asyncpg.exceptions.InternalClientError("cannot switch state") from None
+    except asyncpg.exceptions.InternalClientError as exc:
+        assert isinstance(outage_of(exc), DatabaseUnavailable)
+    assert outage_of(asyncpg.exceptions.InternalClientError("cannot switch state")) is None

@@ -16,6 +16,12 @@ Everything lives in the data dir (``./.gatehouse`` by default)::
     postgres/, postgres.log  the embedded PostgreSQL cluster and its log
     logs/<service>.log       each service's JSON log (warnings and errors are echoed)
     bootstrap-admin-token    written by the gateway on first start; printed once, then deleted
+
+The supervisor binds every service's HTTP port itself and hands the listening socket to the
+child (``GATEHOUSE_HTTP_FD``), holding it for as long as it runs: two stacks started at the
+same moment cannot both take a port, and a restarted child finds its port waiting. Each run
+has an instance id (``GATEHOUSE_INSTANCE_ID``) that ``/health/ready`` reports: a service is
+ready only when the process answering is one of this run's.
 """
 
 from __future__ import annotations
@@ -27,12 +33,14 @@ import fcntl
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,8 +53,10 @@ from shared.embedded import (
     EmbeddedError,
     EmbeddedNats,
     EmbeddedPostgres,
+    PortTaken,
     die_with_parent,
     free_port,
+    listening_socket,
     port_is_free,
 )
 from shared.service import VERSION
@@ -60,6 +70,8 @@ TOKEN_FILE = "bootstrap-admin-token"
 EMBEDDED_DATABASE = "gatehouse"
 
 READY_TIMEOUT_SECONDS = 120.0
+# How many ports an embedded server tries when others keep being taken under it.
+PORT_ATTEMPTS = 3
 # A service gets this long to drain after SIGTERM before it is killed.
 STOP_TIMEOUT_SECONDS = 20.0
 # Crash back-off: 1 s, 2 s, 4 s … capped; a child that stayed up this long starts again at 1 s.
@@ -132,6 +144,21 @@ def console_line(service: str, line: str, *, verbose: bool) -> str | None:
             value = value.strip().splitlines()[-1] if value.strip() else value
         details.append(f"{key}={value}")
     return " ".join([f"[{service}]", level, str(record.get("event", "")), *details]).rstrip()
+
+
+READY, NOT_READY, FOREIGN = "ready", "not ready", "foreign"
+
+
+def ready_answer(status: int, body: bytes, *, instance: str) -> str:
+    """What a ``/health/ready`` answer means to the run whose instance id is ``instance``:
+    a process of another run (or not Gatehouse at all) is FOREIGN, whatever its status."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return FOREIGN
+    if not isinstance(answer, dict) or answer.get("instance") != instance:
+        return FOREIGN
+    return READY if status == 200 else NOT_READY
 
 
 def probe_host(http_host: str) -> str:
@@ -258,6 +285,26 @@ def save_state(data_dir: Path, ports: Mapping[str, int]) -> None:
     os.replace(partial, path)
 
 
+def hold_port(
+    what: str, key: str, remembered: Mapping[str, int], console: Console
+) -> socket.socket:
+    """A listening socket on the port used last time (or the default) when it can be bound,
+    otherwise on a free one (said)."""
+    preferred = remembered.get(key) or DEFAULT_PORTS.get(key, 0)
+    if preferred:
+        with contextlib.suppress(OSError):
+            return listening_socket(preferred)
+    sock = listening_socket(0)
+    if preferred:
+        why = "used last time" if key in remembered else "the default"
+        console.say(f"  {what}: port {preferred} ({why}) is in use; using {port_of(sock)} instead")
+    return sock
+
+
+def port_of(sock: socket.socket) -> int:
+    return int(sock.getsockname()[1])
+
+
 def choose_port(what: str, key: str, remembered: Mapping[str, int], console: Console) -> int:
     """The port used last time (or the default) when it is free, otherwise a free one."""
     preferred = remembered.get(key) or DEFAULT_PORTS.get(key, 0)
@@ -283,6 +330,10 @@ class ServiceProcess:
     host: str
     env: dict[str, str]
     log_path: Path
+    # The listening socket the supervisor holds for this service (passed to every start).
+    listener: socket.socket | None = None
+    # The run's instance id that /health/ready must report.
+    instance: str = ""
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     starts: int = 0
@@ -313,6 +364,7 @@ class ServiceProcess:
                 # stops the children in order. The kernel still kills them if it dies.
                 start_new_session=True,
                 preexec_fn=die_with_parent,
+                pass_fds=(self.listener.fileno(),) if self.listener is not None else (),
             )
         self.started_at = time.monotonic()
         self.restart_at = None
@@ -323,11 +375,18 @@ class ServiceProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def is_ready(self) -> bool:
+        return self.readiness() == READY
+
+    def readiness(self) -> str:
+        """READY, NOT_READY, or FOREIGN when another process than this run's answers."""
         try:
             with urllib.request.urlopen(self.ready_url, timeout=1.0) as response:
-                return int(response.status) == 200
+                status, raw = int(response.status), response.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
         except (urllib.error.URLError, OSError, ValueError):
-            return False
+            return NOT_READY
+        return ready_answer(status, raw, instance=self.instance)
 
     def new_log_lines(self) -> list[str]:
         """Lines the service wrote since the last call (whole lines only)."""
@@ -439,6 +498,9 @@ class Stack:
     nats_url: str = ""
     database_url: str = ""
     children: list[ServiceProcess] = field(default_factory=list)
+    # The services' listening sockets, held from the moment their port is chosen.
+    listeners: dict[str, socket.socket] = field(default_factory=dict)
+    instance: str = field(default_factory=lambda: uuid.uuid4().hex)
     stopping: bool = False
     hurry: bool = False
 
@@ -457,27 +519,42 @@ class Stack:
     # -- start ---------------------------------------------------------------------------------
 
     def choose_gateway_port(self, remembered: Mapping[str, int]) -> None:
+        """Bind the gateway's port now and hold it (see the module docstring)."""
         asked = self.options.gateway_port
         host = self.settings.http_host
-        if asked == 0:
-            self.ports[GATEWAY] = free_port(probe_host(host))
-            return
-        if asked is not None:
-            if not port_is_free(asked, probe_host(host)):
+        if asked is not None and asked != 0:
+            try:
+                self.hold(GATEWAY, listening_socket(asked, host))
+            except OSError as exc:
                 raise StackError(
                     f"port {asked} (from {self.options.gateway_port_origin}) is already in use "
-                    f"on {host}; stop what listens there or choose another port",
+                    f"on {host}; stop what listens there or choose another port "
+                    f"({exc.strerror or exc})",
                     exit_code=2,
-                )
-            self.ports[GATEWAY] = asked
+                ) from None
             return
-        preferred = remembered.get(GATEWAY) or DEFAULT_PORTS[GATEWAY]
-        if port_is_free(preferred, probe_host(host)):
-            self.ports[GATEWAY] = preferred
-            return
-        chosen = free_port(probe_host(host))
-        self.console.say(f"  gateway: port {preferred} is in use; using {chosen} instead")
-        self.ports[GATEWAY] = chosen
+        preferred = 0 if asked == 0 else remembered.get(GATEWAY) or DEFAULT_PORTS[GATEWAY]
+        if preferred:
+            with contextlib.suppress(OSError):
+                self.hold(GATEWAY, listening_socket(preferred, host))
+                return
+        try:
+            self.hold(GATEWAY, listening_socket(0, host))
+        except OSError as exc:
+            raise StackError(f"cannot listen on {host}: {exc.strerror or exc}") from None
+        if preferred:
+            chosen = self.ports[GATEWAY]
+            self.console.say(f"  gateway: port {preferred} is in use; using {chosen} instead")
+
+    def hold(self, name: str, listener: socket.socket) -> None:
+        self.listeners[name] = listener
+        self.ports[name] = port_of(listener)
+
+    def release_ports(self) -> None:
+        """Close the held sockets (after the children stopped: they were serving on them)."""
+        for listener in self.listeners.values():
+            listener.close()
+        self.listeners.clear()
 
     def start_nats(self, remembered: Mapping[str, int]) -> None:
         external = self.environ.get(env_name("nats_url"))
@@ -486,15 +563,15 @@ class Stack:
             self.console.say(f"  NATS        {redact_url(external)} (external)")
             return
         port = choose_port("NATS", "nats", remembered, self.console)
-        self.ports["nats"] = port
         self.nats = EmbeddedNats(self.data_dir, port=port)
         try:
-            self.nats.start()
+            self.start_taking_another_port_if_taken("NATS", self.nats)
         except (EmbeddedError, OSError) as exc:
             raise StackError(
                 f"the embedded NATS server did not start: {exc}\n"
                 f"{_tail(self.data_dir / 'nats.log')}"
             ) from exc
+        self.ports["nats"] = self.nats.port
         self.nats_url = self.nats.url
         self.console.say(
             f"  NATS        {self.nats_url} (embedded, JetStream in {relative(self.data_dir)}/nats)"
@@ -507,22 +584,37 @@ class Stack:
             self.console.say(f"  PostgreSQL  {redact_url(external)} (external)")
             return
         port = choose_port("PostgreSQL", "postgres", remembered, self.console)
-        self.ports["postgres"] = port
         self.postgres = EmbeddedPostgres(self.data_dir, port=port)
         prepare_postgres_dir(self.postgres, self.console)
         first = not (self.postgres.pgdata / "PG_VERSION").exists()
         if first:
             self.console.say("  PostgreSQL: creating a new cluster (first start)")
         try:
-            self.postgres.start()
+            self.start_taking_another_port_if_taken("PostgreSQL", self.postgres)
         except (EmbeddedError, OSError, subprocess.CalledProcessError) as exc:
             detail = exc.stderr.decode(errors="replace") if hasattr(exc, "stderr") else ""
             raise StackError(f"the embedded PostgreSQL did not start: {exc}\n{detail}") from exc
+        self.ports["postgres"] = self.postgres.port
         self.database_url = self.postgres.url(EMBEDDED_DATABASE)
         self.console.say(
             f"  PostgreSQL  {self.database_url} "
             f"(embedded, cluster in {relative(self.postgres.pgdata)})"
         )
+
+    def start_taking_another_port_if_taken(
+        self, what: str, server: EmbeddedNats | EmbeddedPostgres
+    ) -> None:
+        """Start ``server``; when another process took its port between the choice and the
+        bind (another stack starting at the same moment), start it again on a free port."""
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                server.start()
+                return
+            except PortTaken:
+                if attempt + 1 == PORT_ATTEMPTS:
+                    raise
+                taken, server.port = server.port, free_port()
+                self.console.say(f"  {what}: port {taken} was taken meanwhile; using {server.port}")
 
     def child_env(self, name: str, *, host: str, port: int) -> dict[str, str]:
         env = dict(self.environ)
@@ -535,9 +627,12 @@ class Stack:
                 env_name("http_host"): host,
                 env_name("http_port"): str(port),
                 env_name("data_dir"): str(self.data_dir),
+                env_name("instance_id"): self.instance,
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        listener = self.listeners.get(name)
+        env[env_name("http_fd")] = str(listener.fileno()) if listener is not None else "-1"
         if name == GATEWAY:
             env[env_name("bootstrap_token_file")] = str(self.token_file)
         return env
@@ -550,8 +645,9 @@ class Stack:
                 host, port = self.settings.http_host, self.ports[GATEWAY]
             else:
                 # Internal services serve only health and metrics, on this machine.
-                host, port = "127.0.0.1", choose_port(name, name, remembered, self.console)
-                self.ports[name] = port
+                host = "127.0.0.1"
+                self.hold(name, hold_port(name, name, remembered, self.console))
+                port = self.ports[name]
             log_path = logs / f"{name}.log"
             rotate_log(log_path)
             child = ServiceProcess(
@@ -560,6 +656,8 @@ class Stack:
                 host=host,
                 env=self.child_env(name, host=host, port=port),
                 log_path=log_path,
+                listener=self.listeners.get(name),
+                instance=self.instance,
             )
             self.children.append(child)
             child.spawn()
@@ -580,7 +678,13 @@ class Stack:
                         f"{child.name} {describe_exit(code)} before it was ready. "
                         f"Last lines of {relative(child.log_path)}:\n{child.log_tail()}"
                     )
-                if child.is_ready():
+                answer = child.readiness()
+                if answer == FOREIGN:
+                    raise StackError(
+                        f"{child.name}: another process answers on port {child.port} "
+                        f"({child.ready_url}), not the one this `gatehouse up` started"
+                    )
+                if answer == READY:
                     child.awaiting_ready = False
                     pending.remove(child)
             if pending and time.monotonic() > deadline:
@@ -688,6 +792,7 @@ class Stack:
         for group in (gateway, others):
             self.stop_children(group)
         self.echo_logs()
+        self.release_ports()
         if self.postgres is not None:
             self.postgres.stop()
         if self.nats is not None:

@@ -21,7 +21,7 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 
 from contracts import events as _events  # noqa: F401  (registers the catalog)
 from contracts.envelope import Envelope, EventPayload, domains, encode_envelope, make_envelope
-from shared.errors import UpstreamUnavailable
+from shared.errors import BusUnavailable
 from shared.logging import get_logger
 from shared.metrics import EVENTS_PUBLISHED
 from shared.settings import Settings
@@ -87,7 +87,7 @@ class Bus:
         on_state_change: Callable[[str], Awaitable[None]] | None = None,
         connect_within: float = CONNECT_WITHIN_SECONDS,
     ) -> Bus:
-        """Connect, failing with UpstreamUnavailable if no server answers within
+        """Connect, failing with BusUnavailable if no server answers within
         ``connect_within`` seconds; once connected, reconnect forever."""
         events = ConnectionEvents(on_state_change)
         # The client's stubs say int for the waits, but it takes fractions of a second.
@@ -109,7 +109,7 @@ class Bus:
         except (OSError, nats.errors.Error, TimeoutError) as exc:
             with contextlib.suppress(Exception):
                 await nc.close()
-            raise UpstreamUnavailable(
+            raise BusUnavailable(
                 f"cannot connect to NATS at {settings.nats_url}: {type(exc).__name__} {exc}"
             ) from exc
         return cls(nc, settings=settings, events=events)
@@ -188,12 +188,10 @@ class Bus:
                 nats.errors.OutboundBufferLimitError,
             ) as exc:
                 if loop.time() + PUBLISH_RETRY_SECONDS >= deadline:
-                    raise UpstreamUnavailable(
-                        f"event bus unavailable: {type(exc).__name__}"
-                    ) from exc
+                    raise BusUnavailable(f"event bus unavailable: {type(exc).__name__}") from exc
                 await asyncio.sleep(PUBLISH_RETRY_SECONDS)
             except (nats.errors.TimeoutError, nats.errors.ConnectionClosedError) as exc:
-                raise UpstreamUnavailable(f"event bus unavailable: {type(exc).__name__}") from exc
+                raise BusUnavailable(f"event bus unavailable: {type(exc).__name__}") from exc
         EVENTS_PUBLISHED.labels(self.settings.service, envelope.type).inc()
         return int(ack.seq)
 

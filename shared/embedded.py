@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import shutil
 import signal
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,10 @@ _PR_SET_PDEATHSIG = 1
 
 class EmbeddedError(RuntimeError):
     pass
+
+
+class PortTaken(EmbeddedError):
+    """Another server took the port between choosing it and binding it (try another)."""
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> None:
@@ -59,6 +65,24 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def listening_socket(port: int, host: str = "127.0.0.1") -> socket.socket:
+    """A socket bound to ``host:port`` (0: any free port) and listening, for a child process
+    to serve on: holding it is what makes the port ours. Probing a port and binding it later
+    lets another process take it in between (two `gatehouse up` started at once did).
+    Raises OSError when the port is taken."""
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    try:
+        # Not for sharing: Linux still refuses a port another socket listens on; this only
+        # lets a port whose last connections are in TIME_WAIT be bound again at once.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def choose_port(preferred: int, *, what: str, host: str = "127.0.0.1") -> int:
     """The preferred port when it is free, otherwise a free one (said in the log)."""
     if preferred and port_is_free(preferred, host):
@@ -79,6 +103,8 @@ def wait_for_port(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
+            if not port_is_free(port, host):
+                raise PortTaken(f"port {port} is taken by another process")
             raise EmbeddedError(f"process exited with code {proc.returncode} before listening")
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.settimeout(0.2)
@@ -120,10 +146,22 @@ class EmbeddedNats:
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
+    def _answering_name(self) -> str | None:
+        """The server name in the INFO line of whatever NATS listens on the port."""
+        with contextlib.suppress(OSError, ValueError):
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2.0) as sock:
+                line = sock.makefile("rb").readline(65536)
+            if line.startswith(b"INFO "):
+                return str(json.loads(line[5:]).get("server_name", ""))
+        return None
+
     def start(self, *, timeout: float = 20.0) -> None:
         store = self.data_dir / "nats"
         store.mkdir(parents=True, exist_ok=True)
         log_file = open(self.data_dir / "nats.log", "ab")
+        # A name of this start's own: the server answering on the port must be this one, not
+        # one another stack started on the same port a moment earlier.
+        name = f"gatehouse-embedded-{uuid.uuid4().hex[:12]}"
         self.proc = subprocess.Popen(
             [
                 nats_server_binary(),
@@ -135,7 +173,7 @@ class EmbeddedNats:
                 "-p",
                 str(self.port),
                 "-n",
-                "gatehouse-embedded",
+                name,
             ],
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -147,6 +185,11 @@ class EmbeddedNats:
         )
         log_file.close()
         wait_for_port(self.port, timeout=timeout, proc=self.proc)
+        answering = self._answering_name()
+        if answering != name:
+            _terminate(self.proc, signal.SIGTERM, 10)
+            self.proc = None
+            raise PortTaken(f"port {self.port} is answered by another NATS server ({answering})")
 
     def stop(self) -> None:
         _terminate(self.proc, signal.SIGTERM, 10)
@@ -251,6 +294,9 @@ class EmbeddedPostgres:
         try:
             wait_for_port(self.port, timeout=timeout, proc=self.proc)
             self._wait_accepting(timeout)
+        except PortTaken:
+            self.proc = None  # it exited: the caller may start it again on another port
+            raise
         except EmbeddedError as exc:
             tail = log_path.read_text(errors="replace")[-2000:]
             raise EmbeddedError(f"PostgreSQL did not start: {exc}\n{tail}") from exc
@@ -258,14 +304,30 @@ class EmbeddedPostgres:
     def _wait_accepting(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                if not port_is_free(self.port):
+                    raise PortTaken(f"port {self.port} is taken by another process")
+                raise EmbeddedError(f"postgres exited with code {self.proc.returncode}")
             done = subprocess.run(
                 [self._bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-q"],
                 check=False,
             )
-            if done.returncode == 0:
+            # Something accepts on the port: it must be this cluster, ready (another stack's
+            # PostgreSQL may have taken the port a moment before this one tried to bind it).
+            if done.returncode == 0 and self._says_ready():
                 return
             time.sleep(0.1)
         raise EmbeddedError("PostgreSQL did not accept connections in time")
+
+    def _says_ready(self) -> bool:
+        """Whether this cluster's postmaster.pid names our process, and "ready" (its 8th
+        line, written once the server accepts connections)."""
+        try:
+            lines = (self.pgdata / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return False
+        ours = self.proc is not None and lines[:1] == [str(self.proc.pid)]
+        return ours and len(lines) >= 8 and lines[7].strip() == "ready"
 
     @staticmethod
     def _clear_stale_pid(pid_file: Path) -> None:

@@ -26,6 +26,7 @@ from shared.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
     ValidationFailed,
+    outage_of,
 )
 from shared.logging import get_logger
 from shared.metrics import HTTP_LATENCY
@@ -74,6 +75,8 @@ def problem_body(exc: GatehouseError, *, request_id: str, instance: str = "") ->
 
 def problem_response(exc: GatehouseError, *, request_id: str, instance: str = "") -> web.Response:
     headers = {"X-Request-ID": request_id, **exc.headers}
+    if exc.retry_after is not None:
+        headers.setdefault("Retry-After", str(exc.retry_after))
     return web.Response(
         body=_json.encode(problem_body(exc, request_id=request_id, instance=instance)),
         status=exc.status,
@@ -110,10 +113,12 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
                 _from_http_exception(exc), request_id=request_id, instance=request.path
             )
         except Exception as exc:
-            log.exception("request_failed", path=request.path, error=type(exc).__name__)
             response = problem_response(
-                GatehouseError(), request_id=request_id, instance=request.path
+                unexpected_error(exc, path=request.path),
+                request_id=request_id,
+                instance=request.path,
             )
+            status = response.status
         if not response.prepared:
             response.headers["X-Request-ID"] = request_id
         elapsed = time.perf_counter() - started
@@ -132,6 +137,19 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
                 duration_ms=round(elapsed * 1000, 1),
             )
         return response
+
+
+def unexpected_error(exc: Exception, *, path: str) -> GatehouseError:
+    """What an exception that is not a GatehouseError is answered as: a 503 with
+    ``Retry-After`` when the database or the bus is unavailable (logged as a warning: the
+    client retries, nobody has to fix anything), otherwise a 500 (a bug: logged with its
+    traceback, answered without details)."""
+    outage = outage_of(exc)
+    if outage is not None:
+        log.warning("request_unavailable", path=path, code=outage.code, error=type(exc).__name__)
+        return outage
+    log.exception("request_failed", path=path, error=type(exc).__name__)
+    return GatehouseError()
 
 
 def _from_http_exception(exc: web.HTTPException) -> GatehouseError:
@@ -209,16 +227,25 @@ _field_error = field_error  # the name it had first
 
 
 def add_health_routes(
-    app: web.Application, readiness: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
+    app: web.Application,
+    readiness: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]],
+    *,
+    instance: str = "",
 ) -> None:
+    """``instance`` names this process (or the `gatehouse up` run it belongs to): whoever
+    waits for readiness can tell that the server answering on a port is the one it started."""
+
     async def live(_: web.Request) -> web.Response:
-        return json_response({"status": "ok"})
+        return json_response({"status": "ok", "instance": instance})
 
     async def ready(_: web.Request) -> web.Response:
         ok, checks = await readiness()
         # Degraded (dead letters wait for an operator) still serves: 200, see Runtime.readiness.
         status = "unavailable" if not ok else "degraded" if checks.get("degraded") else "ok"
-        return json_response({"status": status, "checks": checks}, status=200 if ok else 503)
+        return json_response(
+            {"status": status, "instance": instance, "checks": checks},
+            status=200 if ok else 503,
+        )
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

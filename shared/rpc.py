@@ -22,11 +22,13 @@ from nats.micro.service import EndpointConfig, Service, ServiceConfig
 from shared.bus import Bus
 from shared.edge_limits import RPC_MAX_DEPTH, refuse_too_deep, refuse_unstorable
 from shared.errors import (
+    BusUnavailable,
     GatehouseError,
     UpstreamTimeout,
     UpstreamUnavailable,
     ValidationFailed,
     error_from_problem,
+    outage_of,
 )
 from shared.http import field_error
 from shared.logging import get_logger
@@ -127,10 +129,20 @@ class RpcServer:
                 except GatehouseError as exc:
                     outcome = exc.code
                     await _respond_problem(request, exc)
-                except Exception as exc:  # a bug: log it here, answer a problem without details
-                    outcome = "internal_error"
-                    log.exception("rpc_handler_failed", error=type(exc).__name__)
-                    await _respond_problem(request, GatehouseError())
+                except Exception as exc:
+                    # The database or the bus being away is answered as a 503 the gateway
+                    # relays with Retry-After; anything else is a bug: log it here, answer a
+                    # problem without details.
+                    outage = outage_of(exc)
+                    problem: GatehouseError
+                    if outage is not None:
+                        log.warning("rpc_unavailable", code=outage.code, error=type(exc).__name__)
+                        problem = outage
+                    else:
+                        log.exception("rpc_handler_failed", error=type(exc).__name__)
+                        problem = GatehouseError()
+                    outcome = problem.code
+                    await _respond_problem(request, problem)
                 finally:
                     RPC_LATENCY.labels(self.service_name, endpoint.operation, outcome).observe(
                         time.perf_counter() - started
@@ -181,6 +193,7 @@ async def call(
         ACTOR_HEADER: ctx.actor,
         ROLES_HEADER: ",".join(ctx.roles),
     }
+    reconnects = bus.reconnects
     try:
         msg = await bus.nc.request(
             subject(service, operation),
@@ -191,13 +204,19 @@ async def call(
     except nats.errors.NoRespondersError as exc:
         raise UpstreamUnavailable(f"service {service} is not running") from exc
     except nats.errors.TimeoutError as exc:
+        if not bus.connected or bus.reconnects != reconnects:
+            # The connection dropped while the call was out: the request or its reply was
+            # lost with it. The bus is what failed, not the service.
+            raise BusUnavailable(
+                f"the event bus connection was lost while calling {service}"
+            ) from exc
         raise UpstreamTimeout(f"service {service} did not answer within {timeout:g}s") from exc
     except (
         nats.errors.ConnectionClosedError,
         nats.errors.ConnectionReconnectingError,
         nats.errors.OutboundBufferLimitError,
     ) as exc:
-        raise UpstreamUnavailable("event bus unavailable") from exc
+        raise BusUnavailable("event bus unavailable") from exc
     if msg.headers and "Nats-Service-Error-Code" in msg.headers:
         try:
             problem = msgspec.json.decode(msg.data)

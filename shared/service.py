@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
+import socket
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +80,10 @@ class Runtime:
     def name(self) -> str:
         return self.definition.name
 
+    @functools.cached_property
+    def instance(self) -> str:
+        return self.settings.instance_id or uuid.uuid4().hex
+
     def add_projection(self, projection: Projection) -> ProjectionRunner:
         runner = ProjectionRunner(projection, bus=self.bus, pool=self.pool, settings=self.settings)
         self.runners[projection.name] = runner
@@ -87,7 +94,7 @@ class Runtime:
             middlewares=[edge_middleware], client_max_size=self.settings.max_body_bytes + 1
         )
         app[SERVICE_KEY] = self.name
-        add_health_routes(app, self.readiness)
+        add_health_routes(app, self.readiness, instance=self.instance)
         return app
 
     async def migrate(self) -> list[int]:
@@ -125,7 +132,15 @@ class Runtime:
             await hook()
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, settings.http_host, settings.http_port, reuse_address=True)
+        site: web.BaseSite
+        if settings.http_fd >= 0:
+            # `gatehouse up` bound the port and holds it: serving on its socket, this process
+            # can never end up without a port while another stack answers on it.
+            site = web.SockSite(self._runner, socket.socket(fileno=settings.http_fd))
+        else:
+            site = web.TCPSite(
+                self._runner, settings.http_host, settings.http_port, reuse_address=True
+            )
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         self.http_port = sockets[0].getsockname()[1] if sockets else settings.http_port

@@ -35,6 +35,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/gatehouse"
     http_host: str = "127.0.0.1"
     http_port: Port = 8080
+    # A listening socket inherited from `gatehouse up`, which holds the port it chose
+    # (-1: bind http_host:http_port).
+    http_fd: Annotated[int, msgspec.Meta(ge=-1)] = -1
+    # Told by /health/ready (`instance`), so that `gatehouse up` knows the server answering
+    # is its own (empty: a random one per process).
+    instance_id: str = ""
     # Public base URL of the gateway, used in Link headers and printed by `gatehouse up`.
     public_url: str = ""
     log_level: str = "info"
@@ -52,6 +58,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_per_token: PerSecond = 50.0
     rate_limit_per_ip: PerSecond = 20.0
     rate_limit_burst: AtLeastOne = 200
+    # Failed authentications per client address (the TCP peer) before tokens that the replica
+    # has not seen valid are refused with 429 without a database lookup; refilled per second.
+    auth_failure_burst: AtLeastOne = 20
+    auth_failures_per_ip: PerSecond = 1.0
     # Readiness fails when a projection is further behind the stream than this.
     max_ready_lag: NotNegative = 10_000
     projection_batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 256

@@ -104,6 +104,8 @@ async def settings(infra: Infra) -> AsyncIterator[Settings]:
         rate_limit_per_token=10_000.0,
         rate_limit_per_ip=10_000.0,
         rate_limit_burst=100_000,
+        # Tests refuse bad tokens on purpose, all from 127.0.0.1.
+        auth_failure_burst=100_000,
     )
     admin = await asyncpg.connect(infra.database_url)
     try:

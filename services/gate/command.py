@@ -4,13 +4,18 @@ NO_SHIP, 2 on error or timeout.
 
 With ``--wait`` the gate asks again every ``--interval`` seconds while the evidence of the
 commit is missing or pending (for HEAD: while no push was seen), and while the gateway is
-unreachable or answers 429, 502, 503 or 504. The token may come from ``GATEHOUSE_TOKEN``
-(kept out of the process list), the URL from ``GATEHOUSE_URL``.
+unreachable or answers 429, 502, 503 or 504 (after the ``Retry-After`` it sends, when it
+sends one). Even without ``--wait``, an unreachable gateway or one of those statuses is asked
+again up to :data:`OUTAGE_RETRIES` times: a database or bus restart takes about a second and
+must not fail a CI job. The token may come from ``GATEHOUSE_TOKEN`` (kept out of the process
+list), the URL from ``GATEHOUSE_URL``.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import email.utils
 import json
 import os
 import sys
@@ -47,16 +52,30 @@ REQUEST_TIMEOUT_MIN_SECONDS = 3.0
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 # --commit HEAD before the push webhook arrived: the head is evidence still to come.
 RETRYABLE_CODES = frozenset({"head_unknown"})
+# An outage (unreachable, 429/502/503/504) is asked again this many times even without
+# --wait (or once --wait is over), each pause at most OUTAGE_PAUSE_CAP_SECONDS.
+OUTAGE_RETRIES = 3
+OUTAGE_PAUSE_CAP_SECONDS = 5.0
 
 
 class GateError(Exception):
-    """The gateway could not give an answer; ``retryable`` when asking again may help."""
+    """The gateway could not give an answer; ``retryable`` when asking again may help,
+    ``outage`` when the gateway or what is behind it is unavailable for a moment, and
+    ``retry_after`` the seconds it asked to wait (``Retry-After``)."""
 
     def __init__(
-        self, message: str, *, retryable: bool, problem: dict[str, Any] | None = None
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        outage: bool = False,
+        retry_after: float | None = None,
+        problem: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.outage = outage
+        self.retry_after = retry_after
         self.problem = problem
 
 
@@ -164,7 +183,9 @@ class Question:
             raise _http_error(exc) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise GateError(f"cannot reach {self.url}: {reason}", retryable=True) from None
+            raise GateError(
+                f"cannot reach {self.url}: {reason}", retryable=True, outage=True
+            ) from None
         except ValueError:
             raise GateError(
                 "the gateway answered something that is not JSON", retryable=False
@@ -184,8 +205,40 @@ def _http_error(exc: urllib.error.HTTPError) -> GateError:
     code = (problem or {}).get("code", "")
     detail = (problem or {}).get("detail", exc.reason)
     message = f"HTTP {exc.code}{' ' + code if code else ''}: {detail}"
-    retryable = exc.code in RETRYABLE_STATUSES or code in RETRYABLE_CODES
-    return GateError(message, retryable=retryable, problem=problem)
+    outage = exc.code in RETRYABLE_STATUSES
+    return GateError(
+        message,
+        retryable=outage or code in RETRYABLE_CODES,
+        outage=outage,
+        retry_after=retry_after_seconds(
+            exc.headers.get("Retry-After"), now=dt.datetime.now(dt.UTC)
+        ),
+        problem=problem,
+    )
+
+
+def retry_after_seconds(value: str | None, *, now: dt.datetime) -> float | None:
+    """``Retry-After`` as seconds from ``now``: delay-seconds or an HTTP date (RFC 9110)."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def pause_after(error: GateError, *, interval: float) -> float:
+    """How long to wait before asking again after ``error``: what the gateway asked for
+    (Retry-After), else the interval."""
+    if error.retry_after is None:
+        return interval
+    return max(error.retry_after, MIN_INTERVAL_SECONDS)
 
 
 def decision_url(base: str, repo: str, commit: str) -> str:
@@ -211,14 +264,21 @@ def gate(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Verdict:
     deadline = clock() + wait
+    outage_retries = OUTAGE_RETRIES
     while True:
         try:
             view = question.ask(timeout=request_timeout(deadline - clock(), waiting=wait > 0))
         except GateError as exc:
-            if not exc.retryable or clock() + interval > deadline:
+            pause = pause_after(exc, interval=interval)
+            if exc.retryable and clock() + pause <= deadline:
+                pass  # still waiting: ask again
+            elif exc.outage and outage_retries > 0:
+                outage_retries -= 1
+                pause = min(pause, OUTAGE_PAUSE_CAP_SECONDS)
+            else:
                 return Verdict(outcome="error", message=str(exc), problem=exc.problem)
-            log(f"gatehouse gate: {exc}; asking again in {interval:g}s")
-            sleep(interval)
+            log(f"gatehouse gate: {exc}; asking again in {pause:g}s")
+            sleep(pause)
             continue
         if not still_pending(view) or clock() + interval > deadline:
             return conclude(view, waited=wait > 0)

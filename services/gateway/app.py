@@ -17,7 +17,7 @@ from services.gateway.deps import DEPS_KEY, GatewayDeps
 from services.gateway.dispatch import install_routes
 from services.gateway.keycache import KeyCache
 from services.gateway.projection import IdentityProjection
-from services.gateway.ratelimiter import RateLimiter
+from services.gateway.ratelimiter import FailedAuthThrottle, RateLimiter
 from services.gateway.routes import collect_routes
 from services.gateway.routing import Route
 from services.gateway.writes import CommandWriter
@@ -53,6 +53,9 @@ async def setup(runtime: Runtime) -> None:
             rate=settings.rate_limit_per_token, burst=settings.rate_limit_burst
         ),
         ip_limiter=RateLimiter(rate=settings.rate_limit_per_ip, burst=settings.rate_limit_burst),
+        auth_throttle=FailedAuthThrottle(
+            rate=settings.auth_failures_per_ip, burst=settings.auth_failure_burst
+        ),
         key_cache=KeyCache(runner),
     )
     runtime.state[DEPS_KEY] = deps

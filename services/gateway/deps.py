@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from services.gateway.keycache import KeyCache
-from services.gateway.ratelimiter import RateLimiter
+from services.gateway.ratelimiter import FailedAuthThrottle, RateLimiter
 from services.gateway.routing import RequestContext, Route
 from services.gateway.writes import CommandWriter
 from shared.projection import ProjectionRunner
@@ -27,6 +27,7 @@ class GatewayDeps:
     routes: list[Route]
     token_limiter: RateLimiter
     ip_limiter: RateLimiter
+    auth_throttle: FailedAuthThrottle
     key_cache: KeyCache
     # Documents derived from the routes alone (OpenAPI, docs page), built on first use.
     rendered: dict[str, Any] = field(default_factory=dict)

@@ -37,7 +37,7 @@ from services.gateway.idempotency import run_idempotent
 from services.gateway.routing import Principal, RequestContext, Route
 from services.gateway.uploads import read_upload
 from shared.edge_limits import refuse_unstorable
-from shared.errors import ValidationFailed
+from shared.errors import Unauthorized, ValidationFailed
 from shared.http import Handler, decode_json_body, field_error, request_id_of
 from shared.settings import Settings
 
@@ -55,7 +55,7 @@ def _dispatcher(route: Route, deps: GatewayDeps) -> Handler:
             request=request, request_id=request_id_of(request), runtime=deps.runtime
         )
         if route.roles is None:
-            deps.ip_limiter.check(f"ip:{request.remote or 'unknown'}")
+            deps.ip_limiter.check(f"ip:{client_address(request)}")
         else:
             ctx.principal = await authenticate(request, deps)
             require_roles(ctx.principal.roles, route.roles)
@@ -85,14 +85,26 @@ def _max_upload_bytes(settings: Settings) -> int:
     return settings.max_upload_bytes
 
 
+def client_address(request: web.Request) -> str:
+    """The TCP peer: ``X-Forwarded-For`` is not trusted (anyone can send it)."""
+    return request.remote or "unknown"
+
+
 async def authenticate(request: web.Request, deps: GatewayDeps) -> Principal:
     """The caller's key from the read model (through the checkpoint-bound cache): a
-    revocation applies to the very next request, an expiry the moment it passes."""
+    revocation applies to the very next request, an expiry the moment it passes. An address
+    that failed too often is refused before an unknown token costs a database lookup."""
     token_hash = token_sha256(bearer_token(request.headers.get("Authorization")))
+    address = client_address(request)
+    deps.auth_throttle.check(address, known_token=deps.key_cache.known(token_hash))
     stored = await deps.key_cache.lookup(
         token_hash, lambda: key_by_token_hash(deps.pool, token_hash)
     )
-    key = usable_key(stored, now=dt.datetime.now(dt.UTC))
+    try:
+        key = usable_key(stored, now=dt.datetime.now(dt.UTC))
+    except Unauthorized:
+        deps.auth_throttle.failed(address)
+        raise
     return Principal(
         key_id=key.key_id,
         name=key.name,

@@ -11,10 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from prometheus_client import Counter
+
 from services.gateway.domain.access import StoredKey
 from shared.projection import ProjectionRunner
 
 MAX_ENTRIES = 10_000
+
+KEY_LOOKUPS = Counter(
+    "gatehouse_gateway_key_lookups_total",
+    "API keys read from the database to authenticate a request (key cache misses)",
+)
 
 
 class KeyCache:
@@ -22,6 +29,12 @@ class KeyCache:
         self._runner = runner
         self._max_entries = max_entries
         self._entries: dict[str, tuple[int, StoredKey]] = {}
+        # Database lookups made (cache misses), for the metric and the tests.
+        self.loads = 0
+
+    def known(self, token_sha256: str) -> bool:
+        """Whether this token was a stored key when last read (even if stale since)."""
+        return token_sha256 in self._entries
 
     async def lookup(
         self, token_sha256: str, load: Callable[[], Awaitable[StoredKey | None]]
@@ -31,6 +44,8 @@ class KeyCache:
         hit = self._entries.get(token_sha256)
         if hit is not None and hit[0] == checkpoint:
             return hit[1]
+        self.loads += 1
+        KEY_LOOKUPS.inc()
         key = await load()
         if key is None:  # unknown tokens are not remembered: nobody can fill the cache
             self._entries.pop(token_sha256, None)

@@ -38,12 +38,17 @@ _PROBLEMS: dict[int, tuple[str, str]] = {
     429: ("RateLimited", "Too many requests; retry after Retry-After seconds"),
     500: ("InternalError", "An unexpected error (never with internals)"),
     502: ("BadGateway", "A backing service answered unexpectedly"),
-    503: ("Unavailable", "A backing service is unavailable"),
+    503: (
+        "Unavailable",
+        "The database, the event bus or a backing service is unavailable; retry after "
+        "Retry-After seconds",
+    ),
     504: ("Timeout", "A backing service or the read model did not answer in time"),
 }
 _HEADERS = {
     401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer challenge"}},
     429: {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait"}},
+    503: {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait"}},
 }
 
 

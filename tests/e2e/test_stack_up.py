@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -509,3 +510,56 @@ def test_a_busy_port_asked_for_fails_with_a_clear_message(
     assert "Traceback" not in done.stderr
     assert "Gatehouse is running" not in done.stdout
     assert not (tmp_path / "data" / "postgres").exists(), "nothing was started"
+
+
+@pytest.fixture
+def outside_tmp() -> Iterator[Path]:
+    """A folder not under pytest's tmp_path: as root, PostgreSQL runs as another user and must
+    traverse the path, and every pytest session that starts meanwhile takes that right away
+    from /tmp/pytest-of-root (which a test of two stacks at once, longer, would meet)."""
+    base = Path(tempfile.mkdtemp(prefix="gatehouse-two-stacks-"))
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_two_stacks_started_at_once_on_the_same_preferred_ports_each_get_their_own(
+    outside_tmp: Path, stacks: list[Stack], user_env: dict[str, str]
+) -> None:
+    """Two `gatehouse up` at the same moment, preferring the same ports (as two checkouts on
+    one machine would after a restart). The second used to fail to bind the gateway port yet
+    print `ready` with the first stack's URL and a token that stack rejected; now each stack
+    holds the ports it bound, and says ready only when its own gateway answers."""
+    with (
+        socket.socket() as a,
+        socket.socket() as b,
+        socket.socket() as c,
+        socket.socket() as d,
+    ):
+        for sock in (a, b, c, d):
+            sock.bind(("127.0.0.1", 0))
+        gateway, nats, postgres, audit = (s.getsockname()[1] for s in (a, b, c, d))
+    preferred = {"gateway": gateway, "nats": nats, "postgres": postgres, "audit": audit}
+    dirs = [outside_tmp / "one", outside_tmp / "two"]
+    for data_dir in dirs:
+        data_dir.mkdir()
+        (data_dir / "stack.json").write_text(json.dumps({"ports": preferred}))
+    both = [Stack(data_dir, env=user_env) for data_dir in dirs]
+    stacks.extend(both)
+
+    urls, tokens = [], []
+    for stack in both:
+        urls.append(stack.wait_running())
+        tokens.append(stack.out.wait_for(TOKEN, timeout=0)["token"])
+    assert urls[0] != urls[1], "\n".join(s.transcript() for s in both)
+    assert f":{gateway}" in " ".join(urls), "one of them has the port it preferred"
+    for url, token, other in ((urls[0], tokens[0], tokens[1]), (urls[1], tokens[1], tokens[0])):
+        assert call(url, "GET", "/api/v1/me", token=token).status == 200
+        assert call(url, "GET", "/api/v1/me", token=other).status == 401
+    ready = [call(url, "GET", "/health/ready").body["instance"] for url in urls]
+    assert ready[0] != ready[1]
+    for stack in both:
+        assert stack.stop(signal.SIGTERM) == 0, stack.transcript()
+        assert "Traceback" not in stack.err.text, stack.transcript()
+    states = [json.loads((d / "stack.json").read_text())["ports"] for d in dirs]
+    for key in ("gateway", "nats", "postgres", "audit"):
+        assert states[0][key] != states[1][key], (key, states)

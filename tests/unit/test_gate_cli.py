@@ -12,11 +12,14 @@ import pytest
 
 from services.cli import build_parser
 from services.gate.command import (
+    OUTAGE_PAUSE_CAP_SECONDS,
+    OUTAGE_RETRIES,
     REQUEST_TIMEOUT_MIN_SECONDS,
     REQUEST_TIMEOUT_SECONDS,
     GateError,
     _http_error,
     gate,
+    retry_after_seconds,
 )
 from services.gate.verdict import Verdict, conclude, markdown, render, still_pending
 
@@ -44,6 +47,7 @@ class Script:
         self.now = 0.0
         self.asked = 0
         self.timeouts: list[float] = []
+        self.pauses: list[float] = []
 
     def ask(self, *, timeout: float) -> dict[str, Any]:
         self.asked += 1
@@ -55,6 +59,7 @@ class Script:
 
     def run(self, *, wait: float) -> Verdict:
         def sleep(seconds: float) -> None:
+            self.pauses.append(seconds)
             self.now += seconds
 
         return gate(
@@ -173,3 +178,52 @@ def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str
         build_parser().parse_args(["gate", "--url", "http://x", "--token", "t", *argv])
     assert exited.value.code == 2
     assert "gatehouse gate" in capsys.readouterr().err
+
+
+def unavailable(retry_after: str | None = "1") -> urllib.error.HTTPError:
+    body = json.dumps({"status": 503, "code": "database_unavailable", "detail": "x"}).encode()
+    headers = Message()
+    if retry_after is not None:
+        headers["Retry-After"] = retry_after
+    return urllib.error.HTTPError("http://g", 503, "Service Unavailable", headers, io.BytesIO(body))
+
+
+def test_an_outage_without_wait_is_asked_again_a_bounded_number_of_times() -> None:
+    """A database restart answers 503 for about a second: a gate without --wait must not
+    fail the CI job for it (it did: 503 was final without --wait)."""
+    outage = _http_error(unavailable())
+    assert outage.outage and outage.retry_after == 1.0
+    brief = Script(outage, view("SHIP"))
+    assert (brief.run(wait=0).exit_code, brief.asked) == (0, 2)
+    assert brief.pauses == [1.0]
+    lasting = Script(outage)
+    verdict = lasting.run(wait=0)
+    assert (verdict.exit_code, lasting.asked) == (2, 1 + OUTAGE_RETRIES)
+    assert "database_unavailable" in verdict.message
+    # Not an outage: an unknown head without --wait is not asked again.
+    head = Script(GateError("HTTP 404 head_unknown", retryable=True))
+    assert (head.run(wait=0).exit_code, head.asked) == (2, 1)
+
+
+def test_retry_after_is_honoured_while_waiting_and_capped_after() -> None:
+    slow = Script(_http_error(unavailable("7")), view("SHIP"))
+    assert slow.run(wait=30).exit_code == 0
+    assert slow.pauses == [7.0]
+    # Past the end of --wait, an outage is still retried, each pause capped.
+    late = Script(_http_error(unavailable("120")), view("SHIP"))
+    assert late.run(wait=5).exit_code == 0
+    assert late.pauses == [OUTAGE_PAUSE_CAP_SECONDS]
+    without = Script(_http_error(unavailable(None)), view("SHIP"))
+    assert without.run(wait=5).exit_code == 0
+    assert without.pauses == [1.0]  # the interval
+
+
+def test_retry_after_seconds_or_http_date() -> None:
+    import datetime as dt
+
+    now = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
+    assert retry_after_seconds("3", now=now) == 3.0
+    assert retry_after_seconds("Thu, 01 Jan 2026 12:00:10 GMT", now=now) == 10.0
+    assert retry_after_seconds("Thu, 01 Jan 2026 11:00:00 GMT", now=now) == 0.0
+    assert retry_after_seconds("soon", now=now) is None
+    assert retry_after_seconds(None, now=now) is None

@@ -152,3 +152,22 @@ def test_400_and_428_are_documented_where_they_can_be_answered() -> None:
     assert "428" in triage["responses"]
     if_match = next(p for p in triage["parameters"] if p["name"] == "If-Match")
     assert if_match["in"] == "header" and if_match["required"] is True
+
+
+def test_failed_authentications_throttle_unknown_tokens_of_one_address() -> None:
+    from services.gateway.domain.errors import TooManyFailedAuthentications
+    from services.gateway.ratelimiter import FailedAuthThrottle
+
+    now = [0.0]
+    throttle = FailedAuthThrottle(rate=0.5, burst=2, clock=lambda: now[0])
+    throttle.check("a", known_token=False)
+    throttle.failed("a")
+    throttle.failed("a")
+    with pytest.raises(TooManyFailedAuthentications) as caught:
+        throttle.check("a", known_token=False)
+    assert caught.value.code == "too_many_failed_authentications"
+    assert caught.value.status == 429 and caught.value.headers["Retry-After"] == "2"
+    throttle.check("a", known_token=True)  # a token seen valid is still looked up
+    throttle.check("b", known_token=False)  # another address is not affected
+    now[0] = 2.0  # one failure refilled
+    throttle.check("a", known_token=False)

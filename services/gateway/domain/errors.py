@@ -79,6 +79,18 @@ class TooManyRequests(RateLimited):
         )
 
 
+class TooManyFailedAuthentications(RateLimited):
+    """Too many failed authentications from one address: its unknown tokens are refused
+    before they cost a database lookup."""
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(
+            f"too many failed authentications from this address; retry in {retry_after_seconds}s",
+            code="too_many_failed_authentications",
+            headers={"Retry-After": str(retry_after_seconds)},
+        )
+
+
 class FieldInvalid(ValidationFailed):
     """A well-formed body whose value breaks a rule the schema cannot express."""
 

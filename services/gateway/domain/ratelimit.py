@@ -26,6 +26,12 @@ def take(bucket: Bucket, *, now: float, rate: float, burst: int) -> tuple[Bucket
     return Bucket(tokens, now), max(1, math.ceil((1.0 - tokens) / rate))
 
 
+def wait_needed(bucket: Bucket, *, now: float, rate: float, burst: int) -> int:
+    """0 if the bucket holds a token now, else the whole seconds until it does (at least 1);
+    takes nothing."""
+    return take(bucket, now=now, rate=rate, burst=burst)[1]
+
+
 def is_full(bucket: Bucket, *, now: float, rate: float, burst: int) -> bool:
     """A full bucket carries no information and can be forgotten."""
     return bucket.tokens + max(0.0, now - bucket.updated_at) * rate >= burst

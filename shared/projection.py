@@ -38,6 +38,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 
 from contracts.envelope import Event, UnknownEventType, decode_event
+from shared import applied_commands
 from shared.bus import Bus
 from shared.db import advisory_key, connect
 from shared.errors import GatehouseError
@@ -403,6 +404,7 @@ class ProjectionRunner:
                 good, rejected = [msg for msg, _ in fresh], []
             for msg, seq, error in (*undecodable, *rejected):
                 await self._dead_letter(conn, msg, seq, error)
+            await self._record_commands(conn, fresh, good)
             await self._move_checkpoint(conn, top)
         return good, rejected
 
@@ -424,6 +426,18 @@ class ProjectionRunner:
                 else:
                     good.append(msg)
         return good, rejected
+
+    async def _record_commands(
+        self, conn: asyncpg.Connection, fresh: list[tuple[Msg, Event]], good: list[Msg]
+    ) -> None:
+        """The client commands whose events were applied (``shared.applied_commands``)."""
+        applied = {id(msg) for msg in good}
+        await applied_commands.record(
+            conn,
+            schema=self.projection.schema,
+            projection=self.projection.name,
+            events=[event for msg, event in fresh if id(msg) in applied],
+        )
 
     async def _move_checkpoint(self, conn: asyncpg.Connection, top: int) -> None:
         """Compare-and-set: only from the checkpoint this runner started the batch at."""
@@ -495,6 +509,7 @@ class ProjectionRunner:
             await conn.execute(
                 f'DELETE FROM "{schema}".dead_letter WHERE projection = $1', self.projection.name
             )
+            await applied_commands.forget(conn, schema=schema, projection=self.projection.name)
         self._set_checkpoint(0)
 
     async def replay(self) -> int:

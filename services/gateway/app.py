@@ -8,7 +8,7 @@ import contextlib
 import functools
 from pathlib import Path
 
-from services.gateway.adapters.idempotency_store import purge_expired
+from services.gateway.adapters.idempotency_store import ProcessLiveness, purge_expired
 from services.gateway.bootstrap import ensure_bootstrap_admin
 from services.gateway.decision_cache import DecisionCache, DecisionFeed
 from services.gateway.decision_reads import FEED_KEY
@@ -52,6 +52,7 @@ async def setup(runtime: Runtime) -> None:
         ),
         ip_limiter=RateLimiter(rate=settings.rate_limit_per_ip, burst=settings.rate_limit_burst),
         key_cache=KeyCache(runner),
+        liveness=ProcessLiveness(settings.database_url),
     )
     runtime.state[DEPS_KEY] = deps
     install_routes(runtime.app, deps.routes, deps)
@@ -61,6 +62,7 @@ async def setup(runtime: Runtime) -> None:
 
     async def started() -> None:
         await deps.writer.open()
+        await deps.liveness.ensure()
         await ensure_bootstrap_admin(deps)
         await feed.start()
         janitor.append(asyncio.create_task(_purge_idempotency_keys(deps), name="idempotency"))
@@ -72,6 +74,7 @@ async def setup(runtime: Runtime) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await deps.writer.close()
+        await deps.liveness.close()
 
     runtime.on_started.append(started)
     runtime.on_stopping.append(stopping)

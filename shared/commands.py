@@ -196,7 +196,8 @@ async def publish_in_command(
         occurred_at=occurred_at,
         command_id=command_id,
     )
-    faults.point("command.after_publish")
+    if attempt is not None:
+        faults.point("command.after_publish")
     return published
 
 

@@ -5,10 +5,13 @@
 an event, before storing an answer) and check what a retry gets. Unset (always, outside
 tests), ``point`` is one dictionary lookup.
 
-Points: ``command.after_publish`` (an event of a command is on the stream, its projection
-has not been waited for), ``rpc.after_send`` (a request went to the owner service, no answer
-read yet), ``idempotency.before_store`` (the gateway has the answer to an Idempotency-Key
-request and has not stored it).
+Points:
+
+* ``command.after_publish``: an event of an Idempotency-Key command is on the stream, its
+  projection has not been waited for (``shared.commands``);
+* ``rpc.after_send``: a request went to the owner service, no answer was read yet;
+* ``idempotency.before_store``: the gateway has the answer to an Idempotency-Key request and
+  has not stored it.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ import uuid
 import asyncpg
 
 from contracts.events.identity import ProjectCreated
+from services.gateway.adapters.read_model import find_project
+from services.gateway.deps import DEPS_KEY, GatewayDeps
+from shared.applied_commands import AppliedCommand
 from shared.bus import Bus
 from shared.commands import command_event_id, command_id_for
 from shared.settings import Settings
@@ -114,3 +117,40 @@ async def test_a_rerun_of_an_upload_answers_the_first_scan(start_service: StartS
         assert again.headers["Location"] == first.headers["Location"]
         counts = await subject_counts(api.runtime, "scan.queued")
         assert counts == {"scan.queued": 1}
+
+
+async def test_an_attempt_that_republishes_a_concurrent_attempts_event_answers_its_outcome(
+    start_service: StartService,
+) -> None:
+    """Two attempts of one command at once (a retry that took over while the first was
+    still running): the second's event is dropped by JetStream, and it answers the first's."""
+    runtime = await start_service("gateway")
+    deps: GatewayDeps = runtime.state[DEPS_KEY]
+    command_id = command_id_for(principal="apikey:t", key="k", fingerprint="f")
+    mine = ProjectCreated(project_id="mine", slug="mine", name="M")
+    theirs = ProjectCreated(project_id="theirs", slug="theirs", name="T")
+    answers: list[str] = []
+
+    async def first() -> str:
+        # The other attempt publishes the command's first event after our check found nothing.
+        await runtime.bus.publish_acked(
+            theirs,
+            aggregate="project:theirs",
+            actor="apikey:t",
+            event_id=command_event_id(command_id, 0, theirs.event_type),
+            command_id=command_id,
+        )
+        await deps.writer.emit(
+            mine, aggregate="project:mine", actor="apikey:t", correlation_id=None
+        )
+        answers.append("first")
+        return "mine"
+
+    async def again(applied: AppliedCommand) -> str:
+        answers.append("again")
+        return applied.aggregate_id
+
+    assert await deps.writer.once(command_id, first=first, again=again) == "theirs"
+    assert answers == ["again"]
+    assert await subject_counts(runtime, "project.>") == {"project.created": 1}
+    assert await find_project(deps.pool, "mine") is None

@@ -4,6 +4,7 @@ the first attempt made. The kill -9 variants are in ``test_idempotency_crash``."
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import asyncpg
@@ -154,3 +155,38 @@ async def test_an_attempt_that_republishes_a_concurrent_attempts_event_answers_i
     assert answers == ["again"]
     assert await subject_counts(runtime, "project.>") == {"project.created": 1}
     assert await find_project(deps.pool, "mine") is None
+
+
+async def test_a_rerun_of_a_user_creation_answers_the_first_user(
+    start_service: StartService,
+) -> None:
+    async with gateway_api(start_service) as api:
+        key = {"Idempotency-Key": "user-once"}
+        body = {"login": "ada", "name": "Ada", "emails": [{"email": "ada@example.org"}]}
+        first = await api.call("POST", "/api/v1/users", json=body, headers=key)
+        assert first.status == 201, first.body
+        await _forget_answers(api)
+        again = await api.call("POST", "/api/v1/users", json=body, headers=key)
+        assert again.status == 201, again.body  # not login_taken
+        assert again.body == first.body
+        assert await subject_counts(api.runtime, "user.>") == {"user.created": 1}
+
+
+async def test_a_rerun_of_a_waiver_grant_answers_the_first_waiver(
+    start_service: StartService,
+) -> None:
+    async with gateway_api(start_service) as api:
+        await start_service("scanner")
+        project = await api.new_project()
+        path = f"/api/v1/projects/{project['slug']}/license-policy/waivers"
+        key = {"Idempotency-Key": "waiver-once"}
+        expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+        body = {"license": "GPL-3.0-only", "reason": "legal", "expires_at": expires.isoformat()}
+        first = await api.call("POST", path, json=body, headers=key)
+        assert first.status == 201, first.body
+        await _forget_answers(api)
+        again = await api.call("POST", path, json=body, headers=key)
+        assert again.status == 201, again.body
+        assert again.body == first.body
+        counts = await subject_counts(api.runtime, "license.>")
+        assert counts == {"license.waiver-granted": 1}

@@ -177,14 +177,15 @@ class Bus:
         """
         if subjects is None:
             return await self.last_sequence()
-        newest = 0
-        for subject in subjects:
+
+        async def last_of(subject: str) -> int:
             try:
                 msg = await self.js.get_last_msg(self.stream, subject)
             except nats.js.errors.NotFoundError:
-                continue
-            newest = max(newest, int(msg.seq or 0))
-        return newest
+                return 0
+            return int(msg.seq or 0)
+
+        return max([0, *await asyncio.gather(*(last_of(s) for s in subjects))])
 
     async def publish_envelope(self, envelope: Envelope) -> int:
         """Publish and wait for the stream's ack; returns the stream sequence."""

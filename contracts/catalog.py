@@ -31,8 +31,10 @@ _DEFINITIONS_REF = "#/definitions/{name}"
 
 # What every envelope field means; the envelope schema carries these as descriptions.
 ENVELOPE_FIELD_DESCRIPTIONS: dict[str, str] = {
-    "id": "Event id, a UUIDv7 (time-ordered). Also sent as the Nats-Msg-Id header, so "
-    "JetStream drops a re-publish of the same event inside the stream's duplicate window.",
+    "id": "Event id, a UUIDv7 (time-ordered), or a UUIDv5 derived from what the event "
+    "records when a retry must publish the same id (a command_id, a scan step). Also sent "
+    "as the Nats-Msg-Id header, so JetStream drops a re-publish of the same event inside "
+    "the stream's duplicate window.",
     "type": "Event type, the catalog name <domain>.<event>; also the NATS subject.",
     "schema_version": "Version of the payload schema. Payload changes are additive; a "
     "breaking change is a new schema_version and consumers accept both.",
@@ -42,6 +44,9 @@ ENVELOPE_FIELD_DESCRIPTIONS: dict[str, str] = {
     "actor": "Who caused the event: a principal id (apikey:<id>) or 'system'.",
     "correlation_id": "The HTTP request id of the request that led to this event.",
     "causation_id": "The id of the event that caused this one, if any.",
+    "command_id": "The client command (a request with an Idempotency-Key) that published "
+    "this event, if any: every attempt of the command carries the same id, and its events "
+    "have ids derived from it, so a retry after a crash never publishes them twice.",
     "data": "The typed payload of this event type and schema version.",
 }
 

@@ -33,6 +33,11 @@ P = TypeVar("P", bound=EventPayload)
 
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True):
+    """``command_id`` names the client's command (an ``Idempotency-Key`` request) that
+    published the event: every attempt of one command carries the same one, and its events
+    have ids derived from it (``shared.commands``), so a re-run after a crash re-publishes
+    the same ids and finds what the first attempt did. None for everything else."""
+
     id: str
     type: str
     schema_version: int
@@ -42,6 +47,7 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
     actor: str
     correlation_id: str | None = None
     causation_id: str | None = None
+    command_id: str | None = None
     data: Any = None
 
 
@@ -55,6 +61,7 @@ class RawEnvelope(msgspec.Struct, frozen=True, kw_only=True):
     actor: str
     correlation_id: str | None = None
     causation_id: str | None = None
+    command_id: str | None = None
     data: msgspec.Raw = msgspec.Raw(b"null")
 
 
@@ -138,6 +145,7 @@ def make_envelope(
     event_id: str | None = None,
     correlation_id: str | None = None,
     causation_id: str | None = None,
+    command_id: str | None = None,
 ) -> Envelope:
     return Envelope(
         id=event_id or new_id(),
@@ -149,6 +157,7 @@ def make_envelope(
         actor=actor,
         correlation_id=correlation_id,
         causation_id=causation_id,
+        command_id=command_id,
         data=payload,
     )
 

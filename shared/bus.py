@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import nats
@@ -38,6 +39,15 @@ PUBLISH_RETRY_SECONDS = 0.1
 
 def stream_subjects() -> list[str]:
     return [f"{domain}.>" for domain in domains()]
+
+
+@dataclass(frozen=True)
+class Published:
+    envelope: Envelope
+    # The event's stream sequence: the original one when the stream already held it.
+    sequence: int
+    # The stream already held an event of this id (published inside the duplicate window).
+    duplicate: bool
 
 
 class ConnectionEvents:
@@ -160,12 +170,35 @@ class Bus:
         info = await self.js.stream_info(self.stream)
         return int(info.state.last_seq)
 
+    async def last_sequence_of(self, subjects: Sequence[str] | None) -> int:
+        """The stream sequence of the newest event on any of ``subjects`` (None: any
+        subject); 0 if none. A filtered projection's checkpoint only reaches its own
+        subjects' events, so "caught up" means: applied this sequence, not the stream's last.
+        """
+        if subjects is None:
+            return await self.last_sequence()
+
+        async def last_of(subject: str) -> int:
+            try:
+                msg = await self.js.get_last_msg(self.stream, subject)
+            except nats.js.errors.NotFoundError:
+                return 0
+            return int(msg.seq or 0)
+
+        return max([0, *await asyncio.gather(*(last_of(s) for s in subjects))])
+
     async def publish_envelope(self, envelope: Envelope) -> int:
-        """Publish and wait for the stream's ack; returns the stream sequence.
+        """Publish and wait for the stream's ack; returns the stream sequence."""
+        return (await self.publish_envelope_acked(envelope)).sequence
+
+    async def publish_envelope_acked(self, envelope: Envelope) -> Published:
+        """Publish and wait for the stream's ack.
 
         While NATS restarts or JetStream is not ready yet, the publish is retried until
         ``rpc_timeout_seconds`` have passed: the ``Nats-Msg-Id`` header makes a retry of an
-        event that did reach the stream a no-op that answers the original sequence.
+        event that did reach the stream a no-op. On a duplicate (an id seen inside the
+        duplicate window) the server answers the sequence of the event it already holds,
+        with ``duplicate`` set.
         """
         data = encode_envelope(envelope)
         loop = asyncio.get_running_loop()
@@ -192,8 +225,10 @@ class Bus:
                 await asyncio.sleep(PUBLISH_RETRY_SECONDS)
             except (nats.errors.TimeoutError, nats.errors.ConnectionClosedError) as exc:
                 raise BusUnavailable(f"event bus unavailable: {type(exc).__name__}") from exc
-        EVENTS_PUBLISHED.labels(self.settings.service, envelope.type).inc()
-        return int(ack.seq)
+        duplicate = bool(ack.duplicate)
+        if not duplicate:
+            EVENTS_PUBLISHED.labels(self.settings.service, envelope.type).inc()
+        return Published(envelope=envelope, sequence=int(ack.seq), duplicate=duplicate)
 
     async def publish(
         self,
@@ -205,7 +240,33 @@ class Bus:
         causation_id: str | None = None,
         event_id: str | None = None,
         occurred_at: dt.datetime | None = None,
+        command_id: str | None = None,
     ) -> tuple[Envelope, int]:
+        published = await self.publish_acked(
+            payload,
+            aggregate=aggregate,
+            actor=actor,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            event_id=event_id,
+            occurred_at=occurred_at,
+            command_id=command_id,
+        )
+        return published.envelope, published.sequence
+
+    async def publish_acked(
+        self,
+        payload: EventPayload,
+        *,
+        aggregate: str,
+        actor: str,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        event_id: str | None = None,
+        occurred_at: dt.datetime | None = None,
+        command_id: str | None = None,
+    ) -> Published:
+        """As :meth:`publish`, telling also whether the stream already held the event."""
         envelope = make_envelope(
             payload,
             source=self.settings.service,
@@ -215,8 +276,9 @@ class Bus:
             event_id=event_id,
             correlation_id=correlation_id,
             causation_id=causation_id,
+            command_id=command_id,
         )
-        return envelope, await self.publish_envelope(envelope)
+        return await self.publish_envelope_acked(envelope)
 
     async def close(self) -> None:
         if self.nc.is_closed:

@@ -2,8 +2,8 @@
 
 Each service owns one schema (``gateway``, ``audit``, ``release_decision`` …) and an ordered
 folder of ``NNNN_name.sql`` files. The kit tables every schema needs (the migration
-version table, projection checkpoints, attempts and dead letters) are created first, by the
-kit itself.
+version table, projection checkpoints, attempts, dead letters and the commands a projection
+has seen applied, see ``shared.commands``) are created first, by the kit itself.
 """
 
 from __future__ import annotations
@@ -63,6 +63,15 @@ CREATE TABLE IF NOT EXISTS {schema}.projection_attempts (
     attempts integer NOT NULL,
     last_error text,
     updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS {schema}.applied_commands (
+    projection text NOT NULL,
+    command_id text NOT NULL,
+    event_id text NOT NULL,
+    event_type text NOT NULL,
+    aggregate text NOT NULL,
+    stream_sequence bigint NOT NULL,
+    PRIMARY KEY (projection, command_id)
 );
 """
 

@@ -53,6 +53,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 
 from contracts.envelope import Event, UnknownEventType, decode_event
 from contracts.rpc.dead_letters import DeadLetterRef, DeadLettersView, ProjectionDeadLetters
+from shared import applied_commands
 from shared.bus import Bus
 from shared.db import advisory_key, connect
 from shared.errors import GatehouseError
@@ -552,6 +553,7 @@ class ProjectionRunner:
                 good, rejected = [msg for msg, _ in fresh], []
             for msg, seq, error in (*undecodable, *rejected):
                 await self._dead_letter(conn, msg, seq, error)
+            await self._record_commands(conn, fresh, good)
             await self._move_checkpoint(conn, top)
             if self._attempts:
                 await self._forget_attempts(conn)
@@ -594,6 +596,7 @@ class ProjectionRunner:
                     with event_log_context(event):
                         async with self.pool.acquire() as conn, conn.transaction():
                             await self.projection.apply(conn, [event])
+                            await self._record_applied(conn, event)
                             await self._move_checkpoint(conn, seq)
                             await self._carry_attempts(conn, seq)
                 except _Transient:
@@ -715,6 +718,7 @@ class ProjectionRunner:
                 with event_log_context(event):
                     async with self.pool.acquire() as conn, conn.transaction():
                         await self.projection.apply(conn, [event])
+                        await self._record_applied(conn, event)
                         await conn.execute(
                             f"UPDATE {table} SET resolved_at = now(), resolution = 'retried', "
                             "retry_requested_at = NULL WHERE id = $1",
@@ -755,6 +759,19 @@ class ProjectionRunner:
                 else:
                     good.append(msg)
         return good, rejected
+
+    async def _record_commands(
+        self, conn: asyncpg.Connection, fresh: list[tuple[Msg, Event]], good: list[Msg]
+    ) -> None:
+        """The client commands whose events were applied (``shared.applied_commands``)."""
+        applied = {id(msg) for msg in good}
+        await self._record_applied(conn, *(event for msg, event in fresh if id(msg) in applied))
+
+    async def _record_applied(self, conn: asyncpg.Connection, *events: Event) -> None:
+        """In the transaction that applied ``events``: the commands they belong to."""
+        await applied_commands.record(
+            conn, schema=self.projection.schema, projection=self.projection.name, events=events
+        )
 
     async def _move_checkpoint(self, conn: asyncpg.Connection, top: int) -> None:
         """Compare-and-set: only from the checkpoint this runner started the batch at."""
@@ -829,6 +846,7 @@ class ProjectionRunner:
                 f'DELETE FROM "{schema}".dead_letter WHERE projection = $1', self.projection.name
             )
             await self._forget_attempts(conn)
+            await applied_commands.forget(conn, schema=schema, projection=self.projection.name)
         self._attempts = 0
         self._set_checkpoint(0)
 

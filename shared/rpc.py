@@ -19,6 +19,7 @@ import structlog
 from nats.micro.request import Request
 from nats.micro.service import EndpointConfig, Service, ServiceConfig
 
+from shared import faults
 from shared.bus import Bus
 from shared.edge_limits import RPC_MAX_DEPTH, refuse_too_deep, refuse_unstorable
 from shared.errors import (
@@ -39,6 +40,7 @@ log = get_logger(__name__)
 REQUEST_ID_HEADER = "Gatehouse-Request-Id"
 ACTOR_HEADER = "Gatehouse-Actor"
 ROLES_HEADER = "Gatehouse-Roles"
+COMMAND_HEADER = "Gatehouse-Command-Id"
 
 Req = TypeVar("Req", bound=msgspec.Struct)
 Resp = TypeVar("Resp", bound=msgspec.Struct)
@@ -48,6 +50,9 @@ class CallContext(msgspec.Struct, frozen=True, kw_only=True):
     request_id: str
     actor: str
     roles: tuple[str, ...] = ()
+    # The client's command (a request with an Idempotency-Key): the same on every attempt,
+    # so the owner can tell a re-run from a new command (shared.commands.run_once).
+    command_id: str = ""
 
 
 def subject(service: str, operation: str) -> str:
@@ -116,6 +121,7 @@ class RpcServer:
                 request_id=headers.get(REQUEST_ID_HEADER, ""),
                 actor=headers.get(ACTOR_HEADER, "system"),
                 roles=tuple(r for r in headers.get(ROLES_HEADER, "").split(",") if r),
+                command_id=headers.get(COMMAND_HEADER, ""),
             )
             started = time.perf_counter()
             outcome = "ok"
@@ -193,6 +199,17 @@ async def call(
         ACTOR_HEADER: ctx.actor,
         ROLES_HEADER: ",".join(ctx.roles),
     }
+    if ctx.command_id:
+        headers[COMMAND_HEADER] = ctx.command_id
+    if faults.armed("rpc.after_send"):  # tests: the owner gets the request, we die
+        await bus.nc.publish(
+            subject(service, operation),
+            msgspec.json.encode(request),
+            reply=bus.nc.new_inbox(),
+            headers=headers,
+        )
+        await bus.nc.flush()
+        faults.point("rpc.after_send")
     reconnects = bus.reconnects
     try:
         msg = await bus.nc.request(

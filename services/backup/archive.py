@@ -32,9 +32,16 @@ MESSAGES = "stream/messages.jsonl"
 BLOBS_DIR = "blobs"
 TABLES_DIR = "tables"
 # Tables every service schema has that are bookkeeping of this installation, not state:
-# migrations are re-applied; checkpoints, dead letters and retry counts are the replay's.
+# migrations are re-applied; checkpoints, dead letters, retry counts and the record of applied
+# commands are rebuilt by the replay.
 BOOKKEEPING_TABLES = frozenset(
-    {"schema_migrations", "projection_checkpoint", "dead_letter", "projection_attempts"}
+    {
+        "schema_migrations",
+        "projection_checkpoint",
+        "dead_letter",
+        "projection_attempts",
+        "applied_commands",
+    }
 )
 
 Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]

@@ -8,7 +8,7 @@ import contextlib
 import functools
 from pathlib import Path
 
-from services.gateway.adapters.idempotency_store import purge_expired
+from services.gateway.adapters.idempotency_store import ProcessLiveness, purge_expired
 from services.gateway.backups import BackupsProjection
 from services.gateway.bootstrap import ensure_bootstrap_admin
 from services.gateway.decision_cache import DecisionCache, DecisionFeed
@@ -57,6 +57,7 @@ async def setup(runtime: Runtime) -> None:
             rate=settings.auth_failures_per_ip, burst=settings.auth_failure_burst
         ),
         key_cache=KeyCache(runner),
+        liveness=ProcessLiveness(settings.database_url),
     )
     runtime.state[DEPS_KEY] = deps
     install_routes(runtime.app, deps.routes, deps)
@@ -66,6 +67,7 @@ async def setup(runtime: Runtime) -> None:
 
     async def started() -> None:
         await deps.writer.open()
+        await deps.liveness.ensure()
         await ensure_bootstrap_admin(deps)
         await feed.start()
         janitor.append(asyncio.create_task(_purge_idempotency_keys(deps), name="idempotency"))
@@ -77,6 +79,7 @@ async def setup(runtime: Runtime) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await deps.writer.close()
+        await deps.liveness.close()
 
     runtime.on_started.append(started)
     runtime.on_stopping.append(stopping)

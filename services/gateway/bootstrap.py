@@ -14,7 +14,6 @@ from pathlib import Path
 from contracts.events.identity import ApiKeyCreated
 from contracts.ids import new_id
 from services.gateway.adapters.read_model import bootstrap_key_exists
-from services.gateway.adapters.stream import last_sequence_of
 from services.gateway.deps import GatewayDeps
 from services.gateway.domain.tokens import (
     TOKEN_RANDOM_BYTES,
@@ -52,7 +51,7 @@ async def ensure_bootstrap_admin(deps: GatewayDeps) -> str | None:
             return None
         await conn.execute("SELECT pg_advisory_lock($1)", _LOCK)
         subjects = deps.runner.projection.subjects or [">"]
-        last = await last_sequence_of(deps.runtime.bus, subjects)
+        last = await deps.runtime.bus.last_sequence_of(subjects)
         await deps.writer.visible(
             last, timeout=max(CATCH_UP_SECONDS, settings.read_your_writes_timeout_seconds)
         )

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from services.gateway.adapters.idempotency_store import ProcessLiveness
 from services.gateway.keycache import KeyCache
 from services.gateway.ratelimiter import FailedAuthThrottle, RateLimiter
 from services.gateway.routing import RequestContext, Route
@@ -29,6 +30,7 @@ class GatewayDeps:
     ip_limiter: RateLimiter
     auth_throttle: FailedAuthThrottle
     key_cache: KeyCache
+    liveness: ProcessLiveness
     # Documents derived from the routes alone (OpenAPI, docs page), built on first use.
     rendered: dict[str, Any] = field(default_factory=dict)
 
@@ -42,7 +44,8 @@ class GatewayDeps:
 
     @property
     def idempotency_stale_after(self) -> dt.timedelta:
-        """A running attempt older than any request can take was abandoned by a dead process."""
+        """A running attempt older than any request can take was abandoned, even when its
+        process still looks alive (hung). A dead process's attempt is taken over at once."""
         s = self.settings
         return dt.timedelta(
             seconds=max(60.0, 3 * (s.read_your_writes_timeout_seconds + s.rpc_timeout_seconds))

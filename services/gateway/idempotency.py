@@ -2,8 +2,15 @@
 and a retry with the same key and the same request gets it again (``Idempotent-Replayed``).
 
 Only answers worth repeating are stored (2xx-4xx from the handler). A 5xx, a crash or a
-cancelled request forgets the attempt so that the client's retry runs again. Secrets in a
-response (``Route.redact_on_replay``) are never stored: the replay answers them as null.
+cancelled request forgets the answer, and the client's retry runs the request again — as
+the same *command*: the request's ``command_id`` (from principal, key and fingerprint) goes
+with every write it makes (``RequestContext.command_id``, ``CallContext.command_id``), and
+the owner of the write answers a re-run with what the first attempt did, whatever crashed
+in between (``shared.commands.run_once``): no second event, no ``slug_taken`` for the
+client's own project, no second scan. So an attempt whose gateway process died is taken over
+by the next retry at once. Secrets in a response (``Route.redact_on_replay``) are never
+stored: the replay answers them as null, and so does a re-run that finds the first attempt's
+write (the secret was made, and lost, by that attempt).
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from services.gateway.deps import GatewayDeps
 from services.gateway.domain.errors import IdempotencyKeyInProgress, IdempotencyKeyReused
 from services.gateway.domain.idempotency import REPLAYED_HEADERS, Outcome, decide, fingerprint
 from services.gateway.routing import RequestContext, Route, Upload
+from shared import faults
+from shared.commands import command_id_for
 from shared.errors import GatehouseError
 from shared.http import problem_response
 
@@ -44,8 +53,10 @@ async def run_idempotent(
     principal = ctx.principal.actor
     pool = deps.pool
     wanted = request_fingerprint(ctx)
+    ctx.command_id = command_id_for(principal=principal, key=key, fingerprint=wanted)
+    instance = await deps.liveness.ensure()
     claimed, attempt, stored, now = await store.claim(
-        pool, principal=principal, key=key, fingerprint=wanted
+        pool, principal=principal, key=key, fingerprint=wanted, instance=instance
     )
     if not claimed:
         outcome = decide(
@@ -62,7 +73,12 @@ async def run_idempotent(
             return _replay(stored)
         assert attempt is not None  # START after expiry, or TAKE_OVER of an abandoned one
         if not await store.restart(
-            pool, principal=principal, key=key, fingerprint=wanted, previous=attempt
+            pool,
+            principal=principal,
+            key=key,
+            fingerprint=wanted,
+            previous=attempt,
+            instance=instance,
         ):
             raise IdempotencyKeyInProgress("another request took this Idempotency-Key over")
     return await _run_and_store(ctx, route, key, principal, deps)
@@ -91,6 +107,7 @@ async def _run_and_store(
     body = response.body if isinstance(response.body, bytes) else b""
     if route.redact_on_replay and body:
         body = _redacted(body, route.redact_on_replay)
+    faults.point("idempotency.before_store")
     await store.finish(
         pool,
         principal=principal,

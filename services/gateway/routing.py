@@ -51,6 +51,8 @@ class RequestContext:
     principal: Principal | None = None
     body: Any = None
     query: Any = None
+    # Set for a request with an Idempotency-Key: the command it is (shared.commands).
+    command_id: str = ""
 
     @property
     def actor(self) -> str:
@@ -58,7 +60,9 @@ class RequestContext:
 
     def call_context(self) -> CallContext:
         roles = tuple(sorted(self.principal.roles)) if self.principal else ()
-        return CallContext(request_id=self.request_id, actor=self.actor, roles=roles)
+        return CallContext(
+            request_id=self.request_id, actor=self.actor, roles=roles, command_id=self.command_id
+        )
 
 
 RouteHandler = Callable[[RequestContext], Awaitable[web.StreamResponse]]

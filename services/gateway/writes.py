@@ -9,20 +9,25 @@ projection they are waiting for.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import asyncpg
 
 from contracts.envelope import EventPayload
 from services.gateway.adapters.locks import aggregate_locks
 from services.gateway.domain.errors import WriteNotVisibleYet
+from shared.applied_commands import AppliedCommand
 from shared.bus import Bus
+from shared.commands import publish_in_command, run_once, settle
 from shared.db import create_pool
 from shared.edge_limits import refuse_unstorable
 from shared.projection import ProjectionRunner
 from shared.settings import Settings
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -56,13 +61,36 @@ class CommandWriter:
         """Publish one event and wait until the read model shows it; returns its sequence.
 
         The last check before the point of no return: an event no consumer could store
-        (the edge should have refused its input) is a 422, never published."""
+        (the edge should have refused its input) is a 422, never published.
+
+        Inside :meth:`once` the event is the command's (a deterministic id): when an earlier
+        attempt of the command published it already, this attempt stops here and ``once``
+        answers as the earlier one did."""
         refuse_unstorable(payload)
-        _, sequence = await self.bus.publish(
-            payload, aggregate=aggregate, actor=actor, correlation_id=correlation_id
+        published = await publish_in_command(
+            self.bus, payload, aggregate=aggregate, actor=actor, correlation_id=correlation_id
         )
-        await self.visible(sequence)
-        return sequence
+        await self.visible(published.sequence)
+        await settle(published)
+        return published.sequence
+
+    async def once(
+        self,
+        command_id: str,
+        *,
+        first: Callable[[], Awaitable[T]],
+        again: Callable[[AppliedCommand], Awaitable[T]],
+    ) -> T:
+        """Run a command of the gateway's own once per ``command_id`` (an Idempotency-Key
+        request), whatever crashed in an earlier attempt: see ``shared.commands.run_once``."""
+        return await run_once(
+            command_id,
+            bus=self.bus,
+            runner=self.runner,
+            visible=self.visible,
+            first=first,
+            again=again,
+        )
 
     async def visible(self, sequence: int, *, timeout: float | None = None) -> None:  # noqa: ASYNC109
         """Wait until the read model has applied ``sequence`` (504 problem after ``timeout``)."""

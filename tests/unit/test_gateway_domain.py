@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import string
 
@@ -231,6 +232,26 @@ def test_idempotency_decisions() -> None:
     )
     expired = _attempt(fingerprint="g", age_s=25 * 3600)
     assert decide(expired, fingerprint="f", now=NOW, stale_after=stale) is o.START
+
+
+def test_a_running_attempt_of_a_dead_process_is_taken_over_at_once() -> None:
+    stale = dt.timedelta(minutes=1)
+    running = _attempt(running=True)
+    dead = dataclasses.replace(running, holder_alive=False)
+    alive = dataclasses.replace(running, holder_alive=True)
+    decide = idempotency.decide
+    assert (
+        decide(dead, fingerprint="f", now=NOW, stale_after=stale) is idempotency.Outcome.TAKE_OVER
+    )
+    assert (
+        decide(alive, fingerprint="f", now=NOW, stale_after=stale)
+        is idempotency.Outcome.IN_PROGRESS
+    )
+    # A hung process: alive, yet older than any request can take.
+    hung = dataclasses.replace(alive, started_at=NOW - dt.timedelta(minutes=2))
+    assert (
+        decide(hung, fingerprint="f", now=NOW, stale_after=stale) is idempotency.Outcome.TAKE_OVER
+    )
 
 
 def test_fingerprint_separates_its_parts() -> None:

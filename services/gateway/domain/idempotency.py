@@ -20,7 +20,8 @@ class Outcome(Enum):
     REPLAY = "replay"
     REUSED = "reused"
     IN_PROGRESS = "in_progress"
-    # The first attempt's process died while running it: run the request again.
+    # The first attempt's process died while running it: run the request again (the same
+    # command: the owner answers what that attempt did, if it did anything).
     TAKE_OVER = "take_over"
 
 
@@ -30,6 +31,8 @@ class Attempt:
     running: bool
     started_at: dt.datetime
     expires_at: dt.datetime
+    # Whether the gateway process running it is still alive (None: not known).
+    holder_alive: bool | None = None
 
 
 def check_key(key: str) -> str:
@@ -58,7 +61,7 @@ def decide(
     if existing.fingerprint != fingerprint:
         return Outcome.REUSED
     if existing.running:
-        if now - existing.started_at > stale_after:
+        if existing.holder_alive is False or now - existing.started_at > stale_after:
             return Outcome.TAKE_OVER
         return Outcome.IN_PROGRESS
     return Outcome.REPLAY

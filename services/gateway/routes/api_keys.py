@@ -34,6 +34,14 @@ from shared.pagination import split_page
 
 
 async def create_api_key(ctx: RequestContext) -> web.StreamResponse:
+    return await deps_of(ctx).writer.once(
+        ctx.command_id,
+        first=lambda: _create_api_key(ctx),
+        again=lambda applied: _issued(ctx, applied.aggregate_id, token=None),
+    )
+
+
+async def _create_api_key(ctx: RequestContext) -> web.StreamResponse:
     deps, body, principal = deps_of(ctx), ctx.body, ctx.principal
     assert isinstance(body, ApiKeyCreate) and principal is not None
     if body.expires_at is not None and body.expires_at <= dt.datetime.now(dt.UTC):
@@ -55,7 +63,13 @@ async def create_api_key(ctx: RequestContext) -> web.StreamResponse:
         actor=ctx.actor,
         correlation_id=ctx.request_id,
     )
-    view = await find_key(deps.pool, key_id)
+    return await _issued(ctx, key_id, token=token)
+
+
+async def _issued(ctx: RequestContext, key_id: str, *, token: str | None) -> web.Response:
+    """201 with the new key; ``token`` None when a re-run of the request found the key made
+    by an earlier attempt (its token was shown to nobody: revoke the key if it is unknown)."""
+    view = await find_key(deps_of(ctx).pool, key_id)
     assert view is not None  # emit returned: the read model has it
     issued = ApiKeyIssued(
         id=view.id,

@@ -59,6 +59,14 @@ async def _project_for(ctx: RequestContext) -> ProjectView:
 
 
 async def create_project(ctx: RequestContext) -> web.StreamResponse:
+    return await deps_of(ctx).writer.once(
+        ctx.command_id,
+        first=lambda: _create_project(ctx),
+        again=lambda applied: _created(ctx, applied.aggregate_id),
+    )
+
+
+async def _create_project(ctx: RequestContext) -> web.StreamResponse:
     deps, body = deps_of(ctx), ctx.body
     assert isinstance(body, ProjectCreate)
     check_new_slug(body.slug)
@@ -81,7 +89,11 @@ async def create_project(ctx: RequestContext) -> web.StreamResponse:
             actor=ctx.actor,
             correlation_id=ctx.request_id,
         )
-    created = await find_project(deps.pool, project_id)
+    return await _created(ctx, project_id)
+
+
+async def _created(ctx: RequestContext, project_id: str) -> web.Response:
+    created = await find_project(deps_of(ctx).pool, project_id)
     assert created is not None
     return _answer(created, status=201)
 

@@ -15,6 +15,7 @@ from services.gateway.domain.errors import EmailNotFound, EmailTaken, LoginTaken
 from services.gateway.domain.users import check_distinct_emails, email_key
 from services.gateway.dto import EmailAdd, UserCreate, UserView
 from services.gateway.routing import ADMIN_ONLY, READ_ROLES, RequestContext, Route
+from shared.applied_commands import AppliedCommand
 from shared.http import json_response
 
 # Every user write takes this one lock: a login and an address each belong to one user, and
@@ -28,6 +29,18 @@ def _answer(user: UserView, *, status: int = 200) -> web.Response:
 
 
 async def create_user(ctx: RequestContext) -> web.StreamResponse:
+    body = ctx.body
+    assert isinstance(body, UserCreate)
+
+    async def created_before(_: AppliedCommand) -> web.StreamResponse:
+        return _answer(await _user(ctx, body.login), status=201)
+
+    return await deps_of(ctx).writer.once(
+        ctx.command_id, first=lambda: _create_user(ctx), again=created_before
+    )
+
+
+async def _create_user(ctx: RequestContext) -> web.StreamResponse:
     deps, body = deps_of(ctx), ctx.body
     assert isinstance(body, UserCreate)
     check_distinct_emails([e.email for e in body.emails])

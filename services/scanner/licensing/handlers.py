@@ -47,7 +47,7 @@ from services.scanner.licensing.policy import (
     scope_of,
 )
 from shared.bus import Bus
-from shared.commands import advisory_locked, publish_visible
+from shared.commands import advisory_locked, command_once, publish_visible
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.pagination import decode_cursor, encode_cursor
 from shared.projection import ProjectionRunner
@@ -154,6 +154,16 @@ class LicensingHandlers:
 
     # ---- waivers ----------------------------------------------------------------------------
     async def waiver_grant(self, request: WaiverGrantRequest, ctx: CallContext) -> WaiverView:
+        return await command_once(
+            ctx,
+            bus=self.bus,
+            runner=self.runner,
+            settings=self.settings,
+            first=lambda: self._grant(request, ctx),
+            again=lambda applied: self._waiver(applied.aggregate_id, request.project_id),
+        )
+
+    async def _grant(self, request: WaiverGrantRequest, ctx: CallContext) -> WaiverView:
         body, now = request.body, dt.datetime.now(dt.UTC)
         license_text = " ".join(body.license.split())
         if parse_license_text(license_text) is None:

@@ -45,7 +45,7 @@ from services.scanner.scans.ingest import vet_upload
 from services.scanner.scans.lifecycle import check_cancellable, check_deletable
 from services.scanner.scans.queries import CursorKey
 from shared.blobs import BlobStore
-from shared.commands import advisory_locked, publish_visible
+from shared.commands import advisory_locked, command_once, publish_visible
 from shared.errors import (
     Conflict,
     NotFound,
@@ -92,6 +92,22 @@ class ScanHandlers:
 
     # ---- commands ---------------------------------------------------------------------------
     async def submit(self, request: ScanSubmitRequest, ctx: CallContext) -> ScanAccepted:
+        return await command_once(
+            ctx,
+            bus=self.runtime.bus,
+            runner=self.runner,
+            settings=self.runtime.settings,
+            first=lambda: self._submit(request, ctx),
+            again=lambda applied: self._accepted(applied.aggregate_id),
+        )
+
+    async def _accepted(self, scan_id: str) -> ScanAccepted:
+        """What submitting answered, for a re-run that finds the scan an earlier attempt
+        queued (it may have run since: the answer still says what was accepted)."""
+        found = await self._scan(scan_id, None)
+        return ScanAccepted(scan_id=found.id, status="queued", format=found.format)
+
+    async def _submit(self, request: ScanSubmitRequest, ctx: CallContext) -> ScanAccepted:
         settings = self.runtime.settings
         limit = settings.max_upload_bytes
         if request.kind == "sbom":

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -23,8 +24,9 @@ import schemathesis
 from schemathesis.engine import Status as EngineStatus
 from schemathesis.engine import events, from_schema
 
+from services.backup.command import Console, backup
 from services.registry import SERVICES
-from tests.conftest import StartService
+from tests.conftest import StartService, wait_until
 from tests.integration.test_gateway_support import Api, gateway_api
 from tests.integration.test_scan_support import ScanApi, cyclonedx_json
 
@@ -145,7 +147,7 @@ def run_schemathesis(
 
 
 async def test_schemathesis_finds_no_failure_in_any_operation(
-    start_service: StartService,
+    start_service: StartService, tmp_path: Path
 ) -> None:
     # The owners of events first, the gateway (the edge) last, as `gatehouse up` does.
     runtimes = [await start_service(name) for name in SERVICES]
@@ -163,6 +165,14 @@ async def test_schemathesis_finds_no_failure_in_any_operation(
         project = await api.api.new_project()
         scan = await api.scan(project["slug"], cyclonedx_json())
         assert scan["status"] == "succeeded", scan
+        # A backed-up installation: /health/backup answers 200 (503 says "back me up").
+        await backup(gateway.settings, tmp_path / "backup.tar", console=Console(quiet=True))
+
+        async def backed_up() -> bool:
+            async with http.get(f"{base_url}/health/backup") as reply:
+                return reply.status == 200
+
+        await wait_until(backed_up)
     operations = {
         f"{method.upper()} {path}" for path, item in doc["paths"].items() for method in item
     }

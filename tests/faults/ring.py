@@ -14,7 +14,7 @@ import aiohttp
 
 from tests.faults.burst import Burst, Client, run_burst
 from tests.faults.stack import ADMIN_TOKEN, STREAM, Stack
-from tests.faults.verify import Tally, check, wait_caught_up
+from tests.faults.verify import Tally, answers, check, wait_caught_up
 
 # Writes per kind (project, API key, SBOM upload) in one burst, and how they are sent.
 EACH = 8
@@ -108,6 +108,8 @@ class Row:
     first_write_after_s: float | None
     caught_up_after_s: float
     details: list[str]
+    # What each write that was never acknowledged was answered, attempt after attempt.
+    unacknowledged_answers: list[str]
 
     @classmethod
     def of(
@@ -141,6 +143,9 @@ class Row:
             first_write_after_s=round(min(after) - fault_at, 2) if after else None,
             caught_up_after_s=round(caught_up - fault_at, 2),
             details=tally.lost + tally.duplicated + tally.phantom + tally.incomplete,
+            unacknowledged_answers=[
+                f"{i.kind} {i.key}: {answers(i)}" for i in burst.intents if not i.acknowledged
+            ],
         )
 
 

@@ -196,7 +196,7 @@ async def check(stack: Stack, client: Client, burst: Burst) -> Tally:
         event_type = RECORDED_BY[intent.kind]
         in_stream = facts.keys[event_type][intent.key]
         in_model = model[intent.kind][intent.key]
-        name = f"{intent.kind} {intent.key} (answers: {_answers(intent)})"
+        name = f"{intent.kind} {intent.key} (answers: {answers(intent)})"
         if in_stream > 1 or in_model > 1:
             tally.duplicated.append(f"{name}: {in_stream} events, {in_model} in the read model")
         if intent.acknowledged:
@@ -228,10 +228,16 @@ async def check(stack: Stack, client: Client, burst: Burst) -> Tally:
     return tally
 
 
-def _answers(intent: Intent) -> str:
-    return ", ".join(
-        f"{a.status or 'no answer'}{' ' + a.code if a.code else ''}" for a in intent.attempts
-    )
+def answers(intent: Intent) -> str:
+    """The answers of its attempts, repeats folded: "no answer x3, 503 bus_unavailable, 201"."""
+    folded: list[tuple[str, int]] = []
+    for attempt in intent.attempts:
+        text = f"{attempt.status or 'no answer'}{' ' + attempt.code if attempt.code else ''}"
+        if folded and folded[-1][0] == text:
+            folded[-1] = (text, folded[-1][1] + 1)
+        else:
+            folded.append((text, 1))
+    return ", ".join(text if n == 1 else f"{text} x{n}" for text, n in folded)
 
 
 async def _check_scan(client: Client, burst: Burst, intent: Intent, tally: Tally) -> None:

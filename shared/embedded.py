@@ -114,11 +114,19 @@ def _terminate(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float) -
 class EmbeddedNats:
     data_dir: Path
     port: int = 4222
+    # A nats-server config (users and permissions, see shared/bus_permissions.py); the
+    # command-line flags below override its listen address and store.
+    config_file: Path | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
+
+    def reload(self) -> None:
+        """Re-read the config file (new users, changed permissions) without a restart."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGHUP)
 
     def start(self, *, timeout: float = 20.0) -> None:
         store = self.data_dir / "nats"
@@ -136,6 +144,7 @@ class EmbeddedNats:
                 str(self.port),
                 "-n",
                 "gatehouse-embedded",
+                *(["-c", str(self.config_file)] if self.config_file else []),
             ],
             stdout=log_file,
             stderr=subprocess.STDOUT,

@@ -101,7 +101,7 @@ async def test_a_service_runs_as_its_own_role(
 ) -> None:
     dsns = await _give_roles(settings.database_url, "scanner")
     runtime = await start_service("scanner", database_url=dsns["scanner"])
-    ready, checks = await runtime.readiness()
+    _ready, checks = await runtime.readiness()
     assert checks["database"] and checks["migrations"], checks
     async with runtime.pool.acquire() as conn:
         assert await conn.fetchval("SELECT current_user") == "gatehouse_scanner"

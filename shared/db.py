@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,6 +202,23 @@ async def ensure_service_role(
         await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
         database = await conn.fetchval("SELECT current_database()")
         await conn.execute(f"GRANT CONNECT ON DATABASE {_quote_ident(database)} TO {quoted_role}")
+
+
+async def provision_service_roles(admin_dsn: str, schemas: Mapping[str, str]) -> dict[str, str]:
+    """For ``{service: schema}``, a role per service with a fresh random password, owning its
+    schema; returns ``{service: its own DSN}``. ``admin_dsn`` is a superuser's."""
+    await ensure_database(admin_dsn)
+    dsns: dict[str, str] = {}
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        for service, schema in schemas.items():
+            role = service_role(schema)
+            password = secrets.token_urlsafe(24)
+            await ensure_service_role(conn, schema=schema, role=role, password=password)
+            dsns[service] = with_credentials(admin_dsn, role, password)
+    finally:
+        await conn.close()
+    return dsns
 
 
 async def _ownership_statements(conn: asyncpg.Connection, schema: str, role: str) -> list[str]:

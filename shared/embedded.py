@@ -110,6 +110,9 @@ def _terminate(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float) -
         proc.wait(5)
 
 
+EMBEDDED_SERVER_NAME = "gatehouse-embedded"
+
+
 @dataclass
 class EmbeddedNats:
     data_dir: Path
@@ -143,7 +146,7 @@ class EmbeddedNats:
                 "-p",
                 str(self.port),
                 "-n",
-                "gatehouse-embedded",
+                EMBEDDED_SERVER_NAME,
                 *(["-c", str(self.config_file)] if self.config_file else []),
             ],
             stdout=log_file,

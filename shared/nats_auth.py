@@ -25,6 +25,7 @@ from shared.bus_permissions import (
     new_password,
     server_config,
 )
+from shared.embedded import EMBEDDED_SERVER_NAME
 
 AUTH_FILE = "nats-auth.json"
 CONFIG_FILE = "nats.conf"
@@ -72,7 +73,9 @@ def ensure_users(data_dir: Path) -> list[NatsUser]:
 
 def write_config(data_dir: Path, users: Iterable[NatsUser], *, stream: str) -> Path:
     path = data_dir / CONFIG_FILE
-    extra = {"pid_file": str(data_dir / PID_FILE)}
+    # What the embedded server's flags say too: a reload re-reads the file alone and refuses
+    # a server name that changed.
+    extra = {"pid_file": str(data_dir / PID_FILE), "server_name": EMBEDDED_SERVER_NAME}
     _write_private(path, server_config(users, stream=stream, extra=extra))
     return path
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,7 +29,9 @@ from contracts.events.releases import ReleaseDecided
 from shared.bus import Bus
 from shared.bus_permissions import NatsUser, default_users, new_password, server_config
 from shared.embedded import EmbeddedNats, free_port
+from shared.nats_auth import ensure_users, write_config
 from shared.settings import Settings, load_settings
+from tests.conftest import ROOT, wait_until
 
 STREAM = "GATEHOUSE"
 
@@ -223,3 +228,90 @@ async def test_a_wrong_password_is_refused(auth_nats: AuthNats) -> None:
             max_reconnect_attempts=0,
             allow_reconnect=False,
         )
+
+
+def _gatehouse(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def _connects(url: str, user: str, password: str) -> bool:
+    try:
+        nc = await nats.connect(
+            url, user=user, password=password, allow_reconnect=False, max_reconnect_attempts=0
+        )
+    except (nats.errors.Error, OSError):
+        return False
+    await nc.close()
+    return True
+
+
+async def test_the_cli_creates_and_revokes_a_subscriber_on_a_running_server(
+    tmp_path: Path,
+) -> None:
+    # As under `gatehouse up`: the users of the data dir, the server started with them.
+    server = EmbeddedNats(
+        tmp_path,
+        port=free_port(),
+        config_file=write_config(tmp_path, ensure_users(tmp_path), stream=STREAM),
+    )
+    server.start()
+    try:
+        refused = _gatehouse(
+            "nats-credentials",
+            "create-subscriber",
+            "dash",
+            "--subject",
+            "apikey.>",
+            "--data-dir",
+            str(tmp_path),
+        )
+        assert refused.returncode == 2 and "public catalog" in refused.stderr
+
+        made = _gatehouse(
+            "nats-credentials",
+            "create-subscriber",
+            "dash",
+            "--subject",
+            "release.>",
+            "--data-dir",
+            str(tmp_path),
+        )
+        assert made.returncode == 0, made.stderr
+        assert "reloaded" in made.stderr
+        creds = dict(line.split("=", 1) for line in made.stdout.split())
+        user, password = creds["GATEHOUSE_NATS_USER"], creds["GATEHOUSE_NATS_PASSWORD"]
+        await wait_until(lambda: _connects(server.url, user, password))
+
+        errors: list[Exception] = []
+
+        async def on_error(exc: Exception) -> None:
+            errors.append(exc)
+
+        nc = await nats.connect(
+            server.url, user=user, password=password, error_cb=on_error, allow_reconnect=False
+        )
+        try:
+            await nc.subscribe("release.>")
+            assert await _refused(nc, "release.decided", _decided_envelope(), errors)
+        finally:
+            await nc.close()
+
+        removed = _gatehouse(
+            "nats-credentials", "remove-subscriber", "dash", "--data-dir", str(tmp_path)
+        )
+        assert removed.returncode == 0, removed.stderr
+
+        async def revoked() -> bool:
+            return not await _connects(server.url, user, password)
+
+        await wait_until(revoked)
+    finally:
+        server.stop()

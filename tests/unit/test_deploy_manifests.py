@@ -187,3 +187,28 @@ def test_the_image_runs_one_service_as_a_non_root_user() -> None:
     assert re.search(r'gatehouse serve \\?"\$\{SERVICE', dockerfile)
     for copied in re.findall(r"^COPY (\S+)", dockerfile, re.M):
         assert (ROOT / copied).exists(), copied
+
+
+def test_every_service_connects_with_its_own_credentials() -> None:
+    """The per-service Secret comes after the shared one (envFrom: the last one wins), so the
+    service's own NATS user and database role replace any shared setting."""
+    deployments = _by_kind(_base_documents(), "Deployment")
+    for name in SERVICES:
+        (container,) = deployments[f"gatehouse-{name}"]["spec"]["template"]["spec"]["containers"]
+        secrets = [ref["secretRef"]["name"] for ref in container["envFrom"] if "secretRef" in ref]
+        assert secrets[-1] == f"gatehouse-{name}-credentials", name
+
+
+def test_the_dev_overlay_runs_nats_and_postgres_with_the_permission_model() -> None:
+    from tests.unit.dev_credentials import DEV, nats_conf, roles_sql
+
+    assert (DEV / "nats.conf").read_text() == nats_conf(), (
+        "k8s/overlays/dev/nats.conf is stale: python -m tests.unit.dev_credentials"
+    )
+    assert (DEV / "roles.sql").read_text() == roles_sql()
+    kustomization = yaml.safe_load((DEV / "kustomization.yaml").read_text())
+    secrets = {s["name"]: s["literals"] for s in kustomization["secretGenerator"]}
+    for name in SERVICES:
+        literals = dict(item.split("=", 1) for item in secrets[f"gatehouse-{name}-credentials"])
+        assert literals["GATEHOUSE_NATS_USER"] == name
+        assert f"gatehouse_{name.replace('-', '_')}:" in literals["GATEHOUSE_DATABASE_URL"]

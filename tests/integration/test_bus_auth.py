@@ -27,7 +27,14 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from contracts.envelope import encode_envelope, make_envelope
 from contracts.events.releases import ReleaseDecided
 from shared.bus import Bus
-from shared.bus_permissions import NatsUser, default_users, new_password, server_config
+from shared.bus_permissions import (
+    OPS_USER,
+    SERVICE_USERS,
+    NatsUser,
+    default_users,
+    new_password,
+    server_config,
+)
 from shared.embedded import EmbeddedNats, free_port
 from shared.nats_auth import ensure_users, write_config
 from shared.settings import Settings, load_settings
@@ -313,5 +320,40 @@ async def test_the_cli_creates_and_revokes_a_subscriber_on_a_running_server(
             return not await _connects(server.url, user, password)
 
         await wait_until(revoked)
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("manifest", ["k8s", "compose"])
+async def test_the_manifests_nats_config_is_enforced(
+    manifest: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server config the manifests ship (dev overlay: fixed development passwords;
+    Compose: passwords from PASSWORD_<SERVICE> in the environment) loads in nats-server and
+    refuses what the model refuses."""
+    from tests.unit.dev_credentials import DEPLOY, DEV, dev_password, password_variable
+
+    if manifest == "k8s":
+        config, password = DEV / "nats.conf", dev_password("scanner")
+    else:
+        config, password = DEPLOY / "nats.conf", "scanner0secret"
+        for user in (*SERVICE_USERS, OPS_USER):
+            monkeypatch.setenv(password_variable(user), user.replace("-", "") + "0secret")
+    server = EmbeddedNats(tmp_path, port=free_port(), config_file=config)
+    server.start()
+    try:
+        assert not await _connects(server.url, "scanner", "wrong")
+        errors: list[Exception] = []
+
+        async def on_error(exc: Exception) -> None:
+            errors.append(exc)
+
+        nc = await nats.connect(
+            server.url, user="scanner", password=password, error_cb=on_error, allow_reconnect=False
+        )
+        try:
+            assert await _refused(nc, "release.decided", _decided_envelope(), errors)
+        finally:
+            await nc.close()
     finally:
         server.stop()

@@ -5,10 +5,13 @@ python -m tests.unit.dev_credentials     # rewrites k8s/overlays/dev/nats.conf a
 
 from __future__ import annotations
 
+import re
+
 from shared.bus_permissions import OPS_USER, SERVICE_USERS, NatsUser, server_config
 from tests.conftest import ROOT
 
 DEV = ROOT / "k8s" / "overlays" / "dev"
+DEPLOY = ROOT / "deploy"
 
 
 def dev_password(user: str) -> str:
@@ -37,6 +40,47 @@ def roles_sql() -> str:
     return "\n".join(lines) + "\n"
 
 
-if __name__ == "__main__":
+def password_variable(user: str) -> str:
+    return "PASSWORD_" + user.upper().replace("-", "_")
+
+
+def compose_nats_conf() -> str:
+    """The users with ``"password": $PASSWORD_<USER>``: an unquoted ``$NAME`` in a NATS
+    config is a variable, taken from the environment when the file does not define it."""
+    users = [
+        NatsUser(name=u.name, password=f"${password_variable(u.name)}", role=u.role)
+        for u in dev_users()
+    ]
+    text = server_config(users, stream="GATEHOUSE")
+    return re.sub(r'"password": "(\$PASSWORD_\w+)"', r'"password": \1', text)
+
+
+def compose_roles_script() -> str:
+    lines = [
+        "#!/bin/sh",
+        "# A role per service owning its schema; the passwords come from PASSWORD_<SERVICE>.",
+        "# Written by tests/unit/dev_credentials.py: edit that, not this.",
+        "set -eu",
+        'psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" <<SQL',
+    ]
+    for service in SERVICE_USERS:
+        schema = service.replace("-", "_")
+        role = f"gatehouse_{schema}"
+        lines += [
+            f"CREATE ROLE {role} LOGIN PASSWORD '${{{password_variable(service)}}}';",
+            f"CREATE SCHEMA {schema} AUTHORIZATION {role};",
+        ]
+    lines += ["REVOKE CREATE ON SCHEMA public FROM PUBLIC;", "SQL"]
+    return "\n".join(lines) + "\n"
+
+
+def write_all() -> None:
     (DEV / "nats.conf").write_text(nats_conf())
     (DEV / "roles.sql").write_text(roles_sql())
+    (DEPLOY / "nats.conf").write_text(compose_nats_conf())
+    (DEPLOY / "postgres-roles.sh").write_text(compose_roles_script())
+    (DEPLOY / "postgres-roles.sh").chmod(0o755)
+
+
+if __name__ == "__main__":
+    write_all()

@@ -126,11 +126,6 @@ class EmbeddedNats:
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
-    def reload(self) -> None:
-        """Re-read the config file (new users, changed permissions) without a restart."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGHUP)
-
     def start(self, *, timeout: float = 20.0) -> None:
         store = self.data_dir / "nats"
         store.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,8 @@
                                    events a projection could not apply, and what to do
     gatehouse backup ARCHIVE       write a consistent archive: events, blobs, kept tables
     gatehouse restore ARCHIVE      rebuild an empty installation from an archive, by replay
+    gatehouse nats-credentials create-subscriber NAME [--subject S]…
+                                   read-only NATS credentials for an external subscriber
 
 Settings come from GATEHOUSE_* environment variables (see the README).
 """
@@ -31,6 +33,7 @@ import asyncpg
 
 from services.backup.command import add_parsers as add_backup_parsers
 from services.gate.command import add_parser as add_gate_parser
+from services.nats_credentials.command import add_parser as add_nats_credentials_parser
 from services.registry import SERVICES, definition
 from shared.db import connect, create_pool, ensure_database
 from shared.errors import GatehouseError
@@ -445,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     ve.set_defaults(func=_cmd_vulndb, kind="epss")
 
     add_gate_parser(sub)
+    add_nats_credentials_parser(sub)
     _add_deadletters_parser(sub)
     add_backup_parsers(sub)
     return parser

@@ -27,6 +27,7 @@ ready only when the process answering is one of this run's.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime as dt
 import fcntl
@@ -48,7 +49,11 @@ from types import FrameType
 from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
-from services.registry import SERVICES
+import asyncpg
+
+from services.registry import SERVICES, definition
+from shared.bus_permissions import OPS_USER
+from shared.db import provision_service_roles
 from shared.embedded import (
     EmbeddedError,
     EmbeddedNats,
@@ -59,6 +64,7 @@ from shared.embedded import (
     listening_socket,
     port_is_free,
 )
+from shared.nats_auth import credentials_of, ensure_users, write_config, write_ops_env
 from shared.service import VERSION
 from shared.settings import Settings, env_name, load_settings
 
@@ -501,6 +507,8 @@ class Stack:
     # The services' listening sockets, held from the moment their port is chosen.
     listeners: dict[str, socket.socket] = field(default_factory=dict)
     instance: str = field(default_factory=lambda: uuid.uuid4().hex)
+    nats_passwords: dict[str, str] = field(default_factory=dict)
+    service_dsns: dict[str, str] = field(default_factory=dict)
     stopping: bool = False
     hurry: bool = False
 
@@ -564,6 +572,7 @@ class Stack:
             return
         port = choose_port("NATS", "nats", remembered, self.console)
         self.nats = EmbeddedNats(self.data_dir, port=port)
+        self.nats.config_file = self.nats_auth_config(server_name=self.nats.name)
         try:
             self.start_taking_another_port_if_taken("NATS", self.nats)
         except (EmbeddedError, OSError) as exc:
@@ -596,6 +605,7 @@ class Stack:
             raise StackError(f"the embedded PostgreSQL did not start: {exc}\n{detail}") from exc
         self.ports["postgres"] = self.postgres.port
         self.database_url = self.postgres.url(EMBEDDED_DATABASE)
+        self.provision_database_roles()
         self.console.say(
             f"  PostgreSQL  {self.database_url} "
             f"(embedded, cluster in {relative(self.postgres.pgdata)})"
@@ -635,7 +645,40 @@ class Stack:
         env[env_name("http_fd")] = str(listener.fileno()) if listener is not None else "-1"
         if name == GATEWAY:
             env[env_name("bootstrap_token_file")] = str(self.token_file)
+        if name in self.nats_passwords:
+            env[env_name("nats_user")] = name
+            env[env_name("nats_password")] = self.nats_passwords[name]
+        if name in self.service_dsns:
+            env[env_name("database_url")] = self.service_dsns[name]
         return env
+
+    # -- credentials: each service its own NATS user and PostgreSQL role ----------------------
+
+    def nats_auth_config(self, *, server_name: str) -> Path:
+        """The embedded server's config: a user per service, the operator and subscribers."""
+        users = ensure_users(self.data_dir)
+        self.nats_passwords = credentials_of(users)
+        return write_config(
+            self.data_dir, users, stream=self.settings.stream_name, server_name=server_name
+        )
+
+    def provision_database_roles(self) -> None:
+        """A role per service on the embedded cluster, owning only its schema (fresh
+        passwords every start: only the supervisor hands them out)."""
+        schemas = {name: definition(name).schema for name in SERVICES}
+        try:
+            self.service_dsns = asyncio.run(provision_service_roles(self.database_url, schemas))
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise StackError(f"could not create the services' database roles: {exc}") from exc
+
+    def write_ops_env(self) -> None:
+        """The operator's settings for `gatehouse` commands against this stack."""
+        values = {env_name("nats_url"): self.nats_url, env_name("database_url"): self.database_url}
+        if OPS_USER in self.nats_passwords:
+            values[env_name("nats_user")] = OPS_USER
+            values[env_name("nats_password")] = self.nats_passwords[OPS_USER]
+        path = write_ops_env(self.data_dir, values)
+        self.console.say(f"  operator    settings for gatehouse commands in {relative(path)}")
 
     def start_services(self, remembered: Mapping[str, int]) -> None:
         logs = self.data_dir / "logs"
@@ -884,6 +927,7 @@ def _run(options: StackOptions, console: Console, environ: Mapping[str, str]) ->
         try:
             stack.start_nats(remembered)
             stack.start_postgres(remembered)
+            stack.write_ops_env()
             stack.start_services(remembered)
             stack.wait_ready()
             save_state(options.data_dir, stack.ports)

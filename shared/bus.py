@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,18 @@ class Published:
     sequence: int
     # The stream already held an event of this id (published inside the duplicate window).
     duplicate: bool
+
+
+def auth_options(settings: Settings) -> dict[str, Any]:
+    """The credentials and TLS context of a connection, from the settings: a user and
+    password when set, TLS (with the CA bundle when set) when the URL says ``tls://``."""
+    options: dict[str, Any] = {}
+    if settings.nats_user:
+        options["user"] = settings.nats_user
+        options["password"] = settings.nats_password
+    if any(url.strip().startswith("tls://") for url in settings.nats_url.split(",")):
+        options["tls"] = ssl.create_default_context(cafile=settings.nats_ca_file or None)
+    return options
 
 
 class ConnectionEvents:
@@ -112,6 +125,7 @@ class Bus:
             "reconnected_cb": events.reconnected,
             "error_cb": events.error,
         }
+        options.update(auth_options(settings))
         nc = NatsClient()
         try:
             # With unlimited reconnects the client would retry the first connect forever too.

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,8 +117,18 @@ async def migrate(
     """Apply pending migrations in order, each in its own transaction; returns the new versions."""
     applied_now: list[int] = []
     await conn.execute("SELECT pg_advisory_lock($1)", _lock_key(f"migrate:{schema}"))
+    switched = False
     try:
-        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        owner = await conn.fetchval(
+            "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = $1", schema
+        )
+        if owner is None:
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        elif await _should_act_as(conn, owner):
+            # An operator's superuser DSN migrating a schema a service role owns: create as
+            # the owner, or the service could not read its own new tables.
+            await conn.execute(f"SET ROLE {_quote_ident(owner)}")
+            switched = True
         await conn.execute(KIT_TABLES_SQL.format(schema=f'"{schema}"'))
         rows = await conn.fetch(f'SELECT version, checksum FROM "{schema}".schema_migrations')
         done = {r["version"]: r["checksum"] for r in rows}
@@ -138,8 +150,111 @@ async def migrate(
             applied_now.append(m.version)
             log.info("migration_applied", schema=schema, version=m.version, name=m.name)
     finally:
+        if switched:
+            await conn.execute("RESET ROLE")
         await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(f"migrate:{schema}"))
     return applied_now
+
+
+async def _should_act_as(conn: asyncpg.Connection, owner: str) -> bool:
+    current = await conn.fetchval("SELECT current_user")
+    if owner == current:
+        return False
+    return bool(await conn.fetchval("SELECT pg_has_role(current_user, $1, 'MEMBER')", owner))
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def service_role(schema: str) -> str:
+    """The PostgreSQL role a service connects as: it owns its schema and nothing else."""
+    return f"gatehouse_{schema}"
+
+
+def with_credentials(dsn: str, user: str, password: str) -> str:
+    """The same DSN connecting as ``user`` with ``password``."""
+    parts = urlsplit(dsn)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+    url = f"{parts.scheme}://{netloc}{parts.path}"
+    if parts.query:
+        url += f"?{parts.query}"
+    return url
+
+
+async def ensure_service_role(
+    conn: asyncpg.Connection, *, schema: str, role: str, password: str
+) -> None:
+    """Create (or re-password) ``role`` and make it the owner of ``schema`` and of everything
+    already in it; nobody else gets any privilege there. Run as a superuser (or the owner of
+    the database) on the service's database. Other schemas stay closed to ``role``: a schema
+    grants nothing to PUBLIC unless told to."""
+    quoted_role = _quote_ident(role)
+    quoted_schema = _quote_ident(schema)
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(f"role:{role}"))
+        exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+        verb = "ALTER" if exists else "CREATE"
+        # A utility statement takes no parameters: the password is quoted as a literal.
+        literal = "'" + password.replace("'", "''") + "'"
+        await conn.execute(
+            f"{verb} ROLE {quoted_role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+            f"PASSWORD {literal}"
+        )
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted_schema}")
+        await conn.execute(f"ALTER SCHEMA {quoted_schema} OWNER TO {quoted_role}")
+        await conn.execute(f"REVOKE ALL ON SCHEMA {quoted_schema} FROM PUBLIC")
+        # Objects made before the role existed (an installation that ran as one user).
+        for statement in await _ownership_statements(conn, schema, quoted_role):
+            await conn.execute(statement)
+        await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        database = await conn.fetchval("SELECT current_database()")
+        await conn.execute(f"GRANT CONNECT ON DATABASE {_quote_ident(database)} TO {quoted_role}")
+
+
+async def provision_service_roles(admin_dsn: str, schemas: Mapping[str, str]) -> dict[str, str]:
+    """For ``{service: schema}``, a role per service with a fresh random password, owning its
+    schema; returns ``{service: its own DSN}``. ``admin_dsn`` is a superuser's."""
+    await ensure_database(admin_dsn)
+    dsns: dict[str, str] = {}
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        for service, schema in schemas.items():
+            role = service_role(schema)
+            password = secrets.token_urlsafe(24)
+            await ensure_service_role(conn, schema=schema, role=role, password=password)
+            dsns[service] = with_credentials(admin_dsn, role, password)
+    finally:
+        await conn.close()
+    return dsns
+
+
+async def _ownership_statements(conn: asyncpg.Connection, schema: str, role: str) -> list[str]:
+    rows = await conn.fetch(
+        """
+        SELECT format('ALTER TABLE %I.%I OWNER TO ', n.nspname, c.relname) AS sql
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+        UNION ALL
+        -- Sequences a column owns follow their table; only free-standing ones are moved.
+        SELECT format('ALTER SEQUENCE %I.%I OWNER TO ', n.nspname, c.relname)
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = $1 AND c.relkind = 'S'
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                            WHERE d.objid = c.oid AND d.deptype IN ('a', 'i'))
+        UNION ALL
+        SELECT format('ALTER ROUTINE %s OWNER TO ', p.oid::regprocedure)
+          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE n.nspname = $1
+        UNION ALL
+        SELECT format('ALTER TYPE %I.%I OWNER TO ', n.nspname, t.typname)
+          FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+         WHERE n.nspname = $1 AND t.typtype IN ('e', 'd', 'r', 'm')
+        """,
+        schema,
+    )
+    return [row["sql"] + role for row in rows]
 
 
 async def at_head(conn: asyncpg.Connection, *, schema: str, migrations: list[Migration]) -> bool:

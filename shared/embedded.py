@@ -136,10 +136,20 @@ def _terminate(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float) -
         proc.wait(5)
 
 
+EMBEDDED_SERVER_NAME = "gatehouse-embedded"
+
+
 @dataclass
 class EmbeddedNats:
     data_dir: Path
     port: int = 4222
+    # A nats-server config (users and permissions, see shared/bus_permissions.py); the
+    # command-line flags below override its listen address and store.
+    config_file: Path | None = None
+    # A name of this server's own: the server answering on the port must be this one, not one
+    # another stack started on the same port a moment earlier. A config file must carry the
+    # same name (a reload refuses a server name that changed).
+    name: str = field(default_factory=lambda: f"{EMBEDDED_SERVER_NAME}-{uuid.uuid4().hex[:12]}")
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -159,9 +169,6 @@ class EmbeddedNats:
         store = self.data_dir / "nats"
         store.mkdir(parents=True, exist_ok=True)
         log_file = open(self.data_dir / "nats.log", "ab")
-        # A name of this start's own: the server answering on the port must be this one, not
-        # one another stack started on the same port a moment earlier.
-        name = f"gatehouse-embedded-{uuid.uuid4().hex[:12]}"
         self.proc = subprocess.Popen(
             [
                 nats_server_binary(),
@@ -173,7 +180,8 @@ class EmbeddedNats:
                 "-p",
                 str(self.port),
                 "-n",
-                name,
+                self.name,
+                *(["-c", str(self.config_file)] if self.config_file else []),
             ],
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -186,7 +194,7 @@ class EmbeddedNats:
         log_file.close()
         wait_for_port(self.port, timeout=timeout, proc=self.proc)
         answering = self._answering_name()
-        if answering != name:
+        if answering != self.name:
             _terminate(self.proc, signal.SIGTERM, 10)
             self.proc = None
             raise PortTaken(f"port {self.port} is answered by another NATS server ({answering})")

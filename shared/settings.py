@@ -32,6 +32,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Which service this process runs (set by `gatehouse serve <service>`).
     service: str = "gateway"
     nats_url: str = "nats://127.0.0.1:4222"
+    # This process's NATS user and password (empty: connect without authentication, which
+    # only a development server should accept; see "Security: who may publish" in the
+    # README). `gatehouse up` sets them per service.
+    nats_user: str = ""
+    nats_password: str = ""
+    # CA bundle that signs the NATS server's certificate, for a `tls://` URL (empty: the
+    # system's trusted CAs).
+    nats_ca_file: str = ""
     database_url: str = "postgresql://postgres@127.0.0.1:5432/gatehouse"
     http_host: str = "127.0.0.1"
     http_port: Port = 8080

@@ -10,10 +10,12 @@ and does not show the token again.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -30,6 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import asyncpg
+import nats
+import nats.errors
 import pytest
 
 from tests.conftest import ROOT
@@ -362,6 +367,60 @@ def run_readme_examples(base: str, token: str, cwd: Path) -> None:
     assert '"slug":"hello"' in done.stdout.replace(" ", ""), done.stdout
 
 
+def ops_env(data_dir: Path) -> dict[str, str]:
+    """The operator's settings `gatehouse up` wrote (shell-quoted NAME='value' lines)."""
+    found = {}
+    for line in (data_dir / "ops.env").read_text().splitlines():
+        name, _, value = line.partition("=")
+        found[name] = shlex.split(value)[0]
+    return found
+
+
+def assert_each_service_is_its_own_user(data_dir: Path) -> None:
+    """Auth is on under `gatehouse up`: NATS refuses a connection without credentials, every
+    service is connected to PostgreSQL as its own role, and the flows above ran without one
+    permission violation (each service's allow list covers what it does)."""
+    env = ops_env(data_dir)
+    assert (data_dir / "ops.env").stat().st_mode & 0o077 == 0
+    assert (data_dir / "nats.conf").stat().st_mode & 0o077 == 0
+
+    async def check() -> set[str]:
+        with pytest.raises((nats.errors.Error, OSError)):
+            await nats.connect(
+                env["GATEHOUSE_NATS_URL"], allow_reconnect=False, max_reconnect_attempts=0
+            )
+        ops = await nats.connect(
+            env["GATEHOUSE_NATS_URL"],
+            user=env["GATEHOUSE_NATS_USER"],
+            password=env["GATEHOUSE_NATS_PASSWORD"],
+            allow_reconnect=False,
+        )
+        await ops.close()
+        conn = await asyncpg.connect(env["GATEHOUSE_DATABASE_URL"])
+        try:
+            rows = await conn.fetch(
+                "SELECT DISTINCT usename FROM pg_stat_activity "
+                "WHERE datname = 'gatehouse' AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await conn.close()
+        return {row["usename"] for row in rows}
+
+    users = asyncio.run(check())
+    assert users == {
+        "gatehouse_audit",
+        "gatehouse_gateway",
+        "gatehouse_release_decision",
+        "gatehouse_scanner",
+        "gatehouse_signature_verifier",
+        "gatehouse_webhook_fanout",
+    }, users
+    violations = [
+        line for line in (data_dir / "nats.log").read_text().splitlines() if "Violation" in line
+    ]
+    assert not violations, "\n".join(violations)
+
+
 def assert_all_gone(procs: set[Proc], stack: Stack, *, within: float = 10.0) -> None:
     # The supervisor waits for its children before it exits; the bound only absorbs the
     # kernel's reaping of processes whose parent just went away (or, after a kill -9 of the
@@ -420,6 +479,7 @@ def test_up_serves_the_api_stops_cleanly_and_keeps_the_data(
 
     run_readme_examples(base, admin, tmp_path)
     gate_a_commit(base, admin)
+    assert_each_service_is_its_own_user(data_dir)
 
     # Only one stack per data dir.
     second = subprocess.run(

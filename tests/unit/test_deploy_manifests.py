@@ -187,3 +187,53 @@ def test_the_image_runs_one_service_as_a_non_root_user() -> None:
     assert re.search(r'gatehouse serve \\?"\$\{SERVICE', dockerfile)
     for copied in re.findall(r"^COPY (\S+)", dockerfile, re.M):
         assert (ROOT / copied).exists(), copied
+
+
+def test_every_service_connects_with_its_own_credentials() -> None:
+    """The per-service Secret comes after the shared one (envFrom: the last one wins), so the
+    service's own NATS user and database role replace any shared setting."""
+    deployments = _by_kind(_base_documents(), "Deployment")
+    for name in SERVICES:
+        (container,) = deployments[f"gatehouse-{name}"]["spec"]["template"]["spec"]["containers"]
+        secrets = [ref["secretRef"]["name"] for ref in container["envFrom"] if "secretRef" in ref]
+        assert secrets[-1] == f"gatehouse-{name}-credentials", name
+
+
+def test_the_dev_overlay_runs_nats_and_postgres_with_the_permission_model() -> None:
+    from tests.unit.dev_credentials import DEV, nats_conf, roles_sql
+
+    stale = "stale: python -m tests.unit.dev_credentials"
+    assert (DEV / "nats.conf").read_text() == nats_conf(), stale
+    assert (DEV / "roles.sql").read_text() == roles_sql(), stale
+    kustomization = yaml.safe_load((DEV / "kustomization.yaml").read_text())
+    secrets = {s["name"]: s["literals"] for s in kustomization["secretGenerator"]}
+    for name in SERVICES:
+        literals = dict(item.split("=", 1) for item in secrets[f"gatehouse-{name}-credentials"])
+        assert literals["GATEHOUSE_NATS_USER"] == name
+        assert f"gatehouse_{name.replace('-', '_')}:" in literals["GATEHOUSE_DATABASE_URL"]
+
+
+def test_compose_gives_every_service_its_own_nats_user_and_role() -> None:
+    from tests.unit.dev_credentials import (
+        compose_nats_conf,
+        compose_roles_script,
+        password_variable,
+    )
+
+    stale = "stale: python -m tests.unit.dev_credentials"
+    assert (DEPLOY / "nats.conf").read_text() == compose_nats_conf(), stale
+    assert (DEPLOY / "postgres-roles.sh").read_text() == compose_roles_script(), stale
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = compose["services"]
+    assert "/etc/nats/nats.conf" in services["nats"]["command"]
+    assert any("nats.conf" in v for v in services["nats"]["volumes"])
+    assert any("postgres-roles.sh" in v for v in services["postgres"]["volumes"])
+    for name in SERVICES:
+        env = services[name]["environment"]
+        variable = password_variable(name)
+        assert env["GATEHOUSE_NATS_USER"] == name
+        assert variable in env["GATEHOUSE_NATS_PASSWORD"]
+        role = f"gatehouse_{name.replace('-', '_')}"
+        assert env["GATEHOUSE_DATABASE_URL"].startswith(f"postgresql://{role}:${{{variable}")
+        assert variable in services["nats"]["environment"]
+        assert variable in services["postgres"]["environment"]

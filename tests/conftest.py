@@ -114,6 +114,32 @@ async def settings(infra: Infra) -> AsyncIterator[Settings]:
         await admin.close()
 
 
+@dataclass
+class PrivateInfra:
+    nats: EmbeddedNats
+    postgres: EmbeddedPostgres
+
+
+@pytest.fixture(scope="module")
+def private_infra() -> Iterator[PrivateInfra]:
+    """A NATS and a PostgreSQL of the test module's own, to stop and restart under running
+    code without disturbing the other tests (in a folder of its own outside pytest's temp
+    root, which the embedded PostgreSQL, run as another user under root, must reach)."""
+    folder = Path(tempfile.mkdtemp(prefix="gatehouse-private-"))
+    nats_server = EmbeddedNats(folder / "nats-data", port=free_port())
+    postgres = EmbeddedPostgres(folder / "pg-data", port=free_port())
+    nats_server.start()
+    try:
+        postgres.start()
+        try:
+            yield PrivateInfra(nats=nats_server, postgres=postgres)
+        finally:
+            postgres.stop()
+    finally:
+        nats_server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 StartService = Callable[..., Awaitable[Runtime]]
 
 

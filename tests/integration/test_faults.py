@@ -8,45 +8,17 @@ fixed ports and data folders so that a restart brings back the same server.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
 
-from shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from shared.settings import Settings, load_settings
-from tests.conftest import wait_until
+from tests.conftest import PrivateInfra, wait_until
 from tests.integration.projection_harness import CountingProjection, Kit, open_kit
 
 BATCH = 10
-
-
-@dataclass
-class PrivateInfra:
-    nats: EmbeddedNats
-    postgres: EmbeddedPostgres
-
-
-@pytest.fixture(scope="module")
-def private_infra() -> Iterator[PrivateInfra]:
-    folder = Path(tempfile.mkdtemp(prefix="gatehouse-faults-"))
-    nats_server = EmbeddedNats(folder / "nats-data", port=free_port())
-    postgres = EmbeddedPostgres(folder / "pg-data", port=free_port())
-    nats_server.start()
-    try:
-        postgres.start()
-        try:
-            yield PrivateInfra(nats=nats_server, postgres=postgres)
-        finally:
-            postgres.stop()
-    finally:
-        nats_server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -13,48 +13,22 @@ fixed ports and data folders so that a restart brings back the same server.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from services.registry import definition
-from shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from shared.service import Runtime
 from shared.settings import load_settings
+from tests.conftest import PrivateInfra
 
 ADMIN = "gh_test_bootstrap_admin_token_0123456789abcdef"
 RETRYABLE_CODES = {"database_unavailable", "bus_unavailable", "upstream_unavailable"}
 WORKERS = 8
-
-
-@dataclass
-class PrivateInfra:
-    nats: EmbeddedNats
-    postgres: EmbeddedPostgres
-
-
-@pytest.fixture(scope="module")
-def private_infra() -> Iterator[PrivateInfra]:
-    folder = Path(tempfile.mkdtemp(prefix="gatehouse-outages-"))
-    nats_server = EmbeddedNats(folder / "nats-data", port=free_port())
-    postgres = EmbeddedPostgres(folder / "pg-data", port=free_port())
-    nats_server.start()
-    try:
-        postgres.start()
-        try:
-            yield PrivateInfra(nats=nats_server, postgres=postgres)
-        finally:
-            postgres.stop()
-    finally:
-        nats_server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass

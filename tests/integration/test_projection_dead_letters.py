@@ -6,22 +6,18 @@ survives a restart; an operator's retry applies it again; an outage dead-letters
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import asyncpg
 import pytest
 
 from contracts.envelope import Event
 from contracts.events.identity import ProjectCreated
-from shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from shared.projection import drop_dead_letter, outstanding_dead_letters, request_retry
 from shared.settings import Settings, load_settings
-from tests.conftest import wait_until
+from tests.conftest import PrivateInfra, wait_until
 from tests.integration.projection_harness import (
     SCHEMA,
     CountingProjection,
@@ -176,30 +172,6 @@ async def _retry_answered(kit: Kit, dead_letter_id: int) -> bool:
 
 
 # ---- an outage is waited out, never dead-lettered -----------------------------------------
-@dataclass
-class PrivateInfra:
-    nats: EmbeddedNats
-    postgres: EmbeddedPostgres
-
-
-@pytest.fixture(scope="module")
-def private_infra() -> Iterator[PrivateInfra]:
-    """A PostgreSQL of this module's own, to stop under a running projection."""
-    folder = Path(tempfile.mkdtemp(prefix="gatehouse-deadletters-"))
-    nats_server = EmbeddedNats(folder / "nats-data", port=free_port())
-    postgres = EmbeddedPostgres(folder / "pg-data", port=free_port())
-    nats_server.start()
-    try:
-        postgres.start()
-        try:
-            yield PrivateInfra(nats=nats_server, postgres=postgres)
-        finally:
-            postgres.stop()
-    finally:
-        nats_server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 @pytest.fixture
 async def private_kit(private_infra: PrivateInfra) -> AsyncIterator[Kit]:
     settings: Settings = load_settings(

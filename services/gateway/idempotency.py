@@ -16,7 +16,9 @@ write (the secret was made, and lost, by that attempt).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
+import asyncpg
 import msgspec
 from aiohttp import web
 
@@ -29,6 +31,9 @@ from shared import faults
 from shared.commands import command_id_for
 from shared.errors import GatehouseError
 from shared.http import problem_response
+from shared.logging import get_logger
+
+log = get_logger(__name__)
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 
@@ -58,6 +63,16 @@ async def run_idempotent(
     claimed, attempt, stored, now = await store.claim(
         pool, principal=principal, key=key, fingerprint=wanted, instance=instance
     )
+    if (
+        attempt is not None
+        and attempt.running
+        and attempt.held_by == instance
+        and (principal, key) not in _RUNNING_HERE
+    ):
+        # This process holds the attempt but no request of its runs it: the request ended
+        # without forgetting it (the database went away meanwhile, maybe while the claim's
+        # answer was on its way). Abandoned: take it over now, not when it has aged.
+        attempt = dataclasses.replace(attempt, holder_alive=False)
     if not claimed:
         outcome = decide(
             attempt, fingerprint=wanted, now=now, stale_after=deps.idempotency_stale_after
@@ -88,6 +103,16 @@ async def _run_and_store(
     ctx: RequestContext, route: Route, key: str, principal: str, deps: GatewayDeps
 ) -> web.StreamResponse:
     pool = deps.pool
+    _RUNNING_HERE.add((principal, key))
+    try:
+        return await _run_and_store_here(ctx, route, key, principal, pool)
+    finally:
+        _RUNNING_HERE.discard((principal, key))
+
+
+async def _run_and_store_here(
+    ctx: RequestContext, route: Route, key: str, principal: str, pool: asyncpg.Pool
+) -> web.StreamResponse:
     try:
         try:
             response = await route.handler(ctx)
@@ -96,10 +121,10 @@ async def _run_and_store(
                 raise
             response = problem_response(exc, request_id=ctx.request_id, instance=ctx.request.path)
     except BaseException:
-        await asyncio.shield(store.release(pool, principal=principal, key=key))
+        await asyncio.shield(_forget(pool, principal=principal, key=key))
         raise
     if response.status >= 500 or not isinstance(response, web.Response):
-        await store.release(pool, principal=principal, key=key)
+        await _forget(pool, principal=principal, key=key)
         return response
     headers = {
         name: response.headers[name] for name in REPLAYED_HEADERS if name in response.headers
@@ -108,13 +133,50 @@ async def _run_and_store(
     if route.redact_on_replay and body:
         body = _redacted(body, route.redact_on_replay)
     faults.point("idempotency.before_store")
-    await store.finish(
-        pool,
-        principal=principal,
-        key=key,
-        response=store.StoredResponse(response.status, headers, body),
-    )
+    try:
+        await store.finish(
+            pool,
+            principal=principal,
+            key=key,
+            response=store.StoredResponse(response.status, headers, body),
+        )
+    except Exception:
+        # Unstored (the database went away after the command ran): forget the attempt once
+        # the database is back, so that the client's retry re-runs the command, which answers
+        # from the owner's record of it, instead of meeting 409 in_progress.
+        await _forget(pool, principal=principal, key=key)
+        raise
     return response
+
+
+# The (principal, key) attempts this process is running now.
+_RUNNING_HERE: set[tuple[str, str]] = set()
+# Attempts whose release waits for the database; referenced so that they are not collected.
+_PENDING_RELEASES: set[asyncio.Task[None]] = set()
+RELEASE_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0)
+
+
+async def _forget(pool: asyncpg.Pool, *, principal: str, key: str) -> None:
+    """Forget an attempt that has no answer worth repeating. When the database is what failed
+    (an outage: the release cannot run now either), keep trying in the background: otherwise
+    every retry meets 409 in_progress until the attempt counts as abandoned."""
+    try:
+        await store.release(pool, principal=principal, key=key)
+    except Exception as exc:
+        log.warning("idempotency_release_deferred", error=f"{type(exc).__name__}: {exc}")
+        task = asyncio.create_task(_release_when_back(pool, principal=principal, key=key))
+        _PENDING_RELEASES.add(task)
+        task.add_done_callback(_PENDING_RELEASES.discard)
+
+
+async def _release_when_back(pool: asyncpg.Pool, *, principal: str, key: str) -> None:
+    for delay in RELEASE_RETRY_SECONDS:
+        await asyncio.sleep(delay)
+        try:
+            await store.release(pool, principal=principal, key=key)
+            return
+        except Exception as exc:
+            log.info("idempotency_release_retry", error=f"{type(exc).__name__}: {exc}")
 
 
 def _redacted(body: bytes, fields: tuple[str, ...]) -> bytes:

@@ -82,6 +82,9 @@ class Answer:
     status: int
     code: str | None
     retry_after: str | None
+    # A write's Idempotency-Key and body, to retry it as the client would.
+    key: str | None = None
+    body: Any = None
 
 
 @dataclass
@@ -92,8 +95,12 @@ class Burst:
     answers: list[Answer] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def one(self, what: str, method: str, path: str, body: Any = None) -> Answer:
+    async def one(
+        self, what: str, method: str, path: str, body: Any = None, *, key: str | None = None
+    ) -> Answer:
         headers = {"Authorization": f"Bearer {ADMIN}"}
+        if key is not None:
+            headers["Idempotency-Key"] = key
         async with self.stack.http.request(
             method, self.stack.base + path, json=body, headers=headers
         ) as reply:
@@ -103,6 +110,8 @@ class Burst:
                 status=reply.status,
                 code=payload.get("code") if isinstance(payload, dict) else None,
                 retry_after=reply.headers.get("Retry-After"),
+                key=key,
+                body=body,
             )
         self.answers.append(answer)
         return answer
@@ -112,7 +121,9 @@ class Burst:
         while not self.stop.is_set():
             i += 1
             slug = f"p{number}-{i}-{uuid.uuid4().hex[:6]}"
-            await self.one("create", "POST", "/api/v1/projects", {"slug": slug, "name": slug})
+            await self.one(
+                "create", "POST", "/api/v1/projects", {"slug": slug, "name": slug}, key=slug
+            )
             commit = uuid.uuid4().hex + "00000000"
             await self.one(
                 "relayed read",
@@ -179,6 +190,20 @@ async def test_a_postgres_restart_answers_503_with_retry_after_never_500(
     # The owner service's own database outage reaches the client as a 503 too.
     assert any(a.what == "relayed read" for a in unavailable), unavailable[:5]
     await until_written(stack)
+    # Each write answered 503 succeeds when retried with its Idempotency-Key once the database
+    # is back: never shut out by its own first attempt (409 in_progress until it counted as
+    # abandoned, 60 s, when the attempt could not be released during the outage).
+    failed = [a for a in unavailable if a.what == "create"]
+    retry = Burst(stack)
+    for first in failed:
+        deadline = asyncio.get_running_loop().time() + 15.0
+        while True:
+            again = await retry.one("create", "POST", "/api/v1/projects", first.body, key=first.key)
+            if again.status == 201:
+                break
+            assert again.status in (409, 503), again
+            assert asyncio.get_running_loop().time() < deadline, f"{first.key}: {again}"
+            await asyncio.sleep(0.2)
 
 
 async def test_a_nats_restart_answers_503_with_retry_after_never_500(

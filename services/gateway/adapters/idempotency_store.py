@@ -112,6 +112,7 @@ async def claim(
         started_at=existing["started_at"],
         expires_at=existing["expires_at"],
         holder_alive=holder_alive,
+        held_by=existing["attempt_by"],
     )
     stored = None
     if not existing["running"]:

@@ -33,6 +33,8 @@ class Attempt:
     expires_at: dt.datetime
     # Whether the gateway process running it is still alive (None: not known).
     holder_alive: bool | None = None
+    # The instance id of the gateway process that runs it.
+    held_by: str | None = None
 
 
 def check_key(key: str) -> str:

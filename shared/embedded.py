@@ -165,7 +165,18 @@ class EmbeddedNats:
                 return str(json.loads(line[5:]).get("server_name", ""))
         return None
 
+    def _configured_name(self) -> str | None:
+        """The server name the config file gives, if any (the file is JSON, see
+        shared/nats_auth.py): the flags must agree with it, or a reload is refused."""
+        if self.config_file is None:
+            return None
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            name = json.loads(self.config_file.read_text()).get("server_name")
+            return name if isinstance(name, str) and name else None
+        return None
+
     def start(self, *, timeout: float = 20.0) -> None:
+        self.name = self._configured_name() or self.name
         store = self.data_dir / "nats"
         store.mkdir(parents=True, exist_ok=True)
         log_file = open(self.data_dir / "nats.log", "ab")

@@ -14,6 +14,16 @@
   re-published id inside its duplicate window) and a look at the read model before acting.
 * After ``max_attempts`` claims a job is handed to ``give_up`` (publish a failure event)
   instead of running again: a job that crashes its worker must not crash every worker.
+* **Never retried forever.** A job without ``give_up`` that failed ``max_attempts`` claims
+  (``GATEHOUSE_JOB_MAX_ATTEMPTS``), or whose ``give_up`` failed as many claims again, ends
+  ``failed``: never claimed again, ``last_error`` kept, ``gatehouse_jobs_failed_total``
+  raised, and the service's ``/health/ready`` says ``degraded`` naming it until an operator
+  answers (``gatehouse jobs retry|drop``). A claim counts whether the attempt raised or the
+  worker died under it (its lease expired). A transient error (a lost connection) counts
+  only while the database and the bus answer: an outage is waited out, never failed.
+* ``failed`` and ``dropped``, like ``running`` and ``attempts``, record how the work went,
+  not what the stream says: a job's outcome event never came, so a replay rebuilds it
+  ``pending`` and the worker tries it again (up to the bound), as after any fresh start.
 
 The table lives in the owning service's schema; its migration creates it with
 :func:`table_ddl` (copied as SQL). Workers wake up on ``NOTIFY`` from :func:`enqueue` and poll
@@ -37,6 +47,7 @@ import nats.js.errors
 from shared.bus import Bus
 from shared.db import connect
 from shared.logging import get_logger
+from shared.metrics import JOBS_FAILED
 from shared.projection import ProjectionRunner, consumer_lag, is_transient
 
 log = get_logger(__name__)
@@ -46,6 +57,9 @@ _TABLE = re.compile(r'^"?[a-z_][a-z0-9_]*"?\."?[a-z_][a-z0-9_]*"?$')
 RETRY_DELAYS_SECONDS = (0.5, 2.0, 5.0, 15.0, 30.0)
 # While the projection lags, the worker looks again after this long.
 CATCH_UP_POLL_SECONDS = 0.05
+# How long the check that the database and the bus answer may take.
+PROBE_TIMEOUT_SECONDS = 5.0
+MAX_ERROR_CHARS = 2000
 
 
 def table_ddl(table: str) -> str:
@@ -56,7 +70,8 @@ CREATE TABLE {table} (
     id text PRIMARY KEY,
     kind text NOT NULL,
     payload jsonb NOT NULL DEFAULT '{{}}',
-    status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'running', 'done')),
+    status text NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'running', 'done', 'failed', 'dropped')),
     enqueued_seq bigint NOT NULL,
     finished_seq bigint,
     attempts integer NOT NULL DEFAULT 0,
@@ -67,6 +82,10 @@ CREATE TABLE {table} (
 );
 CREATE INDEX {name}_open ON {table} (enqueued_seq) WHERE status <> 'done';
 """
+
+
+# The states a worker may still claim; 'failed' and 'dropped' wait for an operator.
+_OPEN = "status IN ('pending', 'running')"
 
 
 def channel_for(table: str) -> str:
@@ -138,7 +157,7 @@ async def claim(
     row = await db.fetchrow(
         f"UPDATE {table} SET status = 'running', attempts = attempts + 1, lease_owner = $2, "
         "lease_until = now() + make_interval(secs => $3), not_before = NULL "
-        f"WHERE id = (SELECT id FROM {table} WHERE status <> 'done' AND kind = ANY($1::text[]) "
+        f"WHERE id = (SELECT id FROM {table} WHERE {_OPEN} AND kind = ANY($1::text[]) "
         "AND (status = 'pending' OR lease_until < now()) "
         "AND (not_before IS NULL OR not_before <= now()) "
         "ORDER BY enqueued_seq, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
@@ -204,17 +223,111 @@ async def release(
     owner: str,
     delay_seconds: float,
     error: str,
+    uncounted: bool = False,
 ) -> None:
-    """Give the job back after a failed attempt, claimable again after ``delay_seconds``."""
+    """Give the job back after a failed attempt, claimable again after ``delay_seconds``;
+    ``uncounted``: the attempt does not count toward the bound (an outage)."""
     await db.execute(
         f"UPDATE {_check_table(table)} SET status = 'pending', lease_owner = NULL, "
-        "lease_until = NULL, not_before = now() + make_interval(secs => $3), last_error = $4 "
+        "lease_until = NULL, not_before = now() + make_interval(secs => $3), last_error = $4, "
+        "attempts = CASE WHEN $5 THEN greatest(attempts - 1, 0) ELSE attempts END "
         "WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
         job_id,
         owner,
         delay_seconds,
-        error[:2000],
+        error[:MAX_ERROR_CHARS],
+        uncounted,
     )
+
+
+async def fail(
+    db: asyncpg.Pool | asyncpg.Connection, table: str, job_id: str, *, owner: str, error: str
+) -> bool:
+    """The job exhausted its attempts: ``failed`` until an operator retries or drops it.
+    ``error`` comes first in ``last_error``, the previous one after it."""
+    failed = await db.fetchval(
+        f"UPDATE {_check_table(table)} SET status = 'failed', lease_owner = NULL, "
+        "lease_until = NULL, not_before = NULL, "
+        "last_error = left($3 || coalesce(' | before: ' || last_error, ''), $4) "
+        "WHERE id = $1 AND lease_owner = $2 AND status = 'running' RETURNING true",
+        job_id,
+        owner,
+        error,
+        MAX_ERROR_CHARS,
+    )
+    return bool(failed)
+
+
+# ---- the operator's side (`gatehouse jobs`, readiness) -------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class FailedJob:
+    table: str  # schema.name
+    id: str
+    kind: str
+    status: str  # failed, or dropped
+    attempts: int
+    enqueued_seq: int
+    last_error: str | None
+
+
+async def job_tables(db: asyncpg.Pool | asyncpg.Connection, schema: str) -> list[str]:
+    """The jobs tables of ``schema`` (``schema.name``), found by their columns."""
+    rows = await db.fetch(
+        "SELECT table_name FROM information_schema.columns WHERE table_schema = $1 "
+        "AND column_name IN ('lease_owner', 'enqueued_seq', 'not_before') "
+        "GROUP BY table_name HAVING count(*) = 3 ORDER BY table_name",
+        schema,
+    )
+    return [f"{schema}.{r['table_name']}" for r in rows]
+
+
+async def failed_jobs(
+    db: asyncpg.Pool | asyncpg.Connection, schema: str, *, dropped: bool = False
+) -> list[FailedJob]:
+    """The failed jobs of every jobs table of ``schema`` (and the dropped ones too)."""
+    found: list[FailedJob] = []
+    for table in await job_tables(db, schema):
+        rows = await db.fetch(
+            f"SELECT id, kind, status, attempts, enqueued_seq, last_error FROM {table} "
+            "WHERE status = 'failed' OR ($1 AND status = 'dropped') ORDER BY enqueued_seq, id",
+            dropped,
+        )
+        found += [
+            FailedJob(
+                table=table,
+                id=r["id"],
+                kind=r["kind"],
+                status=r["status"],
+                attempts=r["attempts"],
+                enqueued_seq=r["enqueued_seq"],
+                last_error=r["last_error"],
+            )
+            for r in rows
+        ]
+    return found
+
+
+async def retry_failed(conn: asyncpg.Connection, table: str, job_id: str) -> bool:
+    """A failed (or dropped) job back to ``pending`` with its attempts reset; False when
+    there is no such one. The worker is woken at once."""
+    retried = await conn.fetchval(
+        f"UPDATE {_check_table(table)} SET status = 'pending', attempts = 0, "
+        "not_before = NULL WHERE id = $1 AND status IN ('failed', 'dropped') RETURNING true",
+        job_id,
+    )
+    if retried:
+        await conn.execute("SELECT pg_notify($1, $2)", channel_for(table), job_id)
+    return bool(retried)
+
+
+async def drop_failed(conn: asyncpg.Connection, table: str, job_id: str) -> bool:
+    """Give up on a failed job: ``dropped`` (kept, for the record), out of readiness."""
+    dropped = await conn.fetchval(
+        f"UPDATE {_check_table(table)} SET status = 'dropped' "
+        "WHERE id = $1 AND status = 'failed' RETURNING true",
+        job_id,
+    )
+    return bool(dropped)
 
 
 async def next_due_in(
@@ -225,7 +338,7 @@ async def next_due_in(
     seconds = await db.fetchval(
         "SELECT extract(epoch FROM min(CASE WHEN status = 'running' THEN lease_until "
         f"ELSE not_before END) - now()) FROM {_check_table(table)} "
-        "WHERE status <> 'done' AND kind = ANY($1::text[])",
+        f"WHERE {_OPEN} AND kind = ANY($1::text[])",
         list(kinds),
     )
     return None if seconds is None else max(float(seconds), 0.0)
@@ -272,7 +385,10 @@ class JobWorker:
     ``caught_up`` gates every claim (see :func:`projection_caught_up`); while it says no, the
     worker waits with ``wait_progress`` (see :func:`progress_waiter`), or polls. A handler
     that raises gives the job back with a delay; after ``max_attempts`` claims, ``give_up``
-    runs instead of the handler (and should publish the event that finishes the job).
+    runs instead of the handler (and should publish the event that finishes the job), for
+    at most ``max_attempts`` claims more. A job that fails its last allowed claim, or whose
+    worker died during it, ends ``failed`` (see the module's docstring). ``bus``: the bus
+    the work needs, probed with the database before a transient failure is counted.
     """
 
     def __init__(
@@ -291,6 +407,7 @@ class JobWorker:
         poll_seconds: float = 1.0,
         max_attempts: int = 5,
         give_up: Handler | None = None,
+        bus: Bus | None = None,
     ) -> None:
         self.name = name
         self.pool = pool
@@ -305,6 +422,7 @@ class JobWorker:
         self.poll_seconds = poll_seconds
         self.max_attempts = max_attempts
         self.give_up = give_up
+        self.bus = bus
         self.running: Job | None = None
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -396,8 +514,21 @@ class JobWorker:
             return self.poll_seconds
         return self.poll_seconds if due is None else min(self.poll_seconds, due + 0.01)
 
+    @property
+    def attempts_allowed(self) -> int:
+        """Claims of one job before it ends ``failed``: the handler's, then give_up's."""
+        return self.max_attempts * (2 if self.give_up is not None else 1)
+
     async def _run_one(self, job: Job) -> None:
         log_ = self._log.bind(job_id=job.id, kind=job.kind, attempt=job.attempts)
+        if job.attempts > self.attempts_allowed:
+            # The worker died during the last allowed claim (its lease expired).
+            await self._fail(
+                job,
+                f"the worker stopped during attempt {job.attempts - 1} of "
+                f"{self.attempts_allowed} (its lease expired)",
+            )
+            return
         self.running = job
         work = self.handler
         if job.attempts > self.max_attempts and self.give_up is not None:
@@ -414,11 +545,20 @@ class JobWorker:
             log_.warning("job_lease_lost")  # another worker owns it now
             return
         except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
             delay = retry_delay(job.attempts)
-            if is_transient(exc):
-                log_.info("job_retry", error=f"{type(exc).__name__}: {exc}", delay=delay)
+            transient = is_transient(exc)
+            last = job.attempts >= self.attempts_allowed
+            # An outage is waited out: the attempt is not counted, so it never fails a job.
+            uncounted = last and transient and not await self._dependencies_answer()
+            if last and not uncounted:
+                self.running = None
+                await self._fail(job, f"attempt {job.attempts} of {self.attempts_allowed}: {error}")
+                return
+            if transient:
+                log_.info("job_retry", error=error, delay=delay, uncounted=uncounted)
             else:
-                log_.exception("job_failed", error=type(exc).__name__, delay=delay)
+                log_.exception("job_attempt_failed", error=type(exc).__name__, delay=delay)
             with contextlib.suppress(Exception):
                 await release(
                     self.pool,
@@ -426,7 +566,8 @@ class JobWorker:
                     job.id,
                     owner=self.owner,
                     delay_seconds=delay,
-                    error=f"{type(exc).__name__}: {exc}",
+                    error=error,
+                    uncounted=uncounted,
                 )
             return
         finally:
@@ -438,6 +579,49 @@ class JobWorker:
             await complete(self.pool, self.table, job.id, owner=self.owner)
         elapsed = (dt.datetime.now(dt.UTC) - started).total_seconds()
         log_.info("job_done", seconds=round(elapsed, 3))
+
+    async def _fail(self, job: Job, error: str) -> None:
+        try:
+            failed = await fail(self.pool, self.table, job.id, owner=self.owner, error=error)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database is away: the lease expires, the next claim
+            self._log.warning("job_fail_not_recorded", job_id=job.id, error=repr(exc))
+            return
+        if failed:
+            JOBS_FAILED.labels(self.table, job.kind).inc()
+            self._log.error(
+                "job_failed",
+                job_id=job.id,
+                kind=job.kind,
+                table=self.table,
+                attempts=job.attempts,
+                error=error[:500],
+                hint="gatehouse jobs list",
+            )
+
+    async def _dependencies_answer(self) -> bool:
+        """Do the database (on a connection of its own) and the bus answer? Then a job that
+        keeps failing "transiently" is failing on its own account."""
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+                conn = await connect(self.database_url)
+                try:
+                    await conn.fetchval("SELECT 1")
+                finally:
+                    with contextlib.suppress(Exception):
+                        await conn.close(timeout=2)
+                if self.bus is not None:
+                    # While reconnecting, the client would buffer the request and answer later.
+                    if not self.bus.connected:
+                        raise ConnectionError("the bus is not connected")
+                    await self.bus.js.stream_info(self.bus.stream)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._log.info("jobs_probe_failed", error=f"{type(exc).__name__}: {exc}")
+            return False
+        return True
 
     async def _keep_lease(self, job: Job, task: asyncio.Task[None]) -> None:
         interval = self.lease_seconds / 3

@@ -30,6 +30,11 @@ DEAD_LETTERED = Counter(
     "Events written to the dead-letter table",
     ["service", "projection"],
 )
+JOBS_FAILED = Counter(
+    "gatehouse_jobs_failed_total",
+    "Background jobs that exhausted their attempts and wait for an operator (gatehouse jobs)",
+    ["table", "kind"],
+)
 EVENTS_PUBLISHED = Counter(
     "gatehouse_events_published_total",
     "Events published to the stream",

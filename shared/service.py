@@ -26,6 +26,7 @@ from contracts.rpc import dead_letters
 from shared.bus import Bus
 from shared.db import at_head, create_pool, ensure_database, load_migrations, migrate
 from shared.http import SERVICE_KEY, add_health_routes, edge_middleware
+from shared.jobs import FailedJob, failed_jobs
 from shared.logging import configure_logging, get_logger
 from shared.projection import (
     Projection,
@@ -174,17 +175,21 @@ class Runtime:
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         """``(ready, checks)``. Ready with ``checks["degraded"]`` non-empty is "degraded":
-        events were dead-lettered and wait for an operator (`gatehouse deadletters`). The
+        events were dead-lettered, or jobs failed, and wait for an operator (`gatehouse
+        deadletters`, `gatehouse jobs`). The
         service still answers, so the readiness probe passes (200): taking every replica
         out of service would turn one bad event into an outage, and a restart does not
-        bring a dead letter back. The reasons and event ids are in the body."""
+        bring a dead letter back (nor a failed job). The reasons, event and job ids are in
+        the body."""
         checks: dict[str, Any] = {}
         checks["bus"] = self.bus.connected if hasattr(self, "bus") else False
         found: dict[str, Any] = {}
+        failed: list[FailedJob] = []
         try:
             async with self.pool.acquire(timeout=2) as conn:
                 await conn.fetchval("SELECT 1")
                 found = await outstanding_dead_letters(conn, self.definition.schema)
+                failed = await failed_jobs(conn, self.definition.schema)
             checks["database"] = True
         except Exception:
             checks["database"] = False
@@ -211,6 +216,12 @@ class Runtime:
                 f"(gatehouse deadletters list --service {self.name})"
             )
         checks["projections"] = projections
+        checks["jobs"] = failed_jobs_check(self.name, failed)
+        for table, detail in checks["jobs"].items():
+            degraded.append(
+                f"jobs {table}: {detail['failed']} failed job(s) "
+                f"(gatehouse jobs list --service {self.name})"
+            )
         checks["degraded"] = degraded
         extra_ok = True
         for check in self.readiness_checks:
@@ -226,6 +237,30 @@ class Runtime:
             and extra_ok
         )
         return ok, checks
+
+
+# How many failed jobs readiness names per table.
+FAILED_JOBS_NAMED = 5
+
+
+def failed_jobs_check(service: str, failed: list[FailedJob]) -> dict[str, Any]:
+    """Per jobs table with failed jobs: the count, and the newest ids as `gatehouse jobs`
+    takes them (``<service>:<table>:<id>``) with their last error."""
+    tables: dict[str, Any] = {}
+    for job in sorted(failed, key=lambda j: j.enqueued_seq, reverse=True):
+        name = job.table.split(".", 1)[1]
+        detail = tables.setdefault(job.table, {"failed": 0, "newest": []})
+        detail["failed"] += 1
+        if len(detail["newest"]) < FAILED_JOBS_NAMED:
+            detail["newest"].append(
+                {
+                    "id": f"{service}:{name}:{job.id}",
+                    "kind": job.kind,
+                    "attempts": job.attempts,
+                    "last_error": (job.last_error or "")[:500],
+                }
+            )
+    return tables
 
 
 async def serve(definition: ServiceDefinition, settings: Settings) -> None:

@@ -92,6 +92,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     backup_max_age_hours: Annotated[float, msgspec.Meta(gt=0)] = 26.0
     # A job's lease: a worker that dies mid-job is replaced this long after its last renewal.
     job_lease_seconds: Seconds = 30.0
+    # Claims of a background job (a failed attempt or a worker that died under it) before it
+    # ends `failed` for an operator (`gatehouse jobs`); a job with a give-up gets as many
+    # more for it. Transient failures count only while the database and the bus answer.
+    job_max_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
     # Testing and diagnostics: the scan worker pauses this long after each stage (0: never).
     scan_stage_pause_seconds: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
     # Inbound GitHub webhooks: the secret X-Hub-Signature-256 is checked against (empty:

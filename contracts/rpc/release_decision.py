@@ -280,6 +280,22 @@ class MissingEvidence(msgspec.Struct, frozen=True, kw_only=True):
     message: str
 
 
+class FailedJobRef(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A job of release-decision that exhausted its attempts (`gatehouse jobs` answers it,
+    by ``id``). A ``publish_decided`` job names the revision whose ``release.decided`` was
+    never published: the decision is current here, but whatever follows the events (the
+    gateway's hot copy, SCM statuses, webhooks) still shows an older revision."""
+
+    id: str  # <service>:<table>:<job id>
+    kind: str
+    attempts: int
+    error: str
+    repo: str | None = None
+    commit: str | None = None
+    revision: int | None = None
+    decision: Decision | None = None
+
+
 class VulnDbHealth(msgspec.Struct, frozen=True, kw_only=True):
     """The vulnerability database decisions are matched against: ``fresh``, ``missing``
     (no OSV import yet: every snapshot decides NO_SHIP ``vulndb_missing``) or ``stale``
@@ -299,8 +315,9 @@ class HealthView(msgspec.Struct, frozen=True, kw_only=True):
     ``degraded`` when everything answers but events that decisions depend on were
     dead-lettered (listed in ``dead_letters``: release-decision's, the scanner's and the
     signature-verifier's; `gatehouse deadletters` answers them); ``failing`` when something
-    does not answer, lags or the promoted snapshot is stale. ``ok`` is true only with
-    ``status`` ``ok``."""
+    does not answer, lags or the promoted snapshot is stale; also ``degraded`` when a job of
+    release-decision failed for good (listed in ``failed_jobs``; `gatehouse jobs` answers
+    them). ``ok`` is true only with ``status`` ``ok``."""
 
     ok: bool
     status: Literal["ok", "degraded", "failing"] = "ok"
@@ -312,4 +329,5 @@ class HealthView(msgspec.Struct, frozen=True, kw_only=True):
     latest_promoted: LatestPromoted
     missing_evidence: list[MissingEvidence]
     dead_letters: list[DeadLetterRef] = []
+    failed_jobs: list[FailedJobRef] = []
     vulndb: VulnDbHealth

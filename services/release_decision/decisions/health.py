@@ -7,7 +7,9 @@ snapshot's age against the policy's ``max_snapshot_age_hours``. Missing evidence
 repo in scope, the required evidence its newest decided commit lacks. Dead letters: events
 this service, the scanner or the signature-verifier could not apply (each answers for its
 own over ``svc.<service>.dead_letters``) make the answer ``degraded``: the decisions may
-lack what those events said.
+lack what those events said. Failed jobs: a job of this service that exhausted its attempts
+(``shared.jobs``) makes it ``degraded`` too; a failed ``publish_decided`` names the commit
+and revision whose ``release.decided`` was never published.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import nats.errors
 from contracts.rpc import dead_letters
 from contracts.rpc.release_decision import (
     SERVICE,
+    FailedJobRef,
     HealthView,
     LatestPromoted,
     MissingEvidence,
@@ -28,6 +31,7 @@ from contracts.rpc.release_decision import (
 )
 from services.release_decision.decisions import store
 from services.release_decision.decisions.domain.rules import vulndb_stale
+from shared import jobs
 from shared.bus import Bus
 from shared.errors import GatehouseError
 from shared.projection import ProjectionRunner, dead_letters_view, outstanding_dead_letters
@@ -36,6 +40,7 @@ from shared.settings import Settings
 
 PING_TIMEOUT_SECONDS = 0.5
 MISSING_MAX = 200
+FAILED_JOBS_MAX = 50
 
 
 async def ping(bus: Bus, service: str) -> str:
@@ -63,6 +68,35 @@ async def _dead_letters_of(bus: Bus, service: str) -> list[dead_letters.DeadLett
     except GatehouseError:
         return []  # not answering: its ping says so
     return [letter for projection in view.projections for letter in projection.newest]
+
+
+async def _failed_jobs(pool: asyncpg.Pool, schema: str) -> list[FailedJobRef]:
+    """This service's failed jobs, newest first; a decision job with what it announces."""
+    found: list[FailedJobRef] = []
+    for table in await jobs.job_tables(pool, schema):
+        rows = await pool.fetch(
+            "SELECT id, kind, attempts, last_error, payload->'event'->>'repo' AS repo, "
+            "payload->'event'->>'commit' AS commit, "
+            "(payload->'event'->>'revision')::int AS revision, "
+            "payload->'event'->>'decision' AS decision "
+            f"FROM {table} WHERE status = 'failed' ORDER BY enqueued_seq DESC, id LIMIT $1",
+            FAILED_JOBS_MAX,
+        )
+        name = table.split(".", 1)[1]
+        found += [
+            FailedJobRef(
+                id=f"{SERVICE}:{name}:{r['id']}",
+                kind=r["kind"],
+                attempts=r["attempts"],
+                error=(r["last_error"] or "")[:500],
+                repo=r["repo"],
+                commit=r["commit"],
+                revision=r["revision"],
+                decision=r["decision"] if r["decision"] in ("SHIP", "NO_SHIP") else None,
+            )
+            for r in rows
+        ]
+    return found[:FAILED_JOBS_MAX]
 
 
 async def _repos_in_scope(
@@ -203,13 +237,15 @@ async def check(
     for service, answer in (("scanner", scanner), ("signature-verifier", verifier)):
         if answer == "answering":
             letters += await _dead_letters_of(bus, service)
+    failed = await _failed_jobs(pool, runner.projection.schema)
     status: Literal["ok", "degraded", "failing"] = (
-        "failing" if not working else "degraded" if letters else "ok"
+        "failing" if not working else "degraded" if letters or failed else "ok"
     )
     return HealthView(
         ok=status == "ok",
         status=status,
         dead_letters=letters,
+        failed_jobs=failed,
         bus=bus.connected,
         projection_lag=runner.lag,
         projection_lag_max=settings.max_ready_lag,

@@ -38,6 +38,8 @@ def post_worker(runtime: Runtime, poster: DecisionPoster) -> jobs.JobWorker:
         wait_progress=jobs.progress_waiter(runner),
         owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
         lease_seconds=runtime.settings.job_lease_seconds,
+        max_attempts=runtime.settings.job_max_attempts,
+        bus=runtime.bus,
         give_up=poster.give_up,
     )
 

@@ -68,6 +68,8 @@ async def setup(runtime: Runtime) -> None:
         wait_progress=jobs.progress_waiter(runner),
         owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
         lease_seconds=runtime.settings.job_lease_seconds,
+        max_attempts=runtime.settings.job_max_attempts,
+        bus=runtime.bus,
         give_up=give_up,
     )
     runtime.state[WORKER_KEY] = worker

@@ -12,6 +12,10 @@
     gatehouse deadletters retry <id>… | --all --service S [--wait S]
     gatehouse deadletters drop <id>…
                                    events a projection could not apply, and what to do
+    gatehouse jobs list [--service S] [--dropped] [--json]
+    gatehouse jobs retry <id>… | --all --service S
+    gatehouse jobs drop <id>…
+                                   background jobs that exhausted their attempts
     gatehouse backup ARCHIVE       write a consistent archive: events, blobs, kept tables
     gatehouse restore ARCHIVE      rebuild an empty installation from an archive, by replay
     gatehouse nats-credentials create-subscriber NAME [--subject S]…
@@ -37,6 +41,7 @@ from services.nats_credentials.command import add_parser as add_nats_credentials
 from services.registry import SERVICES, definition
 from shared.db import connect, create_pool, ensure_database
 from shared.errors import GatehouseError
+from shared.jobs import drop_failed, failed_jobs, job_tables, retry_failed
 from shared.logging import configure_logging
 from shared.projection import drop_dead_letter, request_retry
 from shared.service import Runtime, serve
@@ -371,6 +376,149 @@ def _add_deadletters_parser(sub: Any) -> None:
         parser.set_defaults(func=_cmd_deadletters)
 
 
+# ---- jobs ----------------------------------------------------------------------------------
+def failed_job_id(text: str) -> tuple[str, str, str]:
+    """An argparse type: ``<service>:<table>:<id>`` as `jobs list` prints it."""
+    service, table, job_id = [*text.split(":", 2), "", ""][:3]
+    if service not in SERVICES:
+        raise argparse.ArgumentTypeError(
+            f"unknown service {service!r}; choose from {', '.join(SERVICES)}"
+        )
+    if not table or not job_id:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a job id (<service>:<table>:<id>)")
+    return service, table, job_id
+
+
+async def _job_table(conn: asyncpg.Connection, service: str, table: str) -> str:
+    qualified = f"{definition(service).schema}.{table}"
+    if qualified not in await job_tables(conn, definition(service).schema):
+        raise GatehouseError(f"{service} has no jobs table {table!r}", code="not_found", status=404)
+    return qualified
+
+
+async def _jobs_list(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
+    found: list[dict[str, object]] = []
+    for name in [args.service] if args.service else list(SERVICES):
+        for job in await failed_jobs(conn, definition(name).schema, dropped=args.dropped):
+            found.append(
+                {
+                    "id": f"{name}:{job.table.split('.', 1)[1]}:{job.id}",
+                    "service": name,
+                    "table": job.table,
+                    "kind": job.kind,
+                    "status": job.status,
+                    "attempts": job.attempts,
+                    "enqueued_seq": job.enqueued_seq,
+                    "last_error": job.last_error,
+                }
+            )
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    if not found:
+        print("no failed jobs")
+        return 0
+    for item in found:
+        error = " ".join(str(item["last_error"] or "").split())
+        print(
+            f"{item['id']}  {item['kind']}  {item['status']}  {item['attempts']} attempts  "
+            f"enqueued at seq {item['enqueued_seq']}\n    {error[:300]}"
+        )
+    return 0
+
+
+async def _jobs_retry(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
+    if args.all:
+        if args.ids or args.service is None:
+            raise GatehouseError(
+                "--all retries every failed job of one --service, without ids",
+                code="bad_request",
+                status=400,
+            )
+        targets = [
+            (args.service, job.table.split(".", 1)[1], job.id)
+            for job in await failed_jobs(conn, definition(args.service).schema)
+        ]
+    elif not args.ids:
+        raise GatehouseError(
+            "name the jobs to retry, or --all --service S", code="bad_request", status=400
+        )
+    else:
+        targets = list(args.ids)
+    for service, table, job_id in targets:
+        if not await retry_failed(conn, await _job_table(conn, service, table), job_id):
+            raise GatehouseError(
+                f"{service}:{table}:{job_id} is not a failed or dropped job "
+                "(see `gatehouse jobs list --dropped`)",
+                code="not_found",
+                status=404,
+            )
+        print(f"{service}:{table}:{job_id}: pending again, attempts reset")
+    if not targets:
+        print(f"{args.service}: no failed jobs")
+    return 0
+
+
+async def _jobs_drop(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
+    for service, table, job_id in args.ids:
+        if not await drop_failed(conn, await _job_table(conn, service, table), job_id):
+            raise GatehouseError(
+                f"{service}:{table}:{job_id} is not a failed job (see `gatehouse jobs list`)",
+                code="not_found",
+                status=404,
+            )
+        print(f"{service}:{table}:{job_id}: dropped (kept with status 'dropped')")
+    return 0
+
+
+async def _jobs(args: argparse.Namespace) -> int:
+    settings = load_settings(service="cli")
+    conn = await connect(settings.database_url)
+    try:
+        command = {"list": _jobs_list, "retry": _jobs_retry, "drop": _jobs_drop}[args.jobs_command]
+        return await command(conn, args)
+    finally:
+        await conn.close()
+
+
+def _cmd_jobs(args: argparse.Namespace) -> int:
+    configure_logging(service="jobs", level="warning")
+    return asyncio.run(_jobs(args))
+
+
+def _add_jobs_parser(sub: Any) -> None:
+    j = sub.add_parser(
+        "jobs",
+        help="list, retry or drop background jobs that exhausted their attempts",
+        description="Background jobs (scans, re-matches, decision announcements, SCM posts, "
+        "license re-evaluation) that failed GATEHOUSE_JOB_MAX_ATTEMPTS times end 'failed'. "
+        "While one is, the service's /health/ready says degraded. Ids are "
+        "<service>:<table>:<id>.",
+    )
+    jsub = j.add_subparsers(dest="jobs_command", required=True, metavar="command")
+    jl = jsub.add_parser("list", help="the failed jobs (all services by default)")
+    jl.add_argument("--service", type=service_name, help=", ".join(SERVICES))
+    jl.add_argument("--dropped", action="store_true", help="also the dropped ones")
+    jl.add_argument("--json", action="store_true", help="a JSON array instead of text")
+    jr = jsub.add_parser(
+        "retry",
+        help="put failed (or dropped) jobs back to pending, attempts reset",
+        description="The running service's worker claims them again at once. Fix the "
+        "cause first: a job that fails again ends failed after the same bound.",
+    )
+    jr.add_argument(
+        "ids", nargs="*", type=failed_job_id, metavar="id", help="<service>:<table>:<id>"
+    )
+    jr.add_argument("--all", action="store_true", help="every failed job of --service")
+    jr.add_argument("--service", type=service_name, help="with --all")
+    jd = jsub.add_parser("drop", help="give up on failed jobs (kept, with status 'dropped')")
+    jd.add_argument(
+        "ids", nargs="+", type=failed_job_id, metavar="id", help="<service>:<table>:<id>"
+    )
+    for parser in (jl, jr, jd):
+        parser.set_defaults(func=_cmd_jobs)
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     from services.supervisor import run_stack
 
@@ -450,6 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_gate_parser(sub)
     add_nats_credentials_parser(sub)
     _add_deadletters_parser(sub)
+    _add_jobs_parser(sub)
     add_backup_parsers(sub)
     return parser
 

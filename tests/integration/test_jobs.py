@@ -4,6 +4,7 @@ worker loop (wake-up, retries, give-up, the catch-up gate, a lost lease)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -257,3 +258,203 @@ def test_table_names_are_checked() -> None:
         jobs.table_ddl("jobs; DROP TABLE x")
     assert jobs.channel_for("scanner.jobs") == "gatehouse_jobs_scanner_jobs"
     assert "CREATE TABLE scanner.jobs" in jobs.table_ddl("scanner.jobs")
+
+
+# ---- never retried forever -------------------------------------------------------------------
+async def _status(pool: asyncpg.Pool, job_id: str) -> str:
+    return str((await _row(pool, job_id))["status"])
+
+
+async def _until_status(pool: asyncpg.Pool, job_id: str, status: str) -> None:
+    async def reached() -> bool:
+        return await _status(pool, job_id) == status
+
+    await wait_until(reached)
+
+
+async def test_a_job_that_always_fails_ends_failed_after_the_bound_until_retried(
+    pool: asyncpg.Pool, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs, "RETRY_DELAYS_SECONDS", (0.01,))
+    failed_before = _failed_total()
+    attempts: list[int] = []
+    fixed = False
+
+    async def handler(job: jobs.Job) -> None:
+        attempts.append(job.attempts)
+        if not fixed:
+            raise RuntimeError(f"broken on attempt {job.attempts}")
+
+    await _enqueue(pool, "a", seq=1)
+    worker = _worker(pool, settings, handler, max_attempts=3)  # no give_up
+    worker.start()
+    try:
+        await _until_status(pool, "a", "failed")
+        row = await _row(pool, "a")
+        assert attempts == [1, 2, 3] and row["attempts"] == 3
+        assert row["last_error"].startswith("attempt 3 of 3: RuntimeError: broken on attempt 3")
+        assert row["lease_owner"] is None
+        assert _failed_total() == failed_before + 1
+        # Never claimed again: not by this worker, nor by anyone.
+        assert await jobs.claim(pool, TABLE, kinds=["k"], owner="x", lease_seconds=30) is None
+        assert await jobs.next_due_in(pool, TABLE, kinds=["k"]) is None
+        [listed] = await jobs.failed_jobs(pool, "jobtest")
+        assert (listed.table, listed.id, listed.status, listed.attempts) == (
+            TABLE,
+            "a",
+            "failed",
+            3,
+        )
+
+        # The operator fixes the cause and retries: pending, attempts reset, run at once.
+        fixed = True
+        async with pool.acquire() as conn:
+            assert await jobs.retry_failed(conn, TABLE, "a")
+            assert not await jobs.retry_failed(conn, TABLE, "a")  # not failed any more
+        await _until_status(pool, "a", "done")
+        assert attempts == [1, 2, 3, 1]
+        assert await jobs.failed_jobs(pool, "jobtest") == []
+    finally:
+        await worker.stop()
+
+
+async def test_a_failed_job_can_be_dropped(
+    pool: asyncpg.Pool, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs, "RETRY_DELAYS_SECONDS", (0.01,))
+
+    async def handler(job: jobs.Job) -> None:
+        raise ValueError("no")
+
+    await _enqueue(pool, "a", seq=1)
+    worker = _worker(pool, settings, handler, max_attempts=1)
+    worker.start()
+    try:
+        await _until_status(pool, "a", "failed")
+        async with pool.acquire() as conn:
+            assert await jobs.drop_failed(conn, TABLE, "a")
+            assert not await jobs.drop_failed(conn, TABLE, "a")
+        assert await _status(pool, "a") == "dropped"
+        assert await jobs.failed_jobs(pool, "jobtest") == []
+        assert [j.id for j in await jobs.failed_jobs(pool, "jobtest", dropped=True)] == ["a"]
+        # Its outcome arriving later still finishes it.
+        async with pool.acquire() as conn:
+            await jobs.finish(conn, TABLE, "a", sequence=5)
+        assert await _status(pool, "a") == "done"
+    finally:
+        await worker.stop()
+
+
+async def test_a_give_up_that_raises_ends_failed(
+    pool: asyncpg.Pool, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs, "RETRY_DELAYS_SECONDS", (0.01,))
+    ran: list[tuple[str, int]] = []
+
+    async def handler(job: jobs.Job) -> None:
+        ran.append(("handler", job.attempts))
+        raise RuntimeError("broken")
+
+    async def give_up(job: jobs.Job) -> None:
+        ran.append(("give_up", job.attempts))
+        raise RuntimeError("cannot even give up")
+
+    await _enqueue(pool, "a", seq=1)
+    worker = _worker(pool, settings, handler, give_up=give_up, max_attempts=2)
+    worker.start()
+    try:
+        await _until_status(pool, "a", "failed")
+        assert ran == [("handler", 1), ("handler", 2), ("give_up", 3), ("give_up", 4)]
+        row = await _row(pool, "a")
+        assert row["attempts"] == 4
+        assert row["last_error"].startswith("attempt 4 of 4: RuntimeError: cannot even give up")
+    finally:
+        await worker.stop()
+
+
+async def test_a_worker_dying_under_the_job_counts_toward_the_bound(
+    pool: asyncpg.Pool, settings: Settings
+) -> None:
+    ran: list[int] = []
+
+    async def handler(job: jobs.Job) -> None:
+        ran.append(job.attempts)
+
+    await _enqueue(pool, "a", seq=1)
+    # Two workers claim it and die (they never renew nor release): their leases expire.
+    for owner in ("dead-1", "dead-2"):
+        assert await jobs.claim(pool, TABLE, kinds=["k"], owner=owner, lease_seconds=0.05)
+        await pool.execute(f"UPDATE {TABLE} SET lease_until = now() - interval '1 second'")
+    worker = _worker(pool, settings, handler, max_attempts=2)
+    worker.start()
+    try:
+        await _until_status(pool, "a", "failed")
+        assert ran == []  # the third claim is beyond the bound: failed untried
+        row = await _row(pool, "a")
+        assert row["attempts"] == 3
+        assert "the worker stopped during attempt 2 of 2" in row["last_error"]
+    finally:
+        await worker.stop()
+
+
+async def test_a_transient_failure_while_the_database_answers_counts(
+    pool: asyncpg.Pool, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What looks like an outage fails the job when the database answers all along."""
+    monkeypatch.setattr(jobs, "RETRY_DELAYS_SECONDS", (0.01,))
+
+    async def handler(job: jobs.Job) -> None:
+        raise ConnectionResetError("looks like an outage")
+
+    await _enqueue(pool, "a", seq=1)
+    worker = _worker(pool, settings, handler, max_attempts=2)
+    worker.start()
+    try:
+        await _until_status(pool, "a", "failed")
+        assert (await _row(pool, "a"))["attempts"] == 2
+    finally:
+        await worker.stop()
+
+
+async def test_a_transient_failure_during_an_outage_is_not_counted(
+    pool: asyncpg.Pool, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs, "RETRY_DELAYS_SECONDS", (0.01,))
+    attempts: list[int] = []
+    outage = True
+
+    async def handler(job: jobs.Job) -> None:
+        attempts.append(job.attempts)
+        if outage:
+            raise ConnectionResetError("the bus went away")
+
+    await _enqueue(pool, "a", seq=1)
+    # The worker's pool is connected, but a new connection finds no database (a port no
+    # one listens on): what the probe sees while PostgreSQL is away.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    away = settings.with_(database_url=f"postgresql://nobody@127.0.0.1:{port}/none")
+    worker = _worker(pool, away, handler, max_attempts=2)
+    worker.start()
+    try:
+
+        async def retried_past_the_bound() -> bool:
+            return len(attempts) >= 5
+
+        await wait_until(retried_past_the_bound)
+        assert await _status(pool, "a") != "failed"
+        assert max(attempts) == 2  # the uncounted attempt is given back
+        outage = False
+        await _until_status(pool, "a", "done")
+    finally:
+        await worker.stop()
+
+
+def _failed_total() -> float:
+    return sum(
+        sample.value
+        for metric in jobs.JOBS_FAILED.collect()
+        for sample in metric.samples
+        if sample.name == "gatehouse_jobs_failed_total" and sample.labels["table"] == TABLE
+    )

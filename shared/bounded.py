@@ -119,8 +119,11 @@ class BoundedRunner:
                 )
             except BaseException:
                 # Late, dead, or our caller was cancelled: this child is not to be reused
-                # (a cancelled call would otherwise answer the next one).
-                self._discard()
+                # (a cancelled call would otherwise answer the next one). Killed only: the
+                # thread of a cancelled call may still wait on the connection, and closes it
+                # when the child's end does.
+                self._child = None
+                _kill(child, close=False)
                 raise
             if status == "ok":
                 return value  # type: ignore[no-any-return]
@@ -196,13 +199,15 @@ def _exchange(
     try:
         child.conn.send((fn, args))
         if not child.conn.poll(seconds):
-            _kill(child)
             raise OutOfTime(f"took longer than its {seconds:g} s")
         answer: tuple[str, Any] = child.conn.recv()
     except (EOFError, OSError) as exc:
         ending = _ending(child.process)  # before the kill, which would be its cause
         _kill(child)
         raise ChildDied(f"ended without an answer ({ending})") from exc
+    except Exception:  # late, or e.g. arguments that do not pickle: a new child next time
+        _kill(child)
+        raise
     return answer
 
 
@@ -220,11 +225,12 @@ def _ending(process: subprocess.Popen[bytes]) -> str:
     return f"exit code {code}"
 
 
-def _kill(child: _Child) -> None:
+def _kill(child: _Child, *, close: bool = True) -> None:
     with contextlib.suppress(OSError):
         child.process.kill()
-    with contextlib.suppress(OSError):
-        child.conn.close()
+    if close:
+        with contextlib.suppress(OSError):
+            child.conn.close()
     # Reap it off the caller's path: a killed process ends at once, but waiting blocks.
     threading.Thread(target=_reap, args=(child.process,), daemon=True).start()
 

@@ -64,6 +64,11 @@ def already_set_memory_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_AS)[0]
 
 
+class Unsendable:
+    def __reduce__(self) -> str:
+        raise TypeError("not for sending")
+
+
 # ------------------------------------------------------------------------------------------
 
 
@@ -162,6 +167,12 @@ async def test_an_answer_that_cannot_be_sent_is_an_error(runner: BoundedRunner) 
     with pytest.raises(RuntimeError, match="cannot be sent"):
         await runner.run(unpicklable_answer)
     assert await runner.run(add, 0, 1) == 1
+
+
+async def test_arguments_that_cannot_be_sent_are_an_error(runner: BoundedRunner) -> None:
+    with pytest.raises(TypeError, match="not for sending"):
+        await runner.run(add, Unsendable(), 1)
+    assert await runner.run(add, 0, 2) == 2
 
 
 async def test_a_bound_too_small_to_start_in_says_so() -> None:

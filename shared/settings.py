@@ -98,6 +98,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     job_max_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
     # Testing and diagnostics: the scan worker pauses this long after each stage (0: never).
     scan_stage_pause_seconds: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
+    # A scan reads its upload in a child process limited to this address space (RLIMIT_AS,
+    # virtual memory: the child starts at ~60 MiB, a 10,000-component SBOM peaks at ~120 MiB
+    # and a 32 MiB one at ~280 MiB) and this wall-clock time; beyond either the scan fails
+    # `too_large`. 0 bytes: read in a thread of the scanner itself, unbounded (debugging).
+    scan_read_memory_bytes: NotNegative = 2048 * 1_048_576
+    scan_read_seconds: Seconds = 60.0
     # Inbound GitHub webhooks: the secret X-Hub-Signature-256 is checked against (empty:
     # the endpoint refuses every delivery).
     github_webhook_secret: str = ""

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
+
+from shared.service import Runtime
 from shared.settings import Settings
+from tests.bench.sbom_micro import generate
 from tests.conftest import StartService
 from tests.integration.test_release_decision_support import gate_stack, sha
-from tests.integration.test_scan_support import cyclonedx_json, scan_api
+from tests.integration.test_scan_support import ScanApi, cyclonedx_json, scan_api
 from tests.integration.test_vulndb_support import ZIP, fetch, osv, vulndb_api, zip_of
 from tests.unit.test_scanner_hostile_documents import nested_json, nested_xml
 
@@ -44,6 +48,72 @@ async def test_hostile_sboms_fail_with_a_location_and_the_next_upload_works(
         assert fine["status"] == "succeeded", fine
         snapshots = await s.call("GET", f"/api/v1/projects/{project['slug']}/snapshots")
         assert [item["scan_id"] for item in snapshots.body["items"]] == [fine["id"]]
+
+
+# Within every limit of the readers (a valid CycloneDX document of 25,000 components, 21 MB),
+# yet reading it takes the reader's process to ~200 MiB of address space and ~0.5 s.
+def expensive_sbom() -> bytes:
+    return generate(25_000)
+
+
+async def _scan_expensive(s: ScanApi, project: str) -> dict[str, Any]:
+    reply = await s.upload_sbom(project, expensive_sbom())
+    assert reply.status == 202, reply.body
+    return await s.finished(reply.body["scan_id"], timeout=120.0)
+
+
+async def _ready(runtime: Runtime) -> int:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{runtime.http_port}/health/ready") as resp,
+    ):
+        return resp.status
+
+
+async def _attempts(runtime: Runtime, scan_id: str) -> list[int]:
+    sql = "SELECT attempts FROM scanner.jobs WHERE payload->>'scan_id' = $1"
+    rows = await fetch(runtime.settings, sql, scan_id)
+    return [row["attempts"] for row in rows]
+
+
+async def test_a_document_beyond_the_read_memory_bound_fails_too_large_and_the_scanner_stays_up(
+    start_service: StartService,
+) -> None:
+    # The child starts at ~60 MiB of address space: room for a small SBOM, not for this one.
+    async with scan_api(start_service, scan_read_memory_bytes=128 * 1_048_576) as s:
+        project = await s.api.new_project()
+        scan = await _scan_expensive(s, project["slug"])
+        assert (scan["status"], scan["error"]["code"]) == ("failed", "too_large"), scan
+        assert "GATEHOUSE_SCAN_READ_MEMORY_BYTES" in scan["error"]["message"], scan["error"]
+        assert await _attempts(s.scanner, scan["id"]) == [1]  # failed, never crashed
+        assert await _ready(s.scanner) == 200
+        # the next upload is read by a new child, in the same scanner
+        fine = await s.scan(project["slug"], cyclonedx_json())
+        assert fine["status"] == "succeeded", fine
+        snapshots = await s.call("GET", f"/api/v1/projects/{project['slug']}/snapshots")
+        assert [item["scan_id"] for item in snapshots.body["items"]] == [fine["id"]]
+
+
+async def test_a_read_beyond_the_time_bound_fails_too_large(start_service: StartService) -> None:
+    async with scan_api(start_service, scan_read_seconds=0.05) as s:
+        project = await s.api.new_project()
+        scan = await _scan_expensive(s, project["slug"])
+        assert (scan["status"], scan["error"]["code"]) == ("failed", "too_large"), scan
+        assert "longer than its 0.05 s" in scan["error"]["message"], scan["error"]
+        assert "GATEHOUSE_SCAN_READ_SECONDS" in scan["error"]["message"], scan["error"]
+        assert await _attempts(s.scanner, scan["id"]) == [1]
+        assert await _ready(s.scanner) == 200
+
+
+async def test_with_the_bounds_off_the_scanner_reads_in_its_own_process(
+    start_service: StartService,
+) -> None:
+    async with scan_api(start_service, scan_read_memory_bytes=0) as s:
+        project = await s.api.new_project()
+        fine = await s.scan(project["slug"], cyclonedx_json())
+        assert fine["status"] == "succeeded", fine
+        hostile = await s.scan(project["slug"], with_nul_name())
+        assert hostile["error"]["code"] == "sbom_malformed", hostile
 
 
 async def test_a_malformed_snapshot_is_never_a_ship(start_service: StartService) -> None:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
@@ -13,12 +14,17 @@ from services.scanner.scans import store
 from services.scanner.scans.handlers import ScanHandlers
 from services.scanner.scans.projection import REMATCH_JOB, SCAN_JOB, ScansProjection
 from services.scanner.scans.rematch import RematchWorker
-from services.scanner.scans.worker import ScanWorker
+from services.scanner.scans.worker import ScanWorker, reader_for
 from shared import jobs
 from shared.blobs import BlobStore
+from shared.bounded import BoundedRunner, ChildFailedToStart
+from shared.logging import get_logger
 from shared.service import Runtime
 
 WORKER_KEY = "scans.worker"
+READER_KEY = "scans.reader_warming"
+
+log = get_logger(__name__)
 
 
 async def setup(runtime: Runtime) -> None:
@@ -39,7 +45,8 @@ async def setup(runtime: Runtime) -> None:
     ):
         runtime.rpc.add(operation, request_type, handler)  # type: ignore[arg-type]
 
-    scans = ScanWorker(runtime=runtime, blobs=blobs)
+    reader = reader_for(runtime.settings)
+    scans = ScanWorker(runtime=runtime, blobs=blobs, reader=reader)
     rematches = RematchWorker(runtime=runtime, blobs=blobs)
 
     async def run(job: jobs.Job) -> None:
@@ -75,7 +82,23 @@ async def setup(runtime: Runtime) -> None:
     runtime.state[WORKER_KEY] = worker
 
     async def started() -> None:
+        if reader is not None:
+            # Warm before the first scan, off the start-up path; a child that cannot start
+            # (a memory bound below what it needs to import) is said here and by each scan.
+            runtime.state[READER_KEY] = asyncio.create_task(_warm(reader))
         worker.start()
 
+    async def stopping() -> None:
+        await worker.stop()
+        if reader is not None:
+            await reader.close()
+
     runtime.on_started.append(started)
-    runtime.on_stopping.append(worker.stop)
+    runtime.on_stopping.append(stopping)
+
+
+async def _warm(reader: BoundedRunner) -> None:
+    try:
+        await reader.start()
+    except ChildFailedToStart as exc:
+        log.error("scan_reader_failed_to_start", error=str(exc))

@@ -33,10 +33,11 @@ from contracts.events.scans import (
     ScanStarted,
 )
 from services.scanner.domain.errors import IngestError, LockfileError, MalformedDocument
+from services.scanner.domain.licenses import LicenseClassifier
+from services.scanner.domain.limits import TooLarge
 from services.scanner.scans import store
 from services.scanner.scans.analysis import (
     build_findings,
-    component_records,
     cyclonedx_for,
     matchable,
     snapshot_diff,
@@ -44,13 +45,13 @@ from services.scanner.scans.analysis import (
 )
 from services.scanner.scans.announce import (
     SYSTEM,
-    gc_paused,
     publish_many,
     scan_announcements,
 )
 from services.scanner.scans.ids import scan_event_id
-from services.scanner.scans.ingest import Parsed, read_upload
+from services.scanner.scans.ingest import Parsed
 from services.scanner.scans.lifecycle import TERMINAL
+from services.scanner.scans.reading import decode_read, read, read_encoded
 from services.scanner.scans.result import (
     ComponentRecord,
     Resolution,
@@ -67,10 +68,12 @@ from services.scanner.scans.sources import (
 )
 from shared import jobs
 from shared.blobs import BlobStore
+from shared.bounded import BoundedRunner, BoundExceeded, Bounds
 from shared.bus import Bus
 from shared.errors import NotFound
 from shared.logging import get_logger
 from shared.service import Runtime
+from shared.settings import Settings
 from shared.storable import find_unstorable, storable_text
 
 log = get_logger(__name__)
@@ -84,6 +87,8 @@ class _Stop(Exception):
 class ScanWorker:
     runtime: Runtime
     blobs: BlobStore
+    # Where uploads are read (``reader_for``); None: in a thread of this process.
+    reader: BoundedRunner | None = None
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -145,14 +150,15 @@ class ScanWorker:
             return
         laps.lap("source")
         now = scan.created_at
-        classify = LicenseVerdicts(
-            await license_policy_of(self.runtime).classifier_for(scan.project_id),
-            now=dt.datetime.now(dt.UTC),
-        )
+        classifier = await license_policy_of(self.runtime).classifier_for(scan.project_id)
         try:
-            parsed, records = await asyncio.to_thread(_read, scan.kind, data, classify)
+            parsed, records = await self._read(scan.kind, data, classifier)
         except IngestError as exc:
             await self._fail(scan, exc.code, exc.detail, location=exc.location)
+            return
+        except BoundExceeded as exc:
+            log.warning("scan_read_bounded", scan_id=scan.id, limit=exc.limit, error=str(exc))
+            await self._fail(scan, TooLarge.code, _bound_message(scan.kind, exc))
             return
         del data
         laps.lap("read")
@@ -293,6 +299,17 @@ class ScanWorker:
             seconds=laps.seconds,
         )
 
+    async def _read(
+        self, kind: str, data: bytes, classifier: LicenseClassifier
+    ) -> tuple[Parsed, list[ComponentRecord]]:
+        """The upload's components, read in the bounded child process (the scanner's own
+        memory and time are never at stake), or in a thread when the bounds are off."""
+        now = dt.datetime.now(dt.UTC)
+        if self.reader is None:
+            return await asyncio.to_thread(read, kind, data, LicenseVerdicts(classifier, now=now))
+        encoded = await self.reader.run(read_encoded, kind, data, classifier, now)
+        return await asyncio.to_thread(decode_read, encoded)
+
     async def _store(self, scan: store.ScanRow, result: ScanResult, blob: bytes) -> tuple[str, str]:
         """The result blob's digest, and the SBOM's (made for a source scan)."""
         result_digest = await self.blobs.put(blob)
@@ -430,12 +447,22 @@ def storable_result(kind: str, result: ScanResult) -> bytes:
     )
 
 
-def _read(
-    kind: str, data: bytes, classify: LicenseVerdicts
-) -> tuple[Parsed, list[ComponentRecord]]:
-    with gc_paused():
-        parsed = read_upload(kind, data)
-        return parsed, component_records(parsed.components, classify=classify)
+def _bound_message(kind: str, exc: BoundExceeded) -> str:
+    what = "the SBOM" if kind == "sbom" else "the source archive"
+    setting = (
+        "GATEHOUSE_SCAN_READ_SECONDS" if exc.limit == "time" else "GATEHOUSE_SCAN_READ_MEMORY_BYTES"
+    )
+    return f"reading {what} {exc}; the scanner's limit is {setting}"
+
+
+def reader_for(settings: Settings) -> BoundedRunner | None:
+    """The bounded child process scans read their uploads in (None: bounds off)."""
+    if not settings.scan_read_memory_bytes:
+        return None
+    bounds = Bounds(
+        memory_bytes=settings.scan_read_memory_bytes, seconds=settings.scan_read_seconds
+    )
+    return BoundedRunner(bounds, preload=(read_encoded.__module__,))
 
 
 def _describe(parsed: Parsed) -> str:

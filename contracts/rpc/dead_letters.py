@@ -15,7 +15,7 @@ OPERATION = "dead_letters"
 
 
 class DeadLettersRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    pass
+    """Every outstanding dead letter of the service (no parameters)."""
 
 
 class DeadLetterRef(msgspec.Struct, frozen=True, kw_only=True):

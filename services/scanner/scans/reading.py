@@ -32,8 +32,11 @@ def read(kind: str, data: bytes, classify: LicenseVerdicts) -> Read:
 
 def read_encoded(kind: str, data: bytes, classifier: LicenseClassifier, now: dt.datetime) -> bytes:
     """``read``, answered as bytes for ``decode_read`` (in the bounded child)."""
-    result = read(kind, data, LicenseVerdicts(classifier, now=now))
+    parsed, records = read(kind, data, LicenseVerdicts(classifier, now=now))
     del data
+    # The worker uses the records, not the components they were made from: not sent back
+    # (half of what would cross the process boundary).
+    result = (msgspec.structs.replace(parsed, components=()), records)
     try:
         return _MSGPACK + _encoder.encode(result)
     except UnicodeEncodeError:

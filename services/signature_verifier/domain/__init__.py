@@ -1,0 +1,1 @@
+"""The signature-verifier's pure domain: commit signatures and signing keys (no I/O)."""

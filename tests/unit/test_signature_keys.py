@@ -25,10 +25,12 @@ from pgpy.constants import (
 
 from services.signature_verifier.domain.keys import (
     MAX_ARMORED_KEY_CHARS,
+    MAX_SIGNATURES,
     MAX_USER_IDS,
     GpgKeyView,
     KeyRefused,
     SshSigningKeyView,
+    _packets,
     gpg_key_ids,
     parse_gpg_key,
     parse_ssh_key,
@@ -315,6 +317,28 @@ def test_the_user_id_bound_is_inclusive() -> None:
     view = _gpg(_armor(bytes(key.pubkey) + extra))  # exactly MAX_USER_IDS user ids: kept
 
     assert view.emails[0].email == "dev@example.com"
+
+
+def test_a_user_id_without_a_valid_self_signature_does_not_count() -> None:
+    key_packet, uid, certification = (p.raw for p in _packets(bytes(_new_key().pubkey)))
+    # A user id pasted onto the key with a copy of another user id's self-signature: the
+    # signer id matches, the cryptography does not.
+    pasted = _uid_packet(b"Mallory <mallory@example.com>") + certification
+
+    view = _gpg(_armor(key_packet + uid + certification + pasted))
+    assert [e.email for e in view.emails] == ["dev@example.com"]
+
+    only_pasted = key_packet + pasted
+    assert _refusal(_gpg, _armor(only_pasted)) == "no_user_id"
+
+
+def test_too_many_signatures_are_refused_before_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
+    key_packet, uid, certification = (p.raw for p in _packets(bytes(_new_key().pubkey)))
+    armored = _armor(key_packet + uid + certification * (MAX_SIGNATURES + 1))
+    assert len(armored) < MAX_ARMORED_KEY_CHARS
+    _pgpy_must_not_run(monkeypatch)
+
+    assert _refusal(_gpg, armored) == "key_too_large"
 
 
 def test_duplicates_are_refused_by_any_shared_key_id() -> None:

@@ -31,6 +31,9 @@ MAX_ARMORED_KEY_CHARS = 1024 * 1024
 # GnuPG keyrings rarely carry more than a handful of user ids; 100 is generous.
 MAX_USER_IDS = 100
 MAX_SUBKEYS = 50
+# Self-signatures are checked cryptographically, so their number is bounded too; real keys
+# carrying many third-party certifications stay well under it.
+MAX_SIGNATURES = 2000
 # An SSH public key line: RSA 16384 is ~2.8 KiB of base64; 16 KiB leaves room for a comment.
 MAX_SSH_KEY_CHARS = 16 * 1024
 MIN_SSH_RSA_BITS = 2048
@@ -124,6 +127,7 @@ _ARMOR_BEGIN = re.compile(r"-----BEGIN PGP ([A-Z ]+)-----")
 _PUBLIC_KEY_PACKET, _PUBLIC_SUBKEY_PACKET = 6, 14
 _SECRET_KEY_PACKETS = frozenset({5, 7})
 _USER_ID_PACKET = 13
+_SIGNATURE_PACKET = 2
 
 
 class _Packet(msgspec.Struct, frozen=True):
@@ -228,7 +232,7 @@ def _v4_key_id(body: bytes) -> str | None:
 
 def _screen(data: bytes) -> dict[str, bytes]:
     """Refuse what the packet headers already tell; return key id → raw key packet."""
-    primaries = user_ids = subkeys = 0
+    primaries = user_ids = subkeys = signatures = 0
     key_packets: dict[str, bytes] = {}
     for packet in _packets(data):
         if packet.tag in _SECRET_KEY_PACKETS:
@@ -241,6 +245,10 @@ def _screen(data: bytes) -> dict[str, bytes]:
             subkeys += 1
             if subkeys > MAX_SUBKEYS:
                 raise KeyRefused("key_too_large", f"more than {MAX_SUBKEYS} subkeys")
+        elif packet.tag == _SIGNATURE_PACKET:
+            signatures += 1
+            if signatures > MAX_SIGNATURES:
+                raise KeyRefused("key_too_large", f"more than {MAX_SIGNATURES} signatures")
         elif packet.tag == _USER_ID_PACKET:
             user_ids += 1
             if user_ids > MAX_USER_IDS:
@@ -300,48 +308,65 @@ def _latest(signatures: Iterable[object]) -> object | None:
     return max(signatures, key=lambda sig: sig.created, default=None)  # type: ignore[attr-defined]
 
 
+def _verified_by(primary: object, subject: object, sig: object) -> bool:
+    """Whether ``sig`` over ``subject`` was really made by ``primary``: a self-signature
+    decides capabilities, expiry, e-mails and revocation, so an unsigned claim (a user id
+    or binding pasted onto someone else's key) must not count."""
+    try:
+        return bool(primary.verify(subject, sig))  # type: ignore[attr-defined]
+    # pgpy raises anything from PGPError to NotImplementedError on odd signatures.
+    except Exception:
+        return False
+
+
+def _user_id_certifications(primary: object, uid: object) -> list[object]:
+    from pgpy.constants import SignatureType
+
+    certifications = {
+        SignatureType.Generic_Cert,
+        SignatureType.Persona_Cert,
+        SignatureType.Casual_Cert,
+        SignatureType.Positive_Cert,
+    }
+    key_id = primary.fingerprint.keyid  # type: ignore[attr-defined]
+    return [
+        sig
+        for sig in uid.__sig__  # type: ignore[attr-defined]
+        if sig.signer == key_id and sig.type in certifications and _verified_by(primary, uid, sig)
+    ]
+
+
 def _self_signatures(key: object) -> Iterator[object]:
     """Primary: every user id's certifications by the key itself, and direct-key signatures;
-    subkey: its binding signatures by the primary."""
+    subkey: its binding signatures by the primary. Only those that verify."""
     from pgpy.constants import SignatureType
 
     if key.is_primary:  # type: ignore[attr-defined]
-        key_id = key.fingerprint.keyid  # type: ignore[attr-defined]
         for uid in key.userids:  # type: ignore[attr-defined]
-            yield from (
-                sig
-                for sig in uid.__sig__
-                if sig.signer == key_id
-                and sig.type
-                in {
-                    SignatureType.Generic_Cert,
-                    SignatureType.Persona_Cert,
-                    SignatureType.Casual_Cert,
-                    SignatureType.Positive_Cert,
-                }
-            )
-        yield from (
-            sig
-            for sig in key.__sig__  # type: ignore[attr-defined]
-            if sig.signer == key_id and sig.type == SignatureType.DirectlyOnKey
-        )
+            yield from _user_id_certifications(key, uid)
+        kind, primary = SignatureType.DirectlyOnKey, key
     else:
-        parent = key.parent.fingerprint.keyid  # type: ignore[attr-defined]
-        yield from (
-            sig
-            for sig in key.__sig__  # type: ignore[attr-defined]
-            if sig.signer == parent and sig.type == SignatureType.Subkey_Binding
-        )
+        kind, primary = SignatureType.Subkey_Binding, key.parent  # type: ignore[attr-defined]
+    signer = primary.fingerprint.keyid  # type: ignore[attr-defined]
+    yield from (
+        sig
+        for sig in key.__sig__  # type: ignore[attr-defined]
+        if sig.signer == signer and sig.type == kind and _verified_by(primary, key, sig)
+    )
 
 
 def _revoked(key: object) -> bool:
     from pgpy.constants import SignatureType
 
     if key.is_primary:  # type: ignore[attr-defined]
-        signer, kind = key.fingerprint.keyid, SignatureType.KeyRevocation  # type: ignore[attr-defined]
+        kind, primary = SignatureType.KeyRevocation, key
     else:
-        signer, kind = key.parent.fingerprint.keyid, SignatureType.SubkeyRevocation  # type: ignore[attr-defined]
-    return any(sig.signer == signer and sig.type == kind for sig in key.__sig__)  # type: ignore[attr-defined]
+        kind, primary = SignatureType.SubkeyRevocation, key.parent  # type: ignore[attr-defined]
+    signer = primary.fingerprint.keyid  # type: ignore[attr-defined]
+    return any(
+        sig.signer == signer and sig.type == kind and _verified_by(primary, key, sig)
+        for sig in key.__sig__  # type: ignore[attr-defined]
+    )
 
 
 class _KeyFacts(msgspec.Struct, frozen=True):
@@ -402,7 +427,10 @@ def parse_gpg_key(
     verified = {entry.email.casefold() for entry in owner_emails if entry.verified}
     seen: set[str] = set()
     emails: list[GpgKeyEmail] = []
-    for uid in key.userids:
+    certified = [uid for uid in key.userids if _user_id_certifications(key, uid)]
+    if not certified:
+        raise KeyRefused("no_user_id", "no user id carries a valid self-signature")
+    for uid in certified:
         address = uid.email
         if address and address.casefold() not in seen:
             seen.add(address.casefold())

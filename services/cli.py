@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -319,23 +320,26 @@ async def _await_retries(
     return 1 if failed or pending else 0
 
 
-async def _deadletters(args: argparse.Namespace) -> int:
-    settings = load_settings(service="cli")
-    conn = await connect(settings.database_url)
-    try:
-        command = {
-            "list": _deadletters_list,
-            "retry": _deadletters_retry,
-            "drop": _deadletters_drop,
-        }[args.deadletters_command]
-        return await command(conn, args)
-    finally:
-        await conn.close()
+DatabaseCommand = Callable[[asyncpg.Connection, argparse.Namespace], Awaitable[int]]
+
+
+def _run_on_database(args: argparse.Namespace, command: DatabaseCommand, *, name: str) -> int:
+    """An operator command over one connection to the database the settings name."""
+    configure_logging(service=name, level="warning")
+
+    async def run() -> int:
+        conn = await connect(load_settings(service="cli").database_url)
+        try:
+            return await command(conn, args)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
 
 
 def _cmd_deadletters(args: argparse.Namespace) -> int:
-    configure_logging(service="deadletters", level="warning")
-    return asyncio.run(_deadletters(args))
+    commands = {"list": _deadletters_list, "retry": _deadletters_retry, "drop": _deadletters_drop}
+    return _run_on_database(args, commands[args.deadletters_command], name="deadletters")
 
 
 def _add_deadletters_parser(sub: Any) -> None:
@@ -471,19 +475,9 @@ async def _jobs_drop(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _jobs(args: argparse.Namespace) -> int:
-    settings = load_settings(service="cli")
-    conn = await connect(settings.database_url)
-    try:
-        command = {"list": _jobs_list, "retry": _jobs_retry, "drop": _jobs_drop}[args.jobs_command]
-        return await command(conn, args)
-    finally:
-        await conn.close()
-
-
 def _cmd_jobs(args: argparse.Namespace) -> int:
-    configure_logging(service="jobs", level="warning")
-    return asyncio.run(_jobs(args))
+    commands = {"list": _jobs_list, "retry": _jobs_retry, "drop": _jobs_drop}
+    return _run_on_database(args, commands[args.jobs_command], name="jobs")
 
 
 def _add_jobs_parser(sub: Any) -> None:

@@ -8,7 +8,7 @@ Pure and frozen; parsing and checking live in ``commits.py`` (commit objects), `
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
 
@@ -25,18 +25,7 @@ Reason = Literal[
     "invalid",
     "unknown_signature_type",
 ]
-REASONS: tuple[Reason, ...] = (
-    "valid",
-    "unsigned",
-    "unknown_key",
-    "unverified_email",
-    "bad_email",
-    "expired_key",
-    "not_signing_key",
-    "malformed_signature",
-    "invalid",
-    "unknown_signature_type",
-)
+REASONS: tuple[Reason, ...] = get_args(Reason)
 SignatureKind = Literal["openpgp", "ssh", "x509", "unknown"]
 
 

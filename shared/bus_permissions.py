@@ -58,12 +58,15 @@ DOMAIN_OWNERS: dict[str, tuple[str, ...]] = {
     "artifact": ("scanner",),
     "block": ("scanner",),
     "gpgkey": ("signature-verifier",),
+    "sshkey": ("signature-verifier",),
+    "mirror": ("signature-verifier",),
     # `gatehouse backup` / `restore` run as the operator.
     "backup": (OPS_USER,),
 }
 EVENT_OWNERS: dict[str, tuple[str, ...]] = {
     "commit.verified": ("signature-verifier",),
-    "commit.pushed": ("release-decision",),
+    # GitHub/GitLab webhooks (release-decision) and fetches of git mirrors.
+    "commit.pushed": ("release-decision", "signature-verifier"),
 }
 
 # Request/reply: whom each service calls (`svc.<callee>.<operation>`). The gateway is the
@@ -85,10 +88,12 @@ PUBLIC_DOMAINS: tuple[str, ...] = (
     "finding",
     "gpgkey",
     "license",
+    "mirror",
     "policy",
     "project",
     "release",
     "scan",
+    "sshkey",
     "vulndb",
 )
 DEFAULT_SUBSCRIBER_SUBJECTS: tuple[str, ...] = ("artifact.>", "finding.>", "release.>")

@@ -9,5 +9,6 @@ from contracts.events import (  # noqa: F401
     releases,
     scans,
     scm,
+    signatures,
     vulndb,
 )

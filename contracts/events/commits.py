@@ -42,8 +42,10 @@ class CommitPushed(EventPayload, frozen=True, kw_only=True):
 @register
 class CommitVerified(EventPayload, frozen=True, kw_only=True):
     """The signature of a commit was checked: ``verified`` with ``reason`` ``valid``, or
-    not, with GitHub's reasons (``unsigned``, ``unknown_key``, ``bad_signature``,
-    ``expired_key``, ``not_signing_key``, ``unverified_email`` …)."""
+    not, with GitHub's reasons (``unknown_key``, ``unverified_email``, ``bad_email``,
+    ``expired_key``, ``not_signing_key``, ``malformed_signature``, ``invalid``,
+    ``unknown_signature_type``). ``unsigned`` says the row was invalidated (its key was
+    revoked) and reads as not stamped until another matching key is uploaded."""
 
     event_type = "commit.verified"
     repo: Repo
@@ -53,3 +55,7 @@ class CommitVerified(EventPayload, frozen=True, kw_only=True):
     key_id: str | None = None
     signer: str | None = None
     verified_at: dt.datetime
+    # The uploaded key the signature was checked against (``gpgkey.added`` /
+    # ``sshkey.added`` id) and its kind, when one matched.
+    key_store_id: int | None = None
+    signature_kind: Literal["openpgp", "ssh", "x509", "unknown"] | None = None

@@ -66,6 +66,8 @@ class ApiKeyCreated(EventPayload, frozen=True, kw_only=True):
     project_id: str | None = None
     expires_at: dt.datetime | None = None
     bootstrap: bool = False
+    # The user the key acts for (`/api/v1/user/...` routes: its GPG and SSH keys).
+    user: Login | None = None
 
 
 @register

@@ -34,6 +34,7 @@ BLOCKER_CODES: tuple[str, ...] = (
     "vulnerability",
     "forbidden_license",
     "unsigned_commit",
+    "invalid_signature",
     "artifact_blocked",
     "no_evidence",
     "evidence_pending",

@@ -147,7 +147,7 @@ async def test_signatures_required_by_policy(start_service: StartService) -> Non
         bad = await g.decided(
             "acme/signed", commit, decision="NO_SHIP", revision=view["revision"] + 1
         )
-        assert [b["code"] for b in bad["blockers"]] == ["unsigned_commit"]
+        assert [b["code"] for b in bad["blockers"]] == ["invalid_signature", "no_evidence"]
         assert "unknown_key" in bad["blockers"][0]["message"]
         assert bad["evidence"]["signature_verified"] is False
         await verified(True, "valid")

@@ -115,10 +115,23 @@ def test_severity_and_epss_threshold() -> None:
 
 def test_signature_verdicts_and_licenses_off() -> None:
     policy = EffectivePolicy(require_signed_commits=True)
-    bad = SignatureEvidence(event_id="e1", verified=False, reason="bad_signature")
+    bad = SignatureEvidence(event_id="e1", verified=False, reason="invalid")
     result = evaluate(policy, evidence(signature=bad))
-    assert codes(result.blockers) == [("unsigned_commit", "abc1234")]
-    assert "bad_signature" in result.blockers[0].message
+    assert codes(result.blockers) == [("invalid_signature", "abc1234")]
+    assert "invalid" in result.blockers[0].message
+    revoked = SignatureEvidence(event_id="e3", verified=False, reason="unsigned")
+    assert codes(evaluate(policy, evidence(signature=revoked)).blockers) == [
+        ("unsigned_commit", "abc1234")
+    ]
+    # Required evidence is met only by a valid verification, with or without the rule.
+    wants = EffectivePolicy(required_evidence=("sbom", "signature"))
+    assert ("no_evidence", "signature") in codes(evaluate(wants, evidence(signature=bad)).blockers)
+    assert ("no_evidence", "signature") not in codes(
+        evaluate(
+            wants,
+            evidence(signature=SignatureEvidence(event_id="e4", verified=True, reason="valid")),
+        ).blockers
+    )
     good = SignatureEvidence(event_id="e2", verified=True, reason="valid")
     assert evaluate(policy, evidence(signature=good)).decision == "SHIP"
     licenses = Evidence(

@@ -45,10 +45,16 @@ class RequiredEvidence:
             yield Blocker(
                 code="no_evidence", message="no succeeded scan (SBOM) of this commit", ref="sbom"
             )
-        if "signature" in policy.required_evidence and evidence.signature is None:
+        signature = evidence.signature
+        if "signature" in policy.required_evidence and (
+            signature is None or not signature.verified
+        ):
+            # Only a `valid` verification is evidence that the commit is signed.
             yield Blocker(
                 code="no_evidence",
-                message="the commit's signature has not been verified",
+                message="the commit's signature has not been verified"
+                if signature is None
+                else f"the commit has no valid signature ({signature.reason})",
                 ref="signature",
             )
 
@@ -143,6 +149,12 @@ class ForbiddenLicenses:
         )
 
 
+# Verdicts that mean "no signature to speak of": none in the commit, or a row invalidated
+# because its key was revoked (it reads as not stamped). Every other non-valid reason is a
+# signature that is there and does not hold.
+UNSIGNED_REASONS = frozenset({"unsigned"})
+
+
 class SignedCommit:
     def blockers(self, policy: EffectivePolicy, evidence: Evidence) -> Iterable[Blocker]:
         if not policy.require_signed_commits:
@@ -154,9 +166,15 @@ class SignedCommit:
                 message="the commit's signature has not been verified",
                 ref=evidence.commit,
             )
-        elif not signature.verified:
+        elif signature.reason in UNSIGNED_REASONS:
             yield Blocker(
                 code="unsigned_commit",
+                message=f"the commit is not signed ({signature.reason})",
+                ref=evidence.commit,
+            )
+        elif not signature.verified:
+            yield Blocker(
+                code="invalid_signature",
                 message=f"the commit's signature is not valid ({signature.reason})",
                 ref=evidence.commit,
             )

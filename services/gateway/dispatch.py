@@ -113,6 +113,7 @@ async def authenticate(request: web.Request, deps: GatewayDeps) -> Principal:
         prefix=key.prefix,
         expires_at=key.expires_at,
         bootstrap=key.bootstrap,
+        user=key.user,
     )
 
 

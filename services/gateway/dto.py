@@ -45,6 +45,16 @@ class ApiKeyCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     expires_at: (
         Annotated[AwareDatetime, msgspec.Meta(description="RFC 3339 with offset; future")] | None
     ) = None
+    user: (
+        Annotated[
+            Login,
+            msgspec.Meta(
+                description="Login of an existing user the key acts for on /api/v1/user/... "
+                "(its GPG and SSH signing keys)"
+            ),
+        ]
+        | None
+    ) = None
 
 
 class ApiKeyView(msgspec.Struct, kw_only=True):
@@ -58,6 +68,7 @@ class ApiKeyView(msgspec.Struct, kw_only=True):
     created_by: str
     revoked_at: dt.datetime | None
     bootstrap: bool
+    user: Annotated[str | None, msgspec.Meta(description="The user the key acts for")] = None
 
 
 class ApiKeyIssued(msgspec.Struct, kw_only=True):
@@ -77,6 +88,7 @@ class ApiKeyIssued(msgspec.Struct, kw_only=True):
         ]
         | None
     )
+    user: str | None = None
 
 
 class ApiKeyList(msgspec.Struct, kw_only=True):
@@ -97,6 +109,7 @@ class Me(msgspec.Struct, kw_only=True):
     project_id: str | None
     expires_at: dt.datetime | None
     bootstrap: bool
+    user: str | None = None
 
 
 # ---- projects ------------------------------------------------------------------------------

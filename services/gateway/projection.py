@@ -92,8 +92,9 @@ async def _apikey_created(conn: asyncpg.Connection, event: Event) -> None:
     assert isinstance(p, ApiKeyCreated)
     await conn.execute(
         "INSERT INTO gateway.api_keys (id, name, prefix, token_sha256, roles, project_id, "
-        "expires_at, bootstrap, created_at, created_by, revoked_at, revoked_by, version) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL, $11)",
+        "expires_at, bootstrap, created_at, created_by, revoked_at, revoked_by, version, "
+        "user_login) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL, $11, $12)",
         p.key_id,
         p.name,
         p.prefix,
@@ -105,6 +106,7 @@ async def _apikey_created(conn: asyncpg.Connection, event: Event) -> None:
         event.envelope.occurred_at,
         event.envelope.actor,
         event.sequence,
+        p.user,
     )
 
 

@@ -37,6 +37,8 @@ class Principal:
     prefix: str = ""
     expires_at: dt.datetime | None = None
     bootstrap: bool = False
+    # The user (login) the key acts for on `/api/v1/user/...`; None: the key acts for nobody.
+    user: str | None = None
 
     @property
     def actor(self) -> str:

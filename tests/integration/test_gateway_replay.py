@@ -61,6 +61,11 @@ async def test_replay_rebuilds_identical_tables(
             "POST", "/api/v1/users/ada/emails", json={"email": "a2@x.org", "verified": True}
         )
         await api.call("POST", "/api/v1/users/ada/emails/ada@x.org/verify")
+        # A key acting for a user: its owner is rebuilt too.
+        ada_key = await api.call(
+            "POST", "/api/v1/api-keys", json={"name": "ada", "roles": ["VIEWER"], "user": "ADA"}
+        )
+        assert ada_key.status == 201 and ada_key.body["user"] == "ada", ada_key.body
         # Request bookkeeping exists too, and is not part of the read model.
         await api.call(
             "POST",
@@ -78,7 +83,7 @@ async def test_replay_rebuilds_identical_tables(
     assert "gateway.identity: rebuilt from sequence 0" in output
     after = await table_digest(settings.database_url, "gateway", tables)
     assert after == before
-    for table, expected in (("projects", 4), ("api_keys", 3), ("users", 1), ("user_emails", 2)):
+    for table, expected in (("projects", 4), ("api_keys", 4), ("users", 1), ("user_emails", 2)):
         assert await _count(settings, table) == expected, table
 
 

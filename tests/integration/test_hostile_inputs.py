@@ -54,6 +54,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "roles": ["VIEWER"],
         "project": "sweep",
         "expires_at": "2099-01-01T00:00:00Z",
+        "user": "sweeper",
     },
     ("PATCH", "/api/v1/findings/{finding_id}"): {
         "state": "not_affected",
@@ -130,6 +131,10 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "emails": [{"email": "a@example.org"}],
     },
     ("POST", "/api/v1/users/{login}/emails"): {"email": "b@example.org"},
+    ("POST", "/api/v1/user/gpg_keys"): {"armored_public_key": "k", "name": "n"},
+    ("POST", "/api/v1/users/{login}/gpg_keys"): {"armored_public_key": "k", "name": "n"},
+    ("POST", "/api/v1/user/ssh_signing_keys"): {"key": "k", "title": "t"},
+    ("POST", "/api/v1/users/{login}/ssh_signing_keys"): {"key": "k", "title": "t"},
 }
 # Required query parameters (the hostile value replaces one of them or comes beside them).
 QUERIES: dict[str, dict[str, str]] = {

@@ -19,7 +19,8 @@ _PROJECT_COLUMNS = (
     "created_by, updated_at, archived_at, version"
 )
 _KEY_COLUMNS = (
-    "id, name, prefix, roles, project_id, expires_at, created_at, created_by, revoked_at, bootstrap"
+    "id, name, prefix, roles, project_id, expires_at, created_at, created_by, revoked_at, "
+    "bootstrap, user_login"
 )
 
 
@@ -109,12 +110,14 @@ def _key_view(row: asyncpg.Record) -> ApiKeyView:
         created_by=row["created_by"],
         revoked_at=row["revoked_at"],
         bootstrap=row["bootstrap"],
+        user=row["user_login"],
     )
 
 
 async def key_by_token_hash(db: Queryable, token_sha256: str) -> StoredKey | None:
     row = await db.fetchrow(
-        "SELECT id, name, prefix, roles, project_id, expires_at, revoked_at, bootstrap "
+        "SELECT id, name, prefix, roles, project_id, expires_at, revoked_at, bootstrap, "
+        "user_login "
         "FROM gateway.api_keys WHERE token_sha256 = $1",
         token_sha256,
     )
@@ -129,6 +132,7 @@ async def key_by_token_hash(db: Queryable, token_sha256: str) -> StoredKey | Non
         expires_at=row["expires_at"],
         revoked_at=row["revoked_at"],
         bootstrap=row["bootstrap"],
+        user=row["user_login"],
     )
 
 

@@ -28,6 +28,8 @@ class StoredKey:
     expires_at: dt.datetime | None
     revoked_at: dt.datetime | None
     bootstrap: bool
+    # The user the key acts for (its `/api/v1/user/...` routes); None for most keys.
+    user: str | None = None
 
 
 def bearer_token(authorization: str | None) -> str:

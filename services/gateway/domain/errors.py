@@ -9,6 +9,7 @@ from shared.errors import (
     Forbidden,
     GatehouseError,
     NotFound,
+    PayloadTooLarge,
     PreconditionFailed,
     RateLimited,
     Unauthorized,
@@ -166,3 +167,19 @@ class WriteNotVisibleYet(UpstreamTimeout):
 def with_extra(exc: GatehouseError, **extra: Any) -> GatehouseError:
     exc.extra.update(extra)
     return exc
+
+
+class NoUserForKey(Forbidden):
+    """``/api/v1/user/...`` acts for the calling key's user, and this key has none."""
+
+    code, title = "no_user_for_key", "The API key acts for no user"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this API key acts for no user: create an API key with `user` (POST /api/v1/api-keys"
+            ' {"user": "<login>", ...}) to manage that user\'s signing keys'
+        )
+
+
+class SigningKeyTooLarge(PayloadTooLarge):
+    code, title = "key_too_large", "The signing key is too large"

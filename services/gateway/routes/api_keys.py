@@ -9,7 +9,7 @@ from aiohttp import web
 
 from contracts.events.identity import ApiKeyCreated, ApiKeyRevoked
 from contracts.ids import new_id
-from services.gateway.adapters.read_model import find_key, find_project, list_keys
+from services.gateway.adapters.read_model import find_key, find_project, find_user, list_keys
 from services.gateway.deps import deps_of
 from services.gateway.domain.access import may_see_project
 from services.gateway.domain.errors import ApiKeyNotFound, FieldInvalid
@@ -47,6 +47,7 @@ async def _create_api_key(ctx: RequestContext) -> web.StreamResponse:
     if body.expires_at is not None and body.expires_at <= dt.datetime.now(dt.UTC):
         raise FieldInvalid("expires_at", "must be in the future")
     project_id = await _scope_of_new_key(ctx, body)
+    user = await _user_of_new_key(ctx, body)
     token = new_token(os.urandom(TOKEN_RANDOM_BYTES))
     key_id = new_id()
     await deps.writer.emit(
@@ -58,6 +59,7 @@ async def _create_api_key(ctx: RequestContext) -> web.StreamResponse:
             roles=sorted(set(body.roles)),
             project_id=project_id,
             expires_at=body.expires_at,
+            user=user,
         ),
         aggregate=f"apikey:{key_id}",
         actor=ctx.actor,
@@ -80,6 +82,7 @@ async def _issued(ctx: RequestContext, key_id: str, *, token: str | None) -> web
         expires_at=view.expires_at,
         created_at=view.created_at,
         token=token,
+        user=view.user,
     )
     headers = {"Location": f"/api/v1/api-keys/{key_id}", "Cache-Control": "no-store"}
     return json_response(issued, status=201, headers=headers)
@@ -103,6 +106,17 @@ async def _scope_of_new_key(ctx: RequestContext, body: ApiKeyCreate) -> str | No
     if project.archived:
         raise FieldInvalid("project", f"project {project.slug!r} is archived")
     return project.id
+
+
+async def _user_of_new_key(ctx: RequestContext, body: ApiKeyCreate) -> str | None:
+    """The login (as the user spells it) a new key acts for; 422 ``unknown_user`` when no
+    user has it. Users cannot be deleted, so the key's user stays valid."""
+    if body.user is None:
+        return None
+    user = await find_user(deps_of(ctx).pool, body.user)
+    if user is None:
+        raise FieldInvalid("user", f"no user {body.user!r}", code="unknown_user")
+    return user.login
 
 
 async def list_api_keys(ctx: RequestContext) -> web.StreamResponse:
@@ -153,6 +167,7 @@ async def get_me(ctx: RequestContext) -> web.StreamResponse:
         project_id=p.project_id,
         expires_at=p.expires_at,
         bootstrap=p.bootstrap,
+        user=p.user,
     )
     return json_response(me, headers={"Cache-Control": "no-store"})
 
@@ -163,7 +178,8 @@ ROUTES: list[Route] = [
         path="/api/v1/api-keys",
         handler=create_api_key,
         roles=ADMIN_ONLY,
-        summary="Create an API key; the response carries its token, shown this once only",
+        summary="Create an API key (optionally acting for a user); the response carries its "
+        "token, shown this once only",
         tag="api-keys",
         body=ApiKeyCreate,
         response=ApiKeyIssued,

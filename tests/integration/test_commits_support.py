@@ -75,6 +75,25 @@ class Builder:
         self.git(*cfg, "commit", "-q", "--allow-empty", *extra, "-F", "-", env=env, stdin=body)
         return self.git("rev-parse", "HEAD").strip()
 
+    def commit_raw(self, message: bytes, *, author: bytes) -> str:
+        """A commit object written byte for byte (``git commit`` would re-encode a message
+        that is not UTF-8), staged tree on top of HEAD."""
+        self.tick += 1
+        moment = int((START + dt.timedelta(hours=self.tick)).timestamp())
+        tree = self.git("write-tree").strip()
+        parent = self.git("rev-parse", "HEAD").strip()
+        raw = (
+            f"tree {tree}\nparent {parent}\n".encode()
+            + b"author "
+            + author
+            + f" {moment} +0000\n".encode()
+            + f"committer Committer <committer@example.org> {moment} +0000\n\n".encode()
+            + message
+        )
+        oid = self.git("hash-object", "-t", "commit", "-w", "--stdin", stdin=raw).strip()
+        self.git("update-ref", "HEAD", oid)
+        return oid
+
     def merge(self, branch: str, *options: str) -> str:
         self.tick += 1
         moment = int((START + dt.timedelta(hours=self.tick)).timestamp())
@@ -147,7 +166,7 @@ def build_history(work: Path) -> Builder:
     )
     b.write("notes.txt", "n\n")
     b.git("add", "-A")
-    b.commit(b"Bad bytes \xff\xfe here\n\nbody\n", author="Zed <zed@example.com>")
+    b.commit_raw(b"Bad bytes \xff\xfe here\n\nbody\n", author=b"Zed <zed@example.com>")
     b.git("tag", "-a", "v1.0", "-m", "release 1.0")
     if shutil.which("ssh-keygen"):
         key = work.parent / "signing_key"
@@ -225,3 +244,17 @@ async def add_verification(
         )
     finally:
         await conn.close()
+
+
+def git_bytes(repo: Path, *args: str) -> bytes:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"},
+    ).stdout
+
+
+def init_bare(target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", "--bare", str(target)], check=True, capture_output=True)

@@ -274,7 +274,8 @@ async def test_verification_joins_the_cache(start_service: StartService, history
 
         def entry(reply: Reply, sha: str) -> dict[str, Any]:
             assert reply.status == 200, reply.body
-            return next(item for item in reply.body if item["sha"] == sha)["verification"]
+            found: dict[str, Any] = next(i for i in reply.body if i["sha"] == sha)["verification"]
+            return found
 
         unstamped = entry(await s.commits("per_page=100"), signed)
         assert unstamped["reason"] == "unsigned" and unstamped["verified"] is False

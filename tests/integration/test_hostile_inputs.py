@@ -341,6 +341,7 @@ async def test_every_route_refuses_what_no_consumer_can_store(
         gitlab_webhook_token=WEBHOOK_SECRET,
     )
     await start_service("scanner", max_upload_bytes=UPLOAD_LIMIT)
+    await start_service("signature-verifier")
     async with gateway_api(
         start_service, max_body_bytes=BODY_LIMIT, max_upload_bytes=UPLOAD_LIMIT
     ) as api:

@@ -1,9 +1,15 @@
-"""Registers the commits part on the signature-verifier's runtime."""
+"""Registers the commits part on the signature-verifier's runtime: ``commits_list`` and
+``commit_get``. No projection of its own: it reads the mirrors on disk, the ``mirrors``
+read model and the verification cache the other parts keep."""
 
 from __future__ import annotations
 
+from contracts.rpc import signatures as rpc
+from services.signature_verifier.commits.handlers import CommitsHandlers
 from shared.service import Runtime
 
 
 async def setup(runtime: Runtime) -> None:
-    del runtime
+    handlers = CommitsHandlers(pool=runtime.pool, settings=runtime.settings)
+    runtime.rpc.add(rpc.COMMITS_LIST, rpc.CommitsListRequest, handlers.list)
+    runtime.rpc.add(rpc.COMMIT_GET, rpc.CommitGetRequest, handlers.get)

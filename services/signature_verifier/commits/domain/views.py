@@ -75,7 +75,9 @@ def person(
     return GitPerson(
         name=decode(name, encoding),
         email=decode(email, encoding),
-        date=when(seconds, offset_minutes),
+        # In UTC ("…Z"), as GitHub's commits API answers; `when` keeps the offset for
+        # callers that want git's view.
+        date=when(seconds, offset_minutes).astimezone(dt.UTC),
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from services.signature_verifier.signatures.cli import await_run, start_run
 from services.signature_verifier.signatures.index import index_mirror
 from shared.service import Runtime
 from shared.settings import Settings
-from tests.conftest import StartService, table_digest, wait_until
+from tests.conftest import StartService, shared_data, table_digest, wait_until
 from tests.integration.signatures_support import (
     RepoBuilder,
     count_events,
@@ -202,3 +203,44 @@ async def test_pipeline_backfill_restamp_revoke_replay(
 
 async def _is(runtime: Runtime, oid: str, reason: str) -> bool:
     return (await _reasons(runtime)).get(oid, ("",))[0] == reason
+
+
+async def test_openvex_history_agrees_with_gnupg(start_service: StartService) -> None:
+    bundle = shared_data("git", "openvex-spec.bundle")
+    verdicts = shared_data("git", "openvex-spec.gpg-verdicts.txt").read_text().splitlines()
+    web_flow = shared_data("git", "github-web-flow-4AEE18F83AFDEB23.asc").read_text()
+    mirror = Path(tempfile.mkdtemp(prefix="openvex-")) / "spec.git"
+    subprocess.run(["git", "clone", "--quiet", "--mirror", str(bundle), str(mirror)], check=True)
+    runtime = await start_service("signature-verifier")
+    await create_user(runtime, "web-flow", ("noreply@github.com", True))
+    await index_mirror(runtime.pool, repo="openvex/spec", path=mirror)
+    await rpc_call(
+        runtime,
+        rpc.GPG_KEY_ADD,
+        rpc.GpgKeyAddRequest(login="web-flow", key=rpc.GpgKeyBody(armored_public_key=web_flow)),
+        rpc.GpgKey,
+    )
+    await _settled(runtime)
+    rows = await runtime.pool.fetch(
+        "SELECT oid, reason, signature_kind FROM signature_verifier.verifications "
+        "WHERE repo_key = 'openvex/spec'"
+    )
+    ours = {r["oid"]: (r["reason"], r["signature_kind"]) for r in rows}
+    meaning = {"G": "valid", "U": "valid", "E": "unknown_key"}
+    # GnuPG answers N for every block it cannot read: unsigned commits, but also gitsign
+    # (x509) and SSH signatures, which GitHub answers differently.
+    unreadable = {None: "unsigned", "x509": "unknown_signature_type", "ssh": "unknown_key"}
+    assert len(verdicts) == 72
+    seen: dict[tuple[str, str], int] = {}
+    for line in verdicts:
+        sha, gpg, *_ = line.split()
+        reason, kind = ours.get(sha, ("unsigned", None))
+        assert reason == (meaning[gpg] if gpg in meaning else unreadable[kind]), (sha, gpg)
+        seen[(gpg, reason)] = seen.get((gpg, reason), 0) + 1
+    assert seen == {
+        ("U", "valid"): 20,
+        ("E", "unknown_key"): 15,
+        ("N", "unsigned"): 12,
+        ("N", "unknown_signature_type"): 21,
+        ("N", "unknown_key"): 4,
+    }

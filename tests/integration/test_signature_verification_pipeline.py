@@ -4,6 +4,7 @@ re-stamp; revocation → ``unsigned``; replay → identical rows; ``backfill-all
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import subprocess
@@ -210,7 +211,8 @@ async def test_openvex_history_agrees_with_gnupg(start_service: StartService) ->
     verdicts = shared_data("git", "openvex-spec.gpg-verdicts.txt").read_text().splitlines()
     web_flow = shared_data("git", "github-web-flow-4AEE18F83AFDEB23.asc").read_text()
     mirror = Path(tempfile.mkdtemp(prefix="openvex-")) / "spec.git"
-    subprocess.run(["git", "clone", "--quiet", "--mirror", str(bundle), str(mirror)], check=True)
+    clone = ["git", "clone", "--quiet", "--mirror", str(bundle), str(mirror)]
+    await asyncio.to_thread(subprocess.run, clone, check=True)
     runtime = await start_service("signature-verifier")
     await create_user(runtime, "web-flow", ("noreply@github.com", True))
     await index_mirror(runtime.pool, repo="openvex/spec", path=mirror)

@@ -4,6 +4,8 @@ endpoints, and the job worker that verifies commits (pool of child processes inc
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import socket
 import uuid
@@ -20,6 +22,7 @@ from shared.service import Runtime
 RUNNER_KEY = "signatures.runner"
 VERIFIER_KEY = "signatures.verifier"
 WORKER_KEY = "signatures.worker"
+WARM_KEY = "signatures.warming"
 
 
 async def setup(runtime: Runtime) -> None:
@@ -65,9 +68,16 @@ async def setup(runtime: Runtime) -> None:
     runtime.state[WORKER_KEY] = worker
 
     async def started() -> None:
+        # The children import pgpy in the background: the first verification finds them up.
+        runtime.state[WARM_KEY] = asyncio.create_task(verifier.warm())
         worker.start()
 
     async def stopping() -> None:
+        warming = runtime.state.pop(WARM_KEY, None)
+        if warming is not None:
+            warming.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await warming
         await worker.stop()
         verifier.close()
 

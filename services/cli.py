@@ -18,6 +18,8 @@
                                    background jobs that exhausted their attempts
     gatehouse backup ARCHIVE       write a consistent archive: events, blobs, kept tables
     gatehouse restore ARCHIVE      rebuild an empty installation from an archive, by replay
+    gatehouse signatures backfill-all [--wait S]
+                                   index every mirror again and re-verify every signature
     gatehouse nats-credentials create-subscriber NAME [--subject S]…
                                    read-only NATS credentials for an external subscriber
 
@@ -40,6 +42,7 @@ from services.backup.command import add_parsers as add_backup_parsers
 from services.gate.command import add_parser as add_gate_parser
 from services.nats_credentials.command import add_parser as add_nats_credentials_parser
 from services.registry import SERVICES, definition
+from services.signature_verifier.signatures.cli import add_parser as add_signatures_parser
 from shared.db import connect, create_pool, ensure_database
 from shared.errors import GatehouseError
 from shared.jobs import drop_failed, failed_jobs, job_tables, retry_failed
@@ -594,6 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_deadletters_parser(sub)
     _add_jobs_parser(sub)
     add_backup_parsers(sub)
+    add_signatures_parser(sub)
     return parser
 
 

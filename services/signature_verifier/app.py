@@ -27,5 +27,14 @@ DEFINITION = ServiceDefinition(
     setup=setup,
     # The fetcher's record of how fetches went, like the mirrors on disk, is not rebuilt by
     # a replay.
-    unreplayable_tables=("mirror_status",),
+    unreplayable_tables=(
+        "mirror_status",
+        # The index of signed commits (rebuilt from the mirrors by `gatehouse signatures
+        # backfill-all`) and the verification work and its progress.
+        "signed_commits",
+        "indexed_repos",
+        "signature_jobs",
+        "key_backfills",
+        "reverify_runs",
+    ),
 )

@@ -29,6 +29,7 @@ from tests.bench.gate_bench import measure_gate
 from tests.bench.harness import ROOT, Infra
 from tests.bench.scan_bench import measure_scan
 from tests.bench.scenarios import BenchParameters, measure_audit, measure_gateway
+from tests.bench.signature_bench import measure_signatures
 
 
 def _git_commit() -> str:
@@ -63,8 +64,8 @@ def environment(infra: Infra) -> dict[str, Any]:
 
 
 async def run(params: BenchParameters, infra: Infra) -> list[report.Figure]:
-    """(a) and (c) share one gateway run; (b), (d)+(e)+(f) and (g)+(h) need the stream to
-    themselves. Reported a, b, c, d, e, f, g, h."""
+    """(a) and (c) share one gateway run; (b), (d)+(e)+(f), (g)+(h) and (i)+(j) need the
+    stream to themselves. Reported a, b, c, d, e, f, g, h, i, j."""
     try:
         print("measuring (a) gateway reads and (c) write -> audit visibility …", flush=True)
         read, visibility = await measure_gateway(infra, params)
@@ -81,9 +82,15 @@ async def run(params: BenchParameters, infra: Infra) -> list[report.Figure]:
             flush=True,
         )
         gate_figures = await measure_gate(infra, params)
+        print(
+            "measuring (i) cold verification of 1,000 signed commits vs git log %G? with "
+            "GnuPG and (j) key upload -> backfill …",
+            flush=True,
+        )
+        signature_figures = await measure_signatures(infra, rounds=params.rounds)
     finally:
         await infra.drop_databases()
-    return [read, projection, visibility, *scanner_figures, *gate_figures]
+    return [read, projection, visibility, *scanner_figures, *gate_figures, *signature_figures]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

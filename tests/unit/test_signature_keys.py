@@ -462,3 +462,19 @@ def test_ssh_duplicates_by_fingerprint() -> None:
     )
     # Base64 is case-sensitive: a fingerprint differing only in case is another key.
     refuse_duplicate([view.fingerprint], existing=[view.fingerprint.swapcase()])
+
+
+def test_a_key_expired_now_still_reads_its_user_ids_and_expiry() -> None:
+    # Its old commits stay verifiable, so its upload must not be refused as "no user id".
+    created = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    key = pgpy.PGPKey.new(PubKeyAlgorithm.EdDSA, EllipticCurveOID.Ed25519, created=created)
+    key.add_uid(
+        pgpy.PGPUID.new("Dev", email="dev@example.com"),
+        usage={KeyFlags.Certify, KeyFlags.Sign},
+        hashes=[HashAlgorithm.SHA256],
+        key_expiration=dt.timedelta(days=30),
+        created=created,
+    )
+    view = _gpg(str(key.pubkey))
+    assert view.expires_at == "2020-01-31T00:00:00Z"
+    assert [e.email for e in view.emails] == ["dev@example.com"]

@@ -311,12 +311,12 @@ def _latest(signatures: Iterable[object]) -> object | None:
 def _verified_by(primary: object, subject: object, sig: object) -> bool:
     """Whether ``sig`` over ``subject`` was really made by ``primary``: a self-signature
     decides capabilities, expiry, e-mails and revocation, so an unsigned claim (a user id
-    or binding pasted onto someone else's key) must not count."""
-    try:
-        return bool(primary.verify(subject, sig))  # type: ignore[attr-defined]
-    # pgpy raises anything from PGPError to NotImplementedError on odd signatures.
-    except Exception:
-        return False
+    or binding pasted onto someone else's key) must not count. The bare cryptographic
+    check: pgpy's ``verify`` refuses a key expired *now*, yet an expired key's
+    self-signatures are what say when it expired (its old commits stay verifiable)."""
+    from services.signature_verifier.domain.openpgp import _crypto_ok
+
+    return _crypto_ok(primary, sig, subject)  # type: ignore[arg-type]
 
 
 def _user_id_certifications(primary: object, uid: object) -> list[object]:

@@ -23,6 +23,9 @@ CREATE TABLE gpg_keys (
     key_id text NOT NULL,
     name text,
     armored text NOT NULL,
+    -- The key as GitHub shows it (keys.parse_gpg_key, e-mails not yet marked verified):
+    -- parsed once when the event is applied, not on every read.
+    view jsonb NOT NULL,
     added_at timestamptz NOT NULL,
     revoked_at timestamptz
 );
@@ -71,9 +74,76 @@ CREATE TABLE verifications (
 CREATE INDEX verifications_by_key ON verifications (key_store_id) WHERE key_store_id IS NOT NULL;
 
 -- Re-verification after a key upload / revocation, per key: what the key's GET shows.
+-- Written by the verification worker (kept state, like the jobs that fill it).
 CREATE TABLE key_backfills (
     key_store_id bigint PRIMARY KEY,
     state text NOT NULL CHECK (state IN ('pending', 'running', 'done')),
     done integer NOT NULL DEFAULT 0,
     total integer NOT NULL DEFAULT 0
+);
+
+-- The version of the key set (keys, their owners' e-mails): the stream sequence of the
+-- last user / key event applied. Verification caches parsed keys per version.
+CREATE TABLE key_set (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    version bigint NOT NULL
+);
+
+-- The signed commits of every mirror (signatures/index.py), written by indexing, not by a
+-- projection: kept state rebuilt from the mirrors on disk (`gatehouse signatures
+-- backfill-all`). `issuer` (OpenPGP key id / SSH fingerprint) is learnt when the signature
+-- is first read; `checked_version` is the key-set version the commit was last verified
+-- under (NULL: never verified, waiting in the queue).
+CREATE TABLE signed_commits (
+    repo_key text NOT NULL,
+    oid text NOT NULL,
+    kind text NOT NULL,
+    issuer text,
+    checked_version bigint,
+    PRIMARY KEY (repo_key, oid)
+);
+CREATE INDEX signed_commits_by_issuer ON signed_commits (issuer) WHERE issuer IS NOT NULL;
+CREATE INDEX signed_commits_unchecked ON signed_commits (repo_key, oid)
+    WHERE checked_version IS NULL;
+
+-- The mirrors indexed so far, where they are, and the ref tips they were indexed up to
+-- (ref -> oid): the next index walks only what is new.
+CREATE TABLE indexed_repos (
+    repo_key text PRIMARY KEY,
+    repo text NOT NULL,
+    path text NOT NULL,
+    tips jsonb NOT NULL DEFAULT '{}'
+);
+
+-- Verification work (shared/jobs.py): `verify` (a mirror's newly indexed commits),
+-- `backfill` (gpgkey.added / sshkey.added), `revoke` (gpgkey.revoked / sshkey.revoked),
+-- `restamp` (user.email-verified), `reverify_all` (`gatehouse signatures backfill-all`).
+-- Kept state: jobs of key events are enqueued by the projection with ids derived from the
+-- event (a replay finds them done), the others by indexing and by the operator.
+CREATE TABLE signature_jobs (
+    id text PRIMARY KEY,
+    kind text NOT NULL,
+    payload jsonb NOT NULL DEFAULT '{}',
+    status text NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'running', 'done', 'failed', 'dropped')),
+    enqueued_seq bigint NOT NULL,
+    finished_seq bigint,
+    attempts integer NOT NULL DEFAULT 0,
+    lease_owner text,
+    lease_until timestamptz,
+    not_before timestamptz,
+    last_error text
+);
+CREATE INDEX signature_jobs_open ON signature_jobs (enqueued_seq) WHERE status <> 'done';
+
+-- `gatehouse signatures backfill-all` runs: their progress, for the command's progress bar.
+CREATE TABLE reverify_runs (
+    id text PRIMARY KEY,
+    state text NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'indexing', 'verifying', 'done', 'failed')),
+    done integer NOT NULL DEFAULT 0,
+    total integer NOT NULL DEFAULT 0,
+    error text,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz
 );

@@ -212,7 +212,9 @@ def literal_address(host: str) -> IPAddress | None:
 
 
 # ---- clone URLs ----------------------------------------------------------------------------
-_SCP_LIKE = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^@/:\[\]]+):(?P<path>.*)$")
+_SCP_LIKE = re.compile(
+    r"^(?:(?P<user>[^@/:]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^@/:\[\]]+):(?P<path>.*)$"
+)
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_.])?$")
 
 
@@ -226,9 +228,7 @@ def parse_clone_url(url: str, *, allow_file: bool) -> CloneUrl:
         return _file(url, allow_file=allow_file)
     helper = re.match(r"^([A-Za-z0-9][A-Za-z0-9+.-]*)::", url)
     if helper is not None:  # git's <transport>::<address>: a remote helper runs a program
-        raise OutboundRefused(
-            f"the remote helper {helper[1]!r}:: is not allowed", reason="scheme"
-        )
+        raise OutboundRefused(f"the remote helper {helper[1]!r}:: is not allowed", reason="scheme")
     if "://" not in url and url[:5].lower() == "file:":
         raise OutboundRefused("a file URL must be file:///absolute/path", reason="relative_path")
     if "://" not in url:
@@ -271,7 +271,8 @@ def parse_clone_url(url: str, *, allow_file: bool) -> CloneUrl:
             "credentials in the URL are not allowed: name a credential instead",
             reason="credentials_in_url",
         )
-    return _remote(scheme, host, port, user=parts.username, password=parts.password)
+    kind: Literal["https", "ssh"] = "https" if scheme == "https" else "ssh"
+    return _remote(kind, host, port, user=parts.username, password=parts.password)
 
 
 def _remote(
@@ -337,9 +338,7 @@ async def resolve(host: str, port: int | None) -> list[IPAddress]:
     try:
         infos = await loop.getaddrinfo(host, port or 443, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise OutboundRefused(
-            f"{host} does not resolve: {exc}", reason="unresolvable"
-        ) from None
+        raise OutboundRefused(f"{host} does not resolve: {exc}", reason="unresolvable") from None
     out: list[IPAddress] = []
     for info in infos:
         sockaddr = info[4]

@@ -165,7 +165,9 @@ def test_internal_addresses_are_refused(address: str) -> None:
     assert refused_because(ip(address)) is not None
 
 
-@pytest.mark.parametrize("address", ["140.82.112.3", "1.1.1.1", "2606:4700::1111", "::ffff:1.1.1.1"])
+@pytest.mark.parametrize(
+    "address", ["140.82.112.3", "1.1.1.1", "2606:4700::1111", "::ffff:1.1.1.1"]
+)
 def test_public_addresses_are_allowed(address: str) -> None:
     assert refused_because(ip(address)) is None
 

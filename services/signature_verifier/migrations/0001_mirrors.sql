@@ -47,4 +47,4 @@ CREATE TABLE mirror_jobs (
     last_error text
 );
 CREATE INDEX mirror_jobs_open ON mirror_jobs (enqueued_seq) WHERE status <> 'done';
-CREATE INDEX mirror_jobs_repo ON mirror_jobs ((payload->>'repo_key')) WHERE status = 'pending';
+CREATE INDEX mirror_jobs_repo ON mirror_jobs ((payload->>'repo_key')) WHERE status IN ('pending', 'running');

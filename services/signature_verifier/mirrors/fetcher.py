@@ -72,11 +72,7 @@ class MirrorFetcher:
         await index_mirror(self.pool, repo=row.repo, path=path)
         previous = await store.status(self.pool, repo_key)
         if fetched.branch is not None and fetched.head is not None:
-            old = (
-                previous.head
-                if previous.resolved_default_branch == fetched.branch
-                else None
-            )
+            old = previous.head if previous.resolved_default_branch == fetched.branch else None
             await self._announce(row.repo, path, fetched.branch, old, fetched.head)
         await store.fetch_succeeded(
             self.pool,
@@ -115,6 +111,9 @@ class MirrorFetcher:
                 progress=progress,
             )
         )
+        # Stopped mid-fetch (the service stopping), the thread still ends: its outcome is
+        # nobody's to read then.
+        work.add_done_callback(lambda done: done.cancelled() or done.exception())
         reporter = asyncio.create_task(self._report(repo_key, progress))
         try:
             async with asyncio.timeout(timeout + 5):
@@ -141,7 +140,9 @@ class MirrorFetcher:
                 with contextlib.suppress(asyncpg.PostgresError, OSError):
                     await store.fetch_progress(self.pool, repo_key, dict(progress.values))
 
-    async def _announce(self, repo: str, path: Path, branch: str, old: str | None, new: str) -> None:
+    async def _announce(
+        self, repo: str, path: Path, branch: str, old: str | None, new: str
+    ) -> None:
         chain = await asyncio.to_thread(
             git.first_parent_chain, path, new, stop=old, limit=ANNOUNCE_MAX
         )

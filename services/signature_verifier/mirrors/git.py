@@ -180,7 +180,9 @@ def remote_default_branch(refs: dict[str, str], head_target: str | None) -> str 
     (the likeliest name first), else a likely name; None when it has no branch."""
     if head_target and head_target.startswith("refs/heads/"):
         return head_target.removeprefix("refs/heads/")
-    branches = {n.removeprefix("refs/heads/"): o for n, o in refs.items() if n.startswith("refs/heads/")}
+    branches = {
+        n.removeprefix("refs/heads/"): o for n, o in refs.items() if n.startswith("refs/heads/")
+    }
     if not branches:
         return None
     at_head = sorted(b for b, oid in branches.items() if oid == refs.get("HEAD"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -15,7 +15,7 @@ SCHEMA = "signature_verifier"
 JOBS_TABLE = "signature_verifier.mirror_jobs"
 PROJECTION_TABLES = ("mirrors", "mirror_jobs")
 
-Queryable = asyncpg.Pool | asyncpg.Connection
+Queryable: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,10 +115,11 @@ async def delete_mirror(conn: asyncpg.Connection, repo_key: str, *, seq: int) ->
 
 
 async def has_pending_fetch(db: Queryable, repo_key: str) -> bool:
+    """A fetch of the repo is waiting, or claimed and not started yet."""
     return bool(
         await db.fetchval(
             f"SELECT true FROM {JOBS_TABLE} WHERE payload->>'repo_key' = $1 "
-            "AND status = 'pending' LIMIT 1",
+            "AND status IN ('pending', 'running') LIMIT 1",
             repo_key,
         )
     )

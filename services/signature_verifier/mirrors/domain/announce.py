@@ -39,7 +39,9 @@ def new_commits(
     return list(reversed(newer[:cap]))
 
 
-def announcement_id(*, repo: str, branch: str, old_head: str | None, new_head: str, commit: str) -> str:
+def announcement_id(
+    *, repo: str, branch: str, old_head: str | None, new_head: str, commit: str
+) -> str:
     """The event id of one announcement: a retried fetch job publishes the same ids, which
     JetStream drops as duplicates."""
     key = "\x00".join((repo.lower(), branch, old_head or "", new_head, commit))

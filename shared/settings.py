@@ -119,6 +119,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     signing_key_file: str = ""
     # Decisions the gateway keeps hot in memory (kept current by release.decided).
     decision_cache_size: NotNegative = 100_000
+    # Every outbound connection (git fetches, ...) refuses loopback, private, link-local,
+    # multicast, reserved and cloud-metadata addresses, except inside these CIDRs
+    # (comma-separated, e.g. "10.20.0.0/16,fd12::/64"; empty: none). See shared/outbound.py.
+    outbound_allow_cidrs: str = ""
+    # Git mirrors may be cloned from file:// URLs and plain local paths (air-gapped sites,
+    # tests); off by default, since a path reads the server's own disk.
+    git_allow_file_urls: bool = False
+    # Every mirror is fetched this often besides on pushes and syncs (0: never).
+    git_fetch_interval_seconds: NotNegative = 300
+    # Tokens a mirror may name as its `credential`: "name=token,other=token" or a JSON
+    # object {"name": "token"}; a value "user:token" also names the user. Never logged.
+    git_credentials: str = ""
+    # A fetch taking longer than this fails (the old mirror is kept).
+    git_fetch_timeout_seconds: Seconds = 600.0
 
     def __post_init__(self) -> None:
         if self.db_pool_min > self.db_pool_max:

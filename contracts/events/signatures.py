@@ -29,7 +29,7 @@ CloneUrl = Annotated[
     msgspec.Meta(
         min_length=1,
         max_length=2048,
-        description="https://, ssh:// (or scp-like user@host:path), file:// or a local path",
+        description="An https or ssh URL (or scp-like user@host:path), a file URL or a local path",
     ),
 ]
 BranchName = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]

@@ -110,6 +110,14 @@ class MirrorView(msgspec.Struct, frozen=True, kw_only=True):
     status: FetchStatus
 
 
+class MirrorPutReply(msgspec.Struct, frozen=True, kw_only=True):
+    """The reply to ``MIRROR_PUT``: the gateway answers ``mirror`` as the body, ``201`` when
+    ``created`` (the repo had no mirror), else ``200``."""
+
+    mirror: MirrorView
+    created: bool
+
+
 class MirrorSyncReply(msgspec.Struct, frozen=True, kw_only=True):
     """``202`` to ``POST …/sync``: the fetch is queued; poll the mirror for its status."""
 

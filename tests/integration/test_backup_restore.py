@@ -184,6 +184,7 @@ async def test_a_restore_rebuilds_every_read_model_identically(
         "gateway.idempotency_keys",
         "release_decision.file_keys",
         "release_decision.signing_keys",
+        "signature_verifier.mirror_status",
     ]
     last, messages, ids = await stream_facts(settings.nats_url, settings.stream_name)
     # The backup.completed event came after the archive's last sequence.
@@ -346,6 +347,7 @@ def test_the_data_dir_commands_restore_into_a_new_embedded_stack(
     assert sorted(t["table"] for t in after["tables"]) == [
         "file_keys",
         "idempotency_keys",
+        "mirror_status",
         "signing_keys",
     ]
 

@@ -29,3 +29,22 @@ CREATE TABLE mirror_status (
     resolved_default_branch text,
     head text
 );
+
+-- Fetches to run (shared/jobs.py): queued by the mirrors projection on mirror.configured,
+-- mirror.sync-requested and commit.pushed of a mirrored repo, and by the interval timer.
+CREATE TABLE mirror_jobs (
+    id text PRIMARY KEY,
+    kind text NOT NULL,
+    payload jsonb NOT NULL DEFAULT '{}',
+    status text NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'running', 'done', 'failed', 'dropped')),
+    enqueued_seq bigint NOT NULL,
+    finished_seq bigint,
+    attempts integer NOT NULL DEFAULT 0,
+    lease_owner text,
+    lease_until timestamptz,
+    not_before timestamptz,
+    last_error text
+);
+CREATE INDEX mirror_jobs_open ON mirror_jobs (enqueued_seq) WHERE status <> 'done';
+CREATE INDEX mirror_jobs_repo ON mirror_jobs ((payload->>'repo_key')) WHERE status IN ('pending', 'running');

@@ -56,7 +56,9 @@ class Source:
             person, person, f"commit {self.count}\n", tree, parents
         )
         if key is None:
-            oid = self.repo.create_commit_with_signature(content, None)  # type: ignore[arg-type]
+            oid = self.repo.create_commit(
+                None, person, person, f"commit {self.count}\n", tree, parents
+            )
         else:
             signed = content.replace("commit ", "tampered ") if tamper else content
             signature = str(key.sign(signed.encode(), hash=HashAlgorithm.SHA256))

@@ -60,6 +60,7 @@ DOMAIN_OWNERS: dict[str, tuple[str, ...]] = {
     "gpgkey": ("signature-verifier",),
     "sshkey": ("signature-verifier",),
     "mirror": ("signature-verifier",),
+    "webhook": ("webhook-fanout",),
     # `gatehouse backup` / `restore` run as the operator.
     "backup": (OPS_USER,),
 }

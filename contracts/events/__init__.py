@@ -11,4 +11,5 @@ from contracts.events import (  # noqa: F401
     scm,
     signatures,
     vulndb,
+    webhooks,
 )

@@ -1,18 +1,23 @@
-"""Wiring of the webhook-fanout service.
-
-Its domain arrives with a later issue; today it starts, connects to the bus and the database,
-owns its schema (`webhook_fanout`), answers health and metrics, and projects nothing yet.
-"""
+"""Wiring of the webhook-fanout service: subscriptions (configuration and secrets), the
+deliveries (events matched to subscriptions and queued before the broker message is acked,
+then sent, signed, retried in order per subscription) and the workflow triggers (deployment
+and build workflows called as signed deliveries). Each part registers its own projections,
+workers and request/reply endpoints."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from services.webhook_fanout.deliveries import wiring as deliveries
+from services.webhook_fanout.subscriptions import wiring as subscriptions
+from services.webhook_fanout.workflows import wiring as workflows
 from shared.service import Runtime, ServiceDefinition
 
 
 async def setup(runtime: Runtime) -> None:
-    """Nothing to register until the webhook-fanout domain lands."""
+    await subscriptions.setup(runtime)
+    await deliveries.setup(runtime)
+    await workflows.setup(runtime)
 
 
 DEFINITION = ServiceDefinition(
@@ -21,4 +26,6 @@ DEFINITION = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     description="signed webhook subscriptions and deliveries",
     setup=setup,
+    # Secrets never travel on the bus, so no replay can rebuild them.
+    unreplayable_tables=("subscription_secrets",),
 )

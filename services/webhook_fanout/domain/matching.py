@@ -71,11 +71,10 @@ def check_pattern(pattern: str) -> str:
 
 def check_patterns(patterns: Iterable[str]) -> tuple[str, ...]:
     """The patterns of a subscription, checked, without repeats, in the order given."""
-    checked: dict[str, None] = {}
-    for pattern in patterns:
-        checked[check_pattern(pattern)] = None
-        if len(checked) > MAX_PATTERNS:
-            raise InvalidEventPattern(f"a subscription lists at most {MAX_PATTERNS} patterns")
+    given = list(patterns)
+    if len(given) > MAX_PATTERNS:
+        raise InvalidEventPattern(f"a subscription lists at most {MAX_PATTERNS} patterns")
+    checked = {check_pattern(pattern): None for pattern in given}
     if not checked:
         raise InvalidEventPattern("a subscription lists at least one event pattern")
     return tuple(checked)

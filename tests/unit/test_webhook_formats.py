@@ -7,14 +7,16 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import re
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from standardwebhooks import Webhook
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from contracts.envelope import (
     Envelope,
@@ -34,6 +36,8 @@ from services.webhook_fanout.domain.formats import (
     build_request,
 )
 from services.webhook_fanout.domain.signing import SigningKeys, generate_secret
+
+ROOT = Path(__file__).resolve().parents[2]
 
 AT = dt.datetime(2026, 5, 1, 12, 0, 0, tzinfo=dt.UTC)
 NEW = generate_secret(bytes(range(32)))
@@ -114,7 +118,9 @@ def test_standard_sends_the_envelope_as_published_signed_for_this_attempt() -> N
 def test_the_reference_verifier_accepts_signed_formats_single_and_rotating(format: str) -> None:
     now = dt.datetime.fromtimestamp(time.time(), dt.UTC)
     for keys in (SigningKeys(NEW), SigningKeys(NEW, OLD)):
-        request = build_request(event_of(decided()), format=format, delivery=delivery(keys=keys, at=now))  # type: ignore[arg-type]
+        request = build_request(
+            event_of(decided()), format=format, delivery=delivery(keys=keys, at=now)
+        )  # type: ignore[arg-type]
         for secret in keys.standard():
             Webhook(secret.text).verify(request.body, request.headers, json_parse=False)
 
@@ -122,7 +128,9 @@ def test_the_reference_verifier_accepts_signed_formats_single_and_rotating(forma
 def test_the_same_delivery_keeps_its_id_and_a_retry_gets_a_new_timestamp() -> None:
     event = event_of(decided())
     first = build_request(event, format="standard", delivery=delivery())
-    retry = build_request(event, format="standard", delivery=delivery(at=AT + dt.timedelta(seconds=5)))
+    retry = build_request(
+        event, format="standard", delivery=delivery(at=AT + dt.timedelta(seconds=5))
+    )
     assert first.headers["webhook-id"] == retry.headers["webhook-id"]
     assert int(retry.headers["webhook-timestamp"]) - int(first.headers["webhook-timestamp"]) == 5
     assert first.body == retry.body
@@ -239,7 +247,8 @@ def test_slack_escapes_control_characters_so_an_event_cannot_forge_links_or_ment
 
 def test_slack_keeps_its_bounds_with_hundreds_of_long_blockers() -> None:
     blockers = [
-        Blocker(code="vulnerability", message="x" * 5000 + str(i), ref="r" * 500) for i in range(500)
+        Blocker(code="vulnerability", message="x" * 5000 + str(i), ref="r" * 500)
+        for i in range(500)
     ]
     message = slack_of(event_of(decided(blockers=blockers, blocker_total=900)))
     assert len(message["blocks"]) <= slack.MAX_BLOCKS
@@ -294,3 +303,29 @@ def test_every_format_builds_for_an_event_it_cannot_decode(format: str) -> None:
     request = build_request(decode_envelope(raw, sequence=1), format=format, delivery=delivery())  # type: ignore[arg-type]
     assert request.body
     assert request.headers["User-Agent"] == "Gatehouse-Webhooks/1.2.3"
+
+
+def readme_functions() -> dict[str, Any]:
+    text = (ROOT / "services/webhook_fanout/README.md").read_text()
+    namespace: dict[str, Any] = {}
+    for block in re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL):
+        exec(compile(block, "README.md", "exec"), namespace)
+    return namespace
+
+
+def test_the_readme_verification_examples_verify_real_deliveries() -> None:
+    examples = readme_functions()
+    now = dt.datetime.fromtimestamp(time.time(), dt.UTC)
+    event = event_of(decided())
+    standard = build_request(
+        event, format="standard", delivery=delivery(keys=SigningKeys(NEW, OLD), at=now)
+    )
+    assert examples["verify_standard"](standard.body, standard.headers, OLD.text)["type"] == (
+        "release.decided"
+    )
+    with pytest.raises(WebhookVerificationError):
+        examples["verify_standard"](standard.body + b" ", standard.headers, NEW.text)
+    orbital = build_request(event, format="orbitalreg", delivery=delivery(keys=SigningKeys(NEW)))
+    header = orbital.headers["X-Orbitalreg-Signature"]
+    assert examples["verify_orbitalreg"](orbital.body, header, NEW.text)
+    assert not examples["verify_orbitalreg"](orbital.body, header, OLD.text)

@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contracts.envelope import Envelope, Event, decode_envelope, decode_event, encode_envelope, registry
+from contracts.envelope import (
+    Envelope,
+    Event,
+    decode_envelope,
+    decode_event,
+    encode_envelope,
+    registry,
+)
 from services.webhook_fanout.domain.errors import InvalidEventPattern
 from services.webhook_fanout.domain.matching import (
     MAX_PATTERNS,
@@ -110,7 +117,12 @@ def test_pattern_lists_are_deduplicated_bounded_and_not_empty() -> None:
     [
         ("finding.created", {"project_id": "p1"}, "finding:f", EventProject(project_id="p1")),
         ("commit.verified", {"repo": "acme/web"}, "commit:x", EventProject(repo="acme/web")),
-        ("release.decided", {"repo": "acme/web", "project_id": "p1"}, "r:1", EventProject(project_id="p1", repo="acme/web")),
+        (
+            "release.decided",
+            {"repo": "acme/web", "project_id": "p1"},
+            "r:1",
+            EventProject(project_id="p1", repo="acme/web"),
+        ),
         ("project.updated", {}, "project:p7", EventProject(project_id="p7")),
         ("artifact.uploaded", {"project_id": 12}, "artifact:x", EventProject()),
         ("quota.exceeded", None, "quota:1", EventProject()),
@@ -130,7 +142,9 @@ def test_project_of_a_decoded_catalog_event() -> None:
     payload = FindingThresholdExceeded(
         finding_id="f", scan_id="s", project_id="p2", vulnerability_id="v", epss=0.9, threshold=0.5
     )
-    envelope = make_envelope(payload, source="scanner", aggregate="finding:f", actor="system", occurred_at=AT)
+    envelope = make_envelope(
+        payload, source="scanner", aggregate="finding:f", actor="system", occurred_at=AT
+    )
     event = decode_event(encode_envelope(envelope), sequence=3)
     assert project_of(event) == EventProject(project_id="p2")
 

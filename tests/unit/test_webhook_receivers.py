@@ -13,15 +13,28 @@ from services.webhook_fanout.domain.receivers import MAX_URL_CHARS, ReceiverUrl,
     [
         (
             "https://Hooks.Example.com/in?x=1",
-            ReceiverUrl(url="https://Hooks.Example.com/in?x=1", scheme="https", host="hooks.example.com", port=443),
+            ReceiverUrl(
+                url="https://Hooks.Example.com/in?x=1",
+                scheme="https",
+                host="hooks.example.com",
+                port=443,
+            ),
         ),
         (
             "HTTP://example.com:8080",
-            ReceiverUrl(url="HTTP://example.com:8080", scheme="http", host="example.com", port=8080),
+            ReceiverUrl(
+                url="HTTP://example.com:8080", scheme="http", host="example.com", port=8080
+            ),
         ),
         (
             "http://127.0.0.1:9000/hook",
-            ReceiverUrl(url="http://127.0.0.1:9000/hook", scheme="http", host="127.0.0.1", port=9000, address="127.0.0.1"),
+            ReceiverUrl(
+                url="http://127.0.0.1:9000/hook",
+                scheme="http",
+                host="127.0.0.1",
+                port=9000,
+                address="127.0.0.1",
+            ),
         ),
         (
             "http://[::1]/",
@@ -29,7 +42,12 @@ from services.webhook_fanout.domain.receivers import MAX_URL_CHARS, ReceiverUrl,
         ),
         (
             "https://xn--bcher-kva.example/",
-            ReceiverUrl(url="https://xn--bcher-kva.example/", scheme="https", host="xn--bcher-kva.example", port=443),
+            ReceiverUrl(
+                url="https://xn--bcher-kva.example/",
+                scheme="https",
+                host="xn--bcher-kva.example",
+                port=443,
+            ),
         ),
     ],
 )

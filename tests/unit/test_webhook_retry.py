@@ -32,7 +32,16 @@ MIDDLE = 0.5  # no jitter
 
 def test_the_schedule_is_standard_webhooks() -> None:
     assert [int(d.total_seconds()) for d in SCHEDULE] == [
-        0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400,
+        0,
+        5,
+        300,
+        1800,
+        7200,
+        18000,
+        36000,
+        50400,
+        72000,
+        86400,
     ]
     assert MAX_ATTEMPTS == 10
 
@@ -76,12 +85,18 @@ def test_a_failing_delivery_walks_the_schedule_then_is_dead_lettered() -> None:
 
 def test_success_and_gone_end_the_delivery_at_any_attempt() -> None:
     for attempt in (1, 5, MAX_ATTEMPTS):
-        assert after_attempt(
-            AttemptOutcome(status=201), attempt=attempt, finished_at=T0, random_unit=0.1
-        ) == Delivered()
-        assert after_attempt(
-            AttemptOutcome(status=410), attempt=attempt, finished_at=T0, random_unit=0.1
-        ) == Gone()
+        assert (
+            after_attempt(
+                AttemptOutcome(status=201), attempt=attempt, finished_at=T0, random_unit=0.1
+            )
+            == Delivered()
+        )
+        assert (
+            after_attempt(
+                AttemptOutcome(status=410), attempt=attempt, finished_at=T0, random_unit=0.1
+            )
+            == Gone()
+        )
 
 
 @given(attempt=st.integers(min_value=2, max_value=MAX_ATTEMPTS), unit=st.floats(0.0, 0.9999999))
@@ -130,7 +145,10 @@ def test_retry_after_is_read_as_seconds_or_an_http_date_and_capped(
 
 def test_retry_after_only_ever_delays_the_next_attempt() -> None:
     later = after_attempt(
-        AttemptOutcome(status=503, retry_after="3600"), attempt=2, finished_at=T0, random_unit=MIDDLE
+        AttemptOutcome(status=503, retry_after="3600"),
+        attempt=2,
+        finished_at=T0,
+        random_unit=MIDDLE,
     )
     assert later == Retry(attempt=3, at=T0 + dt.timedelta(hours=1))
     sooner = after_attempt(

@@ -39,7 +39,10 @@ def now_headers(signature: str, *, msg_id: str, timestamp: int) -> dict[str, str
 
 
 def _flip_every(header: str) -> str:
-    return " ".join(entry[:-4] + ("AAA=" if not entry.endswith("AAA=") else "BBB=") for entry in header.split(" "))
+    return " ".join(
+        entry[:-4] + ("AAA=" if not entry.endswith("AAA=") else "BBB=")
+        for entry in header.split(" ")
+    )
 
 
 def test_the_spec_example_signature() -> None:
@@ -58,7 +61,9 @@ def test_the_spec_example_signature() -> None:
 def test_the_reference_verifier_accepts_our_signatures(secrets: list) -> None:
     timestamp = int(time.time())
     msg_id = "0f6a3c1e-8f33-4b8e-9a54-1d7c1a9d0e11"
-    headers = now_headers(sign(msg_id, timestamp, BODY, secrets), msg_id=msg_id, timestamp=timestamp)
+    headers = now_headers(
+        sign(msg_id, timestamp, BODY, secrets), msg_id=msg_id, timestamp=timestamp
+    )
     for secret in secrets:
         assert Webhook(secret.text).verify(BODY, headers) == {
             "type": "release.decided",
@@ -85,7 +90,9 @@ def test_a_rotating_signature_lists_newest_first_space_separated() -> None:
 )
 def test_the_reference_verifier_rejects_tampered_deliveries(tamper) -> None:  # type: ignore[no-untyped-def]
     timestamp = int(time.time())
-    headers = now_headers(sign("msg_1", timestamp, BODY, [NEW, OLD]), msg_id="msg_1", timestamp=timestamp)
+    headers = now_headers(
+        sign("msg_1", timestamp, BODY, [NEW, OLD]), msg_id="msg_1", timestamp=timestamp
+    )
     body, bad = tamper(BODY, headers)
     with pytest.raises(WebhookVerificationError):
         Webhook(NEW.text).verify(body, bad)
@@ -106,11 +113,15 @@ def test_a_secret_not_in_the_rotation_is_rejected() -> None:
     msg_id=st.from_regex(r"[A-Za-z0-9_-]{1,40}", fullmatch=True),
     offset=st.integers(min_value=-299, max_value=299),
 )
-def test_our_verifier_accepts_what_we_sign(body: bytes, key: bytes, msg_id: str, offset: int) -> None:
+def test_our_verifier_accepts_what_we_sign(
+    body: bytes, key: bytes, msg_id: str, offset: int
+) -> None:
     secret = generate_secret(key)
     now = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)
     timestamp = int(now.timestamp()) + offset
-    headers = now_headers(sign(msg_id, timestamp, body, [secret]), msg_id=msg_id, timestamp=timestamp)
+    headers = now_headers(
+        sign(msg_id, timestamp, body, [secret]), msg_id=msg_id, timestamp=timestamp
+    )
     verify(body, headers, [secret], now=now)
     assert parse_secret(secret.text, scheme="standard") == secret
 
@@ -119,7 +130,9 @@ def test_verify_refuses_old_and_future_timestamps_and_missing_headers() -> None:
     now = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)
     stamp = int(now.timestamp())
     for offset, code in ((-301, "webhook_timestamp_too_old"), (301, "webhook_timestamp_too_new")):
-        headers = now_headers(sign("m", stamp + offset, BODY, [NEW]), msg_id="m", timestamp=stamp + offset)
+        headers = now_headers(
+            sign("m", stamp + offset, BODY, [NEW]), msg_id="m", timestamp=stamp + offset
+        )
         with pytest.raises(SignatureRejected) as caught:
             verify(BODY, headers, [NEW], now=now)
         assert caught.value.code == code
@@ -200,7 +213,9 @@ def test_orbitalreg_signature_is_what_an_orbitalreg_receiver_computes() -> None:
     assert caught.value.code == "webhook_headers_missing"
 
 
-def test_during_a_rotation_standard_sends_both_and_orbitalreg_the_previous_until_grace_ends() -> None:
+def test_during_a_rotation_standard_sends_both_and_orbitalreg_the_previous_until_grace_ends() -> (
+    None
+):
     until = dt.datetime(2026, 5, 2, tzinfo=dt.UTC)
     during = SigningKeys.at(
         until - dt.timedelta(seconds=1), current=NEW, previous=OLD, previous_valid_until=until

@@ -214,9 +214,7 @@ def unix_seconds(moment: dt.datetime) -> int:
 
 def _check_message_id(msg_id: str) -> None:
     if len(msg_id) > MAX_MESSAGE_ID_CHARS or not _MESSAGE_ID.fullmatch(msg_id):
-        raise ValueError(
-            "a webhook id is 1 to 256 visible ASCII characters without a full stop"
-        )
+        raise ValueError("a webhook id is 1 to 256 visible ASCII characters without a full stop")
 
 
 def _standard_digest(key: bytes, msg_id: str, timestamp: int, body: bytes) -> bytes:
@@ -278,9 +276,7 @@ def verify(
     timestamp = int(timestamp_text)
     drift = timestamp - now.timestamp()
     if drift < -tolerance.total_seconds():
-        raise SignatureRejected(
-            "webhook-timestamp is too old", code="webhook_timestamp_too_old"
-        )
+        raise SignatureRejected("webhook-timestamp is too old", code="webhook_timestamp_too_old")
     if drift > tolerance.total_seconds():
         raise SignatureRejected(
             "webhook-timestamp is in the future", code="webhook_timestamp_too_new"

@@ -88,7 +88,10 @@ def api_url(base: str, path: str, query: dict[str, str] | None = None) -> str:
 
 
 def _view(envelope: RawEnvelope, api_base_url: str) -> tuple[str, dict[str, Any]]:
-    common: dict[str, Any] = {"envelope": envelope, "catalog_url": api_url(api_base_url, "/api/v1/events/catalog")}
+    common: dict[str, Any] = {
+        "envelope": envelope,
+        "catalog_url": api_url(api_base_url, "/api/v1/events/catalog"),
+    }
     if envelope.type == ReleaseDecided.event_type and envelope.schema_version == 1:
         try:
             decided = msgspec.json.decode(envelope.data, type=ReleaseDecided)

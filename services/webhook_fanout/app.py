@@ -26,6 +26,13 @@ DEFINITION = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     description="signed webhook subscriptions and deliveries",
     setup=setup,
-    # Secrets never travel on the bus, so no replay can rebuild them.
-    unreplayable_tables=("subscription_secrets",),
+    # Secrets never travel on the bus, so no replay can rebuild them; deliveries and their
+    # attempts record how sending went (migrations/0002_deliveries.sql).
+    unreplayable_tables=(
+        "subscription_secrets",
+        "delivery_events",
+        "deliveries",
+        "delivery_attempts",
+        "subscription_health",
+    ),
 )

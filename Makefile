@@ -65,12 +65,16 @@ test: lint test-tools
 	$(BIN)/python -m contracts.generate --check
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# Debian's tools the tests run for real (ssh-keygen signs and fingerprints SSH keys), installed
-# when missing and apt-get is there; without them those assertions skip, saying why.
+# Debian's tools the tests run for real (ssh-keygen signs and fingerprints SSH keys; gpg makes the
+# README walkthrough's OpenPGP key and signs with it), installed when missing and apt-get is
+# there; without them those assertions skip, saying why.
 test-tools:
 	@command -v ssh-keygen >/dev/null || ! command -v apt-get >/dev/null || \
 		{ echo "installing openssh-client (ssh-keygen) for the tests"; \
 		  apt-get update -qq && apt-get install -y -qq openssh-client >/dev/null; }
+	@command -v gpg >/dev/null || ! command -v apt-get >/dev/null || \
+		{ echo "installing gnupg (gpg) for the tests"; \
+		  apt-get update -qq && apt-get install -y -qq gnupg >/dev/null; }
 
 fmt: install
 	$(BIN)/ruff format .

@@ -22,11 +22,12 @@ def sh_blocks(readme: Path, section: str | None = None) -> list[str]:
     return re.findall(r"```sh\n(.*?)```", text, re.S)
 
 
-def require_tools() -> None:
-    """Skip the test where the examples' tools are not installed."""
-    for tool in ("curl", "jq", "bash"):
+def require_tools(*extra: str) -> None:
+    """Skip the test where the examples' tools (curl, jq, bash and ``extra``) are not
+    installed, naming the one missing."""
+    for tool in ("curl", "jq", "bash", *extra):
         if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed")
+            pytest.skip(f"{tool} is not installed (the README's examples run it)")
 
 
 async def run_examples(

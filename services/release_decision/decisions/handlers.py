@@ -44,7 +44,7 @@ from services.release_decision.decisions.errors import (
 )
 from services.release_decision.repos import keyed
 from shared.bus import Bus
-from shared.commands import advisory_locked, publish_visible
+from shared.commands import advisory_locked, publish_visible, wait_visible
 from shared.errors import ValidationFailed
 from shared.pagination import split_page
 from shared.projection import ProjectionRunner
@@ -129,12 +129,21 @@ class DecisionHandlers:
         return await policies.policy_view(self.pool, request.project_id)
 
     async def _check_project(self, project_id: str | None) -> None:
-        if project_id is None:
+        if project_id is None or await self._project_known(project_id):
             return
-        if not await self.pool.fetchval(
-            "SELECT 1 FROM release_decision.projects WHERE id = $1", project_id
-        ):
+        # The gateway answered the project's creation before this read model applied it: a
+        # policy PUT right after POST /projects must not be a 404.
+        last = await self.bus.last_sequence_of(self.runner.projection.subjects)
+        await wait_visible(self.runner, last, settings=self.settings)
+        if not await self._project_known(project_id):
             raise ProjectNotFound(f"no project {project_id}")
+
+    async def _project_known(self, project_id: str) -> bool:
+        return bool(
+            await self.pool.fetchval(
+                "SELECT 1 FROM release_decision.projects WHERE id = $1", project_id
+            )
+        )
 
     async def _check_repo(self, repo: str, project_id: str | None) -> None:
         """An unknown repo (or one the named project does not list) is 404, as for its

@@ -64,8 +64,8 @@ def environment(infra: Infra) -> dict[str, Any]:
 
 
 async def run(params: BenchParameters, infra: Infra) -> list[report.Figure]:
-    """(a) and (c) share one gateway run; (b), (d)+(e)+(f), (g)+(h) and (i)+(j) need the
-    stream to themselves. Reported a, b, c, d, e, f, g, h, i, j."""
+    """(a) and (c) share one gateway run; (b), (d)+(e)+(f), (g)+(h) and (i)+(j)+(k) need
+    the stream to themselves. Reported a, b, c, d, e, f, g, h, i, j, k."""
     try:
         print("measuring (a) gateway reads and (c) write -> audit visibility …", flush=True)
         read, visibility = await measure_gateway(infra, params)
@@ -84,10 +84,10 @@ async def run(params: BenchParameters, infra: Infra) -> list[report.Figure]:
         gate_figures = await measure_gate(infra, params)
         print(
             "measuring (i) cold verification of 1,000 signed commits vs git log %G? with "
-            "GnuPG and (j) key upload -> backfill …",
+            "GnuPG, (j) key upload -> backfill and (k) the commits listing …",
             flush=True,
         )
-        signature_figures = await measure_signatures(infra, rounds=params.rounds)
+        signature_figures = await measure_signatures(infra, params)
     finally:
         await infra.drop_databases()
     return [read, projection, visibility, *scanner_figures, *gate_figures, *signature_figures]

@@ -26,6 +26,9 @@ Reason = Literal[
     "unknown_signature_type",
 ]
 REASONS: tuple[Reason, ...] = get_args(Reason)
+# A real signature block is a few KiB (an RSA 4096 OpenPGP signature with its armour is under
+# 1 KiB); anything past this is not parsed at all, and the commits API leaves it out.
+MAX_SIGNATURE_CHARS = 64 * 1024
 SignatureKind = Literal["openpgp", "ssh", "x509", "unknown"]
 
 

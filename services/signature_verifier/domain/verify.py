@@ -7,7 +7,12 @@ from __future__ import annotations
 from collections import defaultdict
 
 from services.signature_verifier.domain.commits import split_commit
-from services.signature_verifier.domain.model import SignedCommit, SigningKey, Verification
+from services.signature_verifier.domain.model import (
+    MAX_SIGNATURE_CHARS,
+    SignedCommit,
+    SigningKey,
+    Verification,
+)
 from services.signature_verifier.domain.openpgp import OpenPGPKey, verify_openpgp
 from services.signature_verifier.domain.ssh import SSHKey, verify_ssh
 
@@ -46,6 +51,8 @@ class KeyRing:
     def verify(self, signed: SignedCommit) -> Verification:
         if signed.signature is None:
             return Verification(reason="unsigned")
+        if len(signed.signature) > MAX_SIGNATURE_CHARS:  # never handed to pgpy or the SSH parser
+            return Verification(reason="malformed_signature")
         if signed.kind == "openpgp":
             return verify_openpgp(signed, self._openpgp)
         if signed.kind == "ssh":

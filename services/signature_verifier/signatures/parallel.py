@@ -14,10 +14,27 @@ from collections.abc import Sequence
 
 import msgspec
 import pygit2
+from cryptography.exceptions import UnsupportedAlgorithm
+from pgpy.errors import PGPError
 
 from services.signature_verifier.domain.commits import MalformedCommit, split_commit
 from services.signature_verifier.domain.model import KeyEmail, SigningKey
 from services.signature_verifier.domain.verify import KeyRing
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+# What parsing a stored key raises: the SSH parser raises ValueError (binascii.Error is one),
+# pgpy anything from its own PGPError to ValueError, IndexError, KeyError or TypeError on
+# bytes it does not understand, cryptography UnsupportedAlgorithm for an unknown curve.
+KEY_PARSE_ERRORS: tuple[type[Exception], ...] = (
+    PGPError,
+    UnsupportedAlgorithm,
+    ValueError,
+    IndexError,
+    KeyError,
+    TypeError,
+    NotImplementedError,
+)
 
 
 class Material(msgspec.Struct, frozen=True, array_like=True):
@@ -56,9 +73,15 @@ def ring_of(material: Sequence[Material]) -> KeyRing:
                     ring.add_ssh(signing, key.text)
                 else:
                     ring.add_openpgp(signing, key.text)
-            # Validated on upload; a key that no longer parses answers for nothing.
-            except Exception:
-                continue
+            # Validated on upload; a key that no longer parses (a pgpy upgrade reading it
+            # differently) answers for nothing, and says so.
+            except KEY_PARSE_ERRORS as exc:
+                log.warning(
+                    "signing_key_unparsable",
+                    key_store_id=key.key_store_id,
+                    kind=key.kind,
+                    error=type(exc).__name__,
+                )
     return ring
 
 

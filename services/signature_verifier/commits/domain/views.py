@@ -17,7 +17,7 @@ import datetime as dt
 import msgspec
 
 from contracts.rpc.signatures import GitPerson, VerificationReason, VerificationView
-from services.signature_verifier.domain.model import REASONS
+from services.signature_verifier.domain.model import MAX_SIGNATURE_CHARS, REASONS
 
 _LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
 _EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
@@ -90,9 +90,16 @@ def author_matches(needle: str, name: str, email: str) -> bool:
 def verification(signed: Signed | None, row: VerificationRow | None) -> VerificationView:
     """The ``verification`` object: the cached verdict when one is stamped (a row whose reason
     is ``unsigned`` — its key was revoked — reads as no row), the signature and payload
-    whenever the commit carries a signature."""
+    whenever the commit carries a signature — unless either is longer than
+    ``MAX_SIGNATURE_CHARS``: then both are null (the reason still says what the verifier
+    found, ``malformed_signature`` for an oversized block), so that a page of such commits
+    stays far below the bus's 1 MiB reply limit."""
     signature = signed.signature if signed else None
     payload = decode(signed.payload) if signed else None
+    if (signature is not None and len(signature) > MAX_SIGNATURE_CHARS) or (
+        payload is not None and len(payload) > MAX_SIGNATURE_CHARS
+    ):
+        signature = payload = None
     if row is None or row.reason == "unsigned" or row.reason not in REASONS:
         return VerificationView(
             verified=False,

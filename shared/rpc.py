@@ -8,8 +8,9 @@ turns back into the same :class:`GatehouseError`.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -63,6 +64,11 @@ class Endpoint(msgspec.Struct, Generic[Req, Resp], frozen=True):
     operation: str
     request_type: type[Req]
     handler: Callable[[Req, CallContext], Awaitable[Resp]]
+    # Requests of this endpoint answered at once by one process. nats-py hands a
+    # subscription's messages over one by one, so 1 (the default) answers them in order; a
+    # read-only endpoint whose handler waits on I/O (a database, a worker thread) may allow
+    # more.
+    concurrency: int = 1
 
 
 class RpcServer:
@@ -75,14 +81,19 @@ class RpcServer:
         self.description = description
         self._endpoints: list[Endpoint[Any, Any]] = []
         self._service: Service | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     def add(
         self,
         operation: str,
         request_type: type[Req],
         handler: Callable[[Req, CallContext], Awaitable[Resp]],
+        *,
+        concurrency: int = 1,
     ) -> None:
-        self._endpoints.append(Endpoint(operation, request_type, handler))
+        if concurrency < 1:
+            raise ValueError("an endpoint answers at least one request at a time")
+        self._endpoints.append(Endpoint(operation, request_type, handler, concurrency))
 
     async def start(self) -> None:
         self._service = await nats.micro.add_service(
@@ -99,7 +110,7 @@ class RpcServer:
                 EndpointConfig(
                     name=endpoint.operation.replace(".", "_"),
                     subject=subject(self.service_name, endpoint.operation),
-                    handler=self._wrap(endpoint),
+                    handler=self._concurrent(endpoint.concurrency, self._wrap(endpoint)),
                 )
             )
         # SUB is fire-and-forget: without the PING/PONG round trip a request sent the moment
@@ -111,8 +122,33 @@ class RpcServer:
         if self._service is not None:
             await self._service.stop()
             self._service = None
+        if self._in_flight:  # answer what was accepted before stopping
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
 
-    def _wrap(self, endpoint: Endpoint[Any, Any]) -> Callable[[Request], Awaitable[None]]:
+    def _concurrent(
+        self, limit: int, handle: Callable[[Request], Coroutine[Any, Any, None]]
+    ) -> Callable[[Request], Awaitable[None]]:
+        """``handle`` as is (limit 1), or started as a task once fewer than ``limit`` of this
+        endpoint's requests are in flight: the subscription waits for a free slot, so the
+        backlog stays in NATS, not in memory."""
+        if limit == 1:
+            return handle
+        slots = asyncio.Semaphore(limit)
+
+        async def dispatch(request: Request) -> None:
+            await slots.acquire()
+            task = asyncio.create_task(handle(request))
+            self._in_flight.add(task)
+
+            def done(finished: asyncio.Task[None]) -> None:
+                self._in_flight.discard(finished)
+                slots.release()
+
+            task.add_done_callback(done)
+
+        return dispatch
+
+    def _wrap(self, endpoint: Endpoint[Any, Any]) -> Callable[[Request], Coroutine[Any, Any, None]]:
         decoder = msgspec.json.Decoder(endpoint.request_type)
 
         async def handle(request: Request) -> None:

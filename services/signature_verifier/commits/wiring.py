@@ -8,8 +8,16 @@ from contracts.rpc import signatures as rpc
 from services.signature_verifier.commits.handlers import CommitsHandlers
 from shared.service import Runtime
 
+READ_CONCURRENCY = 16
+
 
 async def setup(runtime: Runtime) -> None:
     handlers = CommitsHandlers(pool=runtime.pool, settings=runtime.settings)
-    runtime.rpc.add(rpc.COMMITS_LIST, rpc.CommitsListRequest, handlers.list)
-    runtime.rpc.add(rpc.COMMIT_GET, rpc.CommitGetRequest, handlers.get)
+    # Read-only, and each request waits on the database and a git thread: answering several
+    # at once keeps both busy (one at a time, a page's round trips were the ceiling).
+    runtime.rpc.add(
+        rpc.COMMITS_LIST, rpc.CommitsListRequest, handlers.list, concurrency=READ_CONCURRENCY
+    )
+    runtime.rpc.add(
+        rpc.COMMIT_GET, rpc.CommitGetRequest, handlers.get, concurrency=READ_CONCURRENCY
+    )

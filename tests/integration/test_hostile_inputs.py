@@ -135,6 +135,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/users/{login}/gpg_keys"): {"armored_public_key": "k", "name": "n"},
     ("POST", "/api/v1/user/ssh_signing_keys"): {"key": "k", "title": "t"},
     ("POST", "/api/v1/users/{login}/ssh_signing_keys"): {"key": "k", "title": "t"},
+    ("PUT", "/api/v1/repos/{owner}/{repo}/git"): {
+        "clone_url": "https://example.org/acme/sweep.git",
+        "default_branch": "main",
+        "credential": "ci-token",
+    },
 }
 # Required query parameters (the hostile value replaces one of them or comes beside them).
 QUERIES: dict[str, dict[str, str]] = {
@@ -150,6 +155,8 @@ PATH_VALUES = {
     "env": "staging",
     "login": "sweeper",
     "email": "a@example.org",
+    "owner": "acme",
+    "repo": "sweep",
 }
 
 

@@ -9,6 +9,8 @@ import uuid
 from aiohttp import web
 from standardwebhooks import Webhook
 
+from contracts.rpc import webhooks as rpc
+from shared.rpc import CallContext, call
 from tests.conftest import StartService
 from tests.integration.release_candidates_support import events_of
 from tests.integration.test_gateway_support import stream_count
@@ -289,3 +291,30 @@ async def test_bad_input_is_refused_precisely_and_publishes_nothing(
             assert (reply.status, reply.code) == (status, code), (path, reply.body)
             assert reply.headers["Content-Type"].startswith("application/problem+json")
         assert await stream_count(api.runtime) == before
+
+
+async def test_a_rerun_command_answers_as_the_first_and_publishes_nothing_more(
+    start_service: StartService,
+) -> None:
+    """The owner's side of Idempotency-Key: a re-run after the gateway lost the answer
+    carries the same command id and must not queue or publish a second time."""
+    async with deliveries_stack(start_service) as stack:
+        hook, _ = await seed_subscription(stack, "http://127.0.0.1:9/hook")
+        event = await seed_event(stack, "release.decided", occurred_at=ago(30))
+        await seed_delivery(stack, hook, event, status="dead", created_at=ago(30))
+        ctx = CallContext(request_id="r1", actor="apikey:k", command_id=str(uuid.uuid4()))
+        request = rpc.ReplayRequest(id=hook, since=ago(40), until=ago(10))
+        replies = [
+            await call(
+                stack.fanout.bus,
+                rpc.SERVICE,
+                rpc.WEBHOOK_REPLAY,
+                request,
+                rpc.ReplayReply,
+                ctx=ctx,
+                timeout=10,
+            )
+            for _ in range(2)
+        ]
+        assert [r.queued for r in replies] == [1, 1]
+        assert len(await events_of(stack.fanout, "webhook.redelivery-requested")) == 1

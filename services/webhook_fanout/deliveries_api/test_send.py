@@ -28,7 +28,12 @@ from contracts.rpc.webhooks import WebhookTestReply
 from services.webhook_fanout.deliveries_api.queue import delivery_id_for
 from services.webhook_fanout.domain.formats import Delivery, WebhookFormat, build_request
 from services.webhook_fanout.domain.receivers import check_receiver_url
-from services.webhook_fanout.domain.signing import SigningKeys, WebhookSecret, parse_secret
+from services.webhook_fanout.domain.signing import (
+    SecretScheme,
+    SigningKeys,
+    WebhookSecret,
+    parse_secret,
+)
 from shared.errors import GatehouseError
 from shared.outbound import IPNetwork, OutboundRefused, check_addresses, literal_address, resolve
 from shared.service import VERSION
@@ -102,7 +107,7 @@ async def keys_of(conn: asyncpg.Connection, sub: asyncpg.Record, now: dt.datetim
         sub["id"],
         sub["secret_version"],
     )
-    scheme = "standard" if sub["format"] in _SIGNED_WITH_WHSEC else "orbitalreg"
+    scheme: SecretScheme = "standard" if sub["format"] in _SIGNED_WITH_WHSEC else "orbitalreg"
     by_version: dict[int, WebhookSecret] = {
         row["version"]: parse_secret(row["secret"], scheme=scheme) for row in rows
     }

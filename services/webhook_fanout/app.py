@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.webhook_fanout.deliveries import wiring as deliveries
+from services.webhook_fanout.deliveries_api import wiring as deliveries_api
 from services.webhook_fanout.subscriptions import wiring as subscriptions
 from services.webhook_fanout.workflows import wiring as workflows
 from shared.service import Runtime, ServiceDefinition
@@ -17,6 +18,7 @@ from shared.service import Runtime, ServiceDefinition
 async def setup(runtime: Runtime) -> None:
     await subscriptions.setup(runtime)
     await deliveries.setup(runtime)
+    await deliveries_api.setup(runtime)
     await workflows.setup(runtime)
 
 

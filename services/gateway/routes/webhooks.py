@@ -176,8 +176,7 @@ ROUTES: list[Route] = [
         path=_ONE,
         handler=get_webhook,
         roles=ADMIN_ONLY,
-        summary="A webhook subscription (never its secret), with its ETag; 404 "
-        "webhook_not_found",
+        summary="A webhook subscription (never its secret), with its ETag; 404 webhook_not_found",
         tag=_TAG,
         response=rpc.WebhookView,
         errors=_ERRORS,

@@ -1,9 +1,9 @@
 """The one check of every outbound connection Gatehouse makes: which URLs it may open and
 which addresses their hosts may resolve to.
 
-A URL given by a user (a git mirror's ``clone_url``) could otherwise make the server reach
-its own loopback services, the private network behind it or a cloud's metadata endpoint
-(server-side request forgery). So:
+A URL given by a user (a git mirror's ``clone_url``, a webhook receiver's ``url``) could
+otherwise make the server reach its own loopback services, the private network behind it
+or a cloud's metadata endpoint (server-side request forgery). So:
 
 * git clone URLs: ``https://``, ``ssh://`` and scp-like ``user@host:path`` only; ``file://``
   and local absolute paths only when ``git_allow_file_urls``; ``http://`` and every other
@@ -13,11 +13,13 @@ its own loopback services, the private network behind it or a cloud's metadata e
   private, link-local, multicast, unspecified, reserved, shared (CGNAT) and the cloud
   metadata addresses are refused unless inside ``outbound_allow_cidrs``. Numeric host
   spellings that the C resolver reads as IPv4 (``2130706433``, ``0x7f.1``, ``0177.0.0.1``)
-  are read the same way here, and IPv4-mapped IPv6 addresses are judged by their IPv4.
+  are read the same way here, and IPv4-mapped IPv6 addresses are judged by their IPv4;
+* receiver URLs (webhooks, workflow triggers): ``http://`` and ``https://`` only, a host, no
+  credentials; the same address rules (:func:`check_receiver_url`).
 
-The parsing and address rules are pure; :func:`check_clone_url` adds the resolution (in
-the resolver's thread pool). Checked again right before each connection, because a name
-may resolve elsewhere by then (DNS rebinding).
+The parsing and address rules are pure; :func:`check_clone_url` and
+:func:`check_receiver_url` add the resolution (in the resolver's thread pool). Checked again
+right before each connection, because a name may resolve elsewhere by then (DNS rebinding).
 """
 
 from __future__ import annotations
@@ -312,33 +314,53 @@ def _file(path: str, *, allow_file: bool) -> CloneUrl:
 
 
 def check_addresses(
-    host: str, addresses: Iterable[IPAddress], allowed: Sequence[IPNetwork]
+    host: str,
+    addresses: Iterable[IPAddress],
+    allowed: Sequence[IPNetwork],
+    *,
+    field: str = "$.clone_url",
+    refusal: type[OutboundRefused] = OutboundRefused,
 ) -> None:
     """Every address ``host`` resolved to must be allowed (one bad one refuses it all:
     the connection may pick any)."""
     found = list(addresses)
     if not found:
-        raise OutboundRefused(f"{host} resolves to no address", reason="unresolvable")
+        raise refusal(f"{host} resolves to no address", reason="unresolvable", field=field)
     for address in found:
         why = refused_because(address, allowed)
         if why is not None:
-            raise OutboundRefused(
+            raise refusal(
                 f"{host} resolves to {address}, {why}; allow it with "
                 "GATEHOUSE_OUTBOUND_ALLOW_CIDRS if it is meant",
                 reason="address",
+                field=field,
             )
 
 
-async def resolve(host: str, port: int | None) -> list[IPAddress]:
-    """The addresses of ``host`` (getaddrinfo in the loop's executor)."""
+async def resolve(
+    host: str,
+    port: int | None,
+    *,
+    timeout: float | None = None,  # noqa: ASYNC109 - bounds a resolver that does not answer
+    field: str = "$.clone_url",
+) -> list[IPAddress]:
+    """The addresses of ``host`` (getaddrinfo in the loop's executor; ``timeout`` bounds a
+    resolver that does not answer)."""
     literal = literal_address(host)
     if literal is not None:
         return [literal]
     loop = asyncio.get_running_loop()
     try:
-        infos = await loop.getaddrinfo(host, port or 443, type=socket.SOCK_STREAM)
+        async with asyncio.timeout(timeout):
+            infos = await loop.getaddrinfo(host, port or 443, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise OutboundRefused(f"{host} does not resolve: {exc}", reason="unresolvable") from None
+        raise OutboundRefused(
+            f"{host} does not resolve: {exc}", reason="unresolvable", field=field
+        ) from None
+    except TimeoutError:
+        raise OutboundRefused(
+            f"{host} did not resolve within {timeout:g}s", reason="unresolvable", field=field
+        ) from None
     out: list[IPAddress] = []
     for info in infos:
         sockaddr = info[4]
@@ -354,3 +376,85 @@ async def check_clone_url(url: str, settings: Settings) -> CloneUrl:
         allowed = parse_cidrs(settings.outbound_allow_cidrs)
         check_addresses(target.host, await resolve(target.host, target.port), allowed)
     return target
+
+
+# ---- receiver URLs (webhooks, workflow triggers) ---------------------------------------------
+class ReceiverUrlRefused(OutboundRefused):
+    """A receiver URL Gatehouse will not deliver to; ``reason`` says which rule."""
+
+    code, title = "receiver_url_refused", "The receiver URL is not allowed"
+
+
+# A receiver that does not resolve within this is refused (a request waits for it).
+RECEIVER_RESOLVE_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReceiverTarget:
+    """Where a receiver URL leads: its host, port and the addresses it resolved to (all
+    allowed)."""
+
+    scheme: Literal["http", "https"]
+    host: str
+    port: int
+    addresses: tuple[IPAddress, ...]
+
+
+def parse_receiver_url(url: str, *, field: str = "$.url") -> tuple[str, str, int]:
+    """``(scheme, host, port)`` of an ``http(s)://`` URL without credentials
+    (:class:`ReceiverUrlRefused` otherwise). Finer shape rules belong to the caller's
+    domain (webhook_fanout's ``domain/receivers.py``); these are the ones no outbound
+    request may skip."""
+    if not url or any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+        raise ReceiverUrlRefused(
+            "the URL is empty or contains spaces or control characters",
+            reason="malformed",
+            field=field,
+        )
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ReceiverUrlRefused(
+            f"the URL does not parse: {exc}", reason="malformed", field=field
+        ) from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise ReceiverUrlRefused(
+            f"the scheme {scheme[:20]!r} is not allowed: use http:// or https://",
+            reason="scheme",
+            field=field,
+        )
+    if "@" in parts.netloc:
+        raise ReceiverUrlRefused(
+            "credentials in the URL are not allowed", reason="credentials_in_url", field=field
+        )
+    host = parts.hostname or ""
+    if not host:
+        raise ReceiverUrlRefused("the URL names no host", reason="malformed", field=field)
+    return scheme, host.lower(), port or (443 if scheme == "https" else 80)
+
+
+async def check_receiver_url(
+    url: str,
+    settings: Settings,
+    *,
+    field: str = "$.url",
+    timeout: float = RECEIVER_RESOLVE_TIMEOUT,  # noqa: ASYNC109 - bounds the resolver
+) -> ReceiverTarget:
+    """``url`` parsed, its host resolved and every address allowed (the rules of the module:
+    loopback, private, link-local, metadata … refused unless in ``outbound_allow_cidrs``).
+    Call it when a receiver is configured and again before each connection."""
+    scheme, host, port = parse_receiver_url(url, field=field)
+    allowed = parse_cidrs(settings.outbound_allow_cidrs)
+    try:
+        addresses = await resolve(host, port, timeout=timeout, field=field)
+    except OutboundRefused as exc:
+        raise ReceiverUrlRefused(exc.detail, reason=exc.reason, field=field) from None
+    check_addresses(host, addresses, allowed, field=field, refusal=ReceiverUrlRefused)
+    return ReceiverTarget(
+        scheme="https" if scheme == "https" else "http",
+        host=host,
+        port=port,
+        addresses=tuple(addresses),
+    )

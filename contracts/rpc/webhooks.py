@@ -37,8 +37,18 @@ DELIVERY_GET = "delivery_get"
 DELIVERY_REDELIVER = "delivery_redeliver"
 WEBHOOK_REPLAY = "webhook_replay"
 
-# A Standard Webhooks secret: `whsec_` and base64 of 24 to 64 random bytes.
-Secret = Annotated[str, msgspec.Meta(pattern=r"^whsec_[A-Za-z0-9+/]{32,88}={0,2}$")]
+# A Standard Webhooks secret (`whsec_` and base64 of 24 to 64 random bytes) or, for an
+# `orbitalreg` subscription, the secret its receiver already uses (16 to 256 visible ASCII
+# characters). The fan-out checks which (422 invalid_webhook_secret, saying what is wrong).
+Secret = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=16,
+        max_length=256,
+        description="whsec_<base64 of 24 to 64 bytes>; orbitalreg also takes 16 to 256 visible"
+        " ASCII characters",
+    ),
+]
 # How long the previous secret keeps signing after a rotation (Svix: 24 h).
 ROTATION_GRACE_DEFAULT = dt.timedelta(hours=24)
 DeliveryStatus = Literal["pending", "delivering", "succeeded", "retrying", "dead", "cancelled"]
@@ -92,6 +102,8 @@ class WebhookRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """``GET``/``DELETE …/{id}``, ``POST …/{id}/test``."""
 
     id: WebhookId
+    # DELETE: revisions the caller accepts (from If-Match: "v<n>"); None: any.
+    if_match: list[int] | None = None
 
 
 class WebhookUpdateRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -139,7 +151,9 @@ class WebhookSecretReply(msgspec.Struct, frozen=True, kw_only=True):
     """The creation's and a rotation's answer: the view and the secret, shown this once."""
 
     webhook: WebhookView
-    secret: str
+    # Null only on an Idempotency-Key replay (and a retry that finds the first attempt's
+    # write): the secret is shown once, to the first answer; rotate it when it was lost.
+    secret: str | None
 
 
 class WebhookPage(msgspec.Struct, frozen=True, kw_only=True):

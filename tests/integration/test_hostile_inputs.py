@@ -136,9 +136,28 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/user/ssh_signing_keys"): {"key": "k", "title": "t"},
     ("POST", "/api/v1/users/{login}/ssh_signing_keys"): {"key": "k", "title": "t"},
     ("PUT", "/api/v1/repos/{owner}/{repo}/git"): {
-        "clone_url": "https://example.org/acme/sweep.git",
+        "clone_url": "https://93.184.216.34/a.git",
         "default_branch": "main",
-        "credential": "ci-token",
+        "credential": "c",
+    },
+    ("POST", "/api/admin/webhooks"): {
+        "url": "https://93.184.216.34/hook",
+        "events": ["release.decided"],
+        "project": "sweep",
+        "description": "d",
+        "format": "standard",
+        "secret": "whsec_" + "QUJD" * 11,
+    },
+    ("PATCH", "/api/admin/webhooks/{id}"): {
+        "url": "https://93.184.216.34/hook",
+        "events": ["release.decided"],
+        "project": "sweep",
+        "description": "d",
+        "format": "standard",
+    },
+    ("POST", "/api/admin/webhooks/{id}/rotate-secret"): {
+        "grace_seconds": 60,
+        "secret": "whsec_" + "QUJD" * 11,
     },
 }
 # Required query parameters (the hostile value replaces one of them or comes beside them).
@@ -349,6 +368,7 @@ async def test_every_route_refuses_what_no_consumer_can_store(
     )
     await start_service("scanner", max_upload_bytes=UPLOAD_LIMIT)
     await start_service("signature-verifier")
+    await start_service("webhook-fanout")
     async with gateway_api(
         start_service, max_body_bytes=BODY_LIMIT, max_upload_bytes=UPLOAD_LIMIT
     ) as api:

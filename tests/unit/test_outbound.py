@@ -9,13 +9,16 @@ import pytest
 
 from shared.outbound import (
     OutboundRefused,
+    ReceiverUrlRefused,
     check_addresses,
     check_clone_url,
+    check_receiver_url,
     literal_address,
     numeric_ipv4,
     parse_cidrs,
     parse_clone_url,
     parse_credentials,
+    parse_receiver_url,
     refused_because,
 )
 from shared.settings import Settings
@@ -215,3 +218,58 @@ def test_credentials_parse_both_forms_and_never_quote_tokens() -> None:
         with pytest.raises(ValueError) as caught:
             parse_credentials(bad)
         assert "ghp_secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("ftp://example.com/h", "scheme"),
+        ("file:///etc/passwd", "scheme"),
+        ("javascript:alert(1)", "scheme"),
+        ("https://user:pw@example.com/h", "credentials_in_url"),
+        ("https://token@example.com/h", "credentials_in_url"),
+        ("https:///h", "malformed"),
+        ("https://example.com/a b", "malformed"),
+        ("https://example.com:99999/h", "malformed"),
+        ("", "malformed"),
+    ],
+)
+def test_receiver_urls_refused_say_why(url: str, reason: str) -> None:
+    with pytest.raises(ReceiverUrlRefused) as caught:
+        parse_receiver_url(url)
+    assert caught.value.reason == reason and caught.value.code == "receiver_url_refused"
+    assert caught.value.extra["errors"][0]["field"] == "$.url"
+    assert "pw" not in caught.value.detail
+
+
+def test_receiver_urls_understood() -> None:
+    assert parse_receiver_url("HTTPS://Hooks.Example.com/x") == ("https", "hooks.example.com", 443)
+    assert parse_receiver_url("http://[2606:4700::1111]:8080/") == ("http", "2606:4700::1111", 8080)
+
+
+async def test_receiver_check_resolves_the_host_with_the_shared_address_rules() -> None:
+    settings = Settings()
+    for url in (
+        "http://127.0.0.1/h",
+        "http://localhost:8080/h",
+        "http://[::1]/h",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.0.0.7/h",
+        "http://2130706433/h",
+    ):
+        with pytest.raises(ReceiverUrlRefused) as caught:
+            await check_receiver_url(url, settings)
+        assert caught.value.reason == "address", url
+    with pytest.raises(ReceiverUrlRefused) as caught:
+        await check_receiver_url("https://no-such-host.invalid/h", settings, field="$.workflow_url")
+    assert caught.value.reason == "unresolvable"
+    assert caught.value.extra["errors"][0]["field"] == "$.workflow_url"
+    allowed = settings.with_(outbound_allow_cidrs="127.0.0.0/8")
+    target = await check_receiver_url("http://127.0.0.1:9/h", allowed)
+    assert (target.host, target.port, [str(a) for a in target.addresses]) == (
+        "127.0.0.1",
+        9,
+        ["127.0.0.1"],
+    )
+    public = await check_receiver_url("https://93.184.216.34/h", settings)
+    assert public.scheme == "https" and public.port == 443

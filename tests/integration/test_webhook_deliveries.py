@@ -267,9 +267,7 @@ async def test_refused_addresses_are_refused_at_delivery(
         [event] = await publish_projects(fanout.bus, 1)
 
         async def tried() -> bool:
-            return all(
-                [await attempts_of(settings, delivery_id(s, event.id)) for s in (meta, six)]
-            )
+            return all([await attempts_of(settings, delivery_id(s, event.id)) for s in (meta, six)])
 
         await wait_until(tried)
         for s, words in ((meta, "a cloud metadata address"), (six, "a loopback address")):
@@ -284,9 +282,7 @@ async def test_refused_addresses_are_refused_at_delivery(
         client = DeliveryClient(settings.with_(outbound_allow_cidrs=""))
         await client.open()
         try:
-            result = await client.post(
-                f"http://localhost:{rec.port}/named", headers={}, body=b"{}"
-            )
+            result = await client.post(f"http://localhost:{rec.port}/named", headers={}, body=b"{}")
         finally:
             await client.close()
         assert result.outcome.error == "refused_address"
@@ -302,9 +298,7 @@ async def _has(rec: object, path: str) -> bool:
 async def test_send_test_and_replay(start_service: StartService, settings: Settings) -> None:
     fanout = await start_service("webhook-fanout", **FANOUT_SETTINGS)
     async with receiver() as rec:
-        sid, secret = await subscribe(
-            fanout.bus, settings, url=rec.url("t"), events=["project.*"]
-        )
+        sid, secret = await subscribe(fanout.bus, settings, url=rec.url("t"), events=["project.*"])
         status, latency, error, test_id = await operations.send_test(fanout, sid)
         assert (status, error) == (200, None) and latency is not None
         got = rec.at("t")[0]

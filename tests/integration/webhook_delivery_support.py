@@ -127,9 +127,7 @@ async def subscribe(
             text,
         )
         envelope, seq = await bus.publish(
-            WebhookCreated(
-                id=sid, url=url, events=events, format=format, project_id=project_id
-            ),  # type: ignore[arg-type]
+            WebhookCreated(id=sid, url=url, events=events, format=format, project_id=project_id),  # type: ignore[arg-type]
             aggregate=f"webhook:{sid}",
             actor="apikey:test",
         )

@@ -133,6 +133,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     git_credentials: str = ""
     # A fetch taking longer than this fails (the old mirror is kept).
     git_fetch_timeout_seconds: Seconds = 600.0
+    # Webhook deliveries: every wait of the retry schedule (Retry-After included) is
+    # multiplied by this (tests: 0.001 makes the three-day schedule a few minutes' worth of
+    # milliseconds; 1: the schedule as documented).
+    webhook_retry_schedule_scale: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 1.0
+    # A sender's claim on a delivery: another replica takes over this long after the last
+    # renewal of a sender that died (renewed every third of it while sending).
+    webhook_lease_seconds: Seconds = 60.0
+    # Subscriptions one sender delivers to at once (each strictly in order), and open
+    # connections per receiver host:port.
+    webhook_max_in_flight: AtLeastOne = 256
+    webhook_per_host_limit: AtLeastOne = 32
 
     def __post_init__(self) -> None:
         if self.db_pool_min > self.db_pool_max:

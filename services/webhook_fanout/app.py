@@ -36,5 +36,6 @@ DEFINITION = ServiceDefinition(
         "deliveries",
         "delivery_attempts",
         "subscription_health",
+        "delivery_intake",
     ),
 )

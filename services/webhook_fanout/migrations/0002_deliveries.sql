@@ -28,6 +28,8 @@ CREATE TABLE deliveries (
     -- Attempts of the current series (a redelivery starts a new series; attempts keep
     -- their numbers across series in delivery_attempts).
     attempts integer NOT NULL DEFAULT 0,
+    -- Attempts of every series: the number the next attempt is recorded under.
+    attempts_total integer NOT NULL DEFAULT 0,
     next_attempt_at timestamptz,
     created_at timestamptz NOT NULL,
     finished_at timestamptz,
@@ -38,6 +40,11 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_open ON deliveries (subscription_id, stream_seq)
     WHERE status IN ('pending', 'delivering', 'retrying');
+-- The sender's timer: when the next retry is due.
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at)
+    WHERE status IN ('pending', 'delivering', 'retrying');
+-- Leases of deliveries being sent: when a dead sender's run can be taken over.
+CREATE INDEX deliveries_leased ON deliveries (lease_until) WHERE status = 'delivering';
 CREATE INDEX deliveries_listing ON deliveries (subscription_id, created_at DESC, id);
 
 CREATE TABLE delivery_attempts (
@@ -60,5 +67,17 @@ CREATE TABLE subscription_health (
     subscription_id text PRIMARY KEY,
     failing_since timestamptz,
     last_success_at timestamptz,
-    last_failure_at timestamptz
+    last_failure_at timestamptz,
+    -- The subscription revision at which the sender disabled it (410, or failing too long):
+    -- nothing more is sent or queued until the subscription changes (its webhook.disabled
+    -- is applied, or it is enabled again).
+    disabled_revision integer
+);
+
+-- The highest stream sequence the intake ever applied, kept across a replay of the intake
+-- (which resets only its checkpoint): a replay re-reads old events but queues nothing for
+-- them, so widening a subscription's patterns never sends it old events.
+CREATE TABLE delivery_intake (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    high_water bigint NOT NULL
 );

@@ -1,0 +1,416 @@
+"""The sender: sends queued deliveries, in stream order per subscription, many subscriptions
+at once.
+
+* **Claims.** One query leases, for every subscription this sender is not already sending
+  to, its oldest open delivery and the due ones right behind it (a *run*), if that oldest
+  one is due and not leased (``store.claim``; ``FOR UPDATE SKIP LOCKED``, never a hole in a
+  run). So only the head of a subscription's queue is ever in flight, across replicas too.
+* **Runs.** A task per subscription sends its run one delivery after the other and stops at
+  the first that is not delivered; the rest are given back. A receiver that hangs or fails
+  holds up its own subscription only; connections per receiver host are bounded by the
+  client.
+* **Writes.** Finished runs are written together, one transaction for all (attempts,
+  delivery states, subscription health), then the next claim: two round trips per cycle
+  whatever the number of subscriptions.
+* **Leases** are renewed while sending. A sender that dies stops renewing; once its leases
+  expire another sender (or this one restarted) takes the deliveries over and sends them
+  again with the same delivery id: at least once.
+* **Wake-ups:** ``NOTIFY`` from the intake and redeliveries, the end of a run, and a timer
+  for the next due retry or lease expiry. No polling loop.
+* **Outcomes** (``domain.retry``): 2xx delivered; ``410`` dead-letters the delivery,
+  disables the subscription at once (``webhook.disabled``, reason ``gone``) and cancels its
+  queue; otherwise a retry at the scheduled time, and after the last attempt the dead-letter
+  list and ``webhook.delivery-failed``; a subscription failing five days straight is
+  disabled (reason ``failing``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import random
+import uuid
+from dataclasses import dataclass, field
+from typing import Final
+
+import asyncpg
+import msgspec
+
+from contracts.envelope import Event, EventPayload, OpaquePayload, RawEnvelope
+from contracts.events.webhooks import WebhookDeliveryFailed, WebhookDisabled
+from services.webhook_fanout.deliveries import store
+from services.webhook_fanout.deliveries.client import DeliveryClient, SendResult
+from services.webhook_fanout.deliveries.outcomes import (
+    DELIVERY_NAMESPACE,
+    health_changes,
+    next_step,
+    state_after,
+)
+from services.webhook_fanout.domain.formats import Delivery, build_request
+from services.webhook_fanout.domain.retry import (
+    AttemptOutcome,
+    DeadLetter,
+    Gone,
+    Next,
+    Retry,
+    failing_too_long,
+)
+from services.webhook_fanout.domain.signing import SecretScheme, SigningKeys, parse_secret
+from shared.bus import Bus
+from shared.db import connect
+from shared.logging import get_logger
+from shared.settings import Settings
+
+log = get_logger(__name__)
+
+# Deliveries leased per subscription per claim: long enough to keep a busy subscription
+# streaming between claims, short enough that a failure gives few back.
+RUN_LENGTH: Final = 64
+# While idle with nothing scheduled, look once in a while anyway (a lost NOTIFY).
+IDLE_LOOK_SECONDS: Final = 30.0
+ERROR_PAUSE_SECONDS: Final = 1.0
+PAST_DUE_LOOK_SECONDS: Final = 1.0
+_raw_envelope = msgspec.json.Decoder(RawEnvelope)
+
+
+@dataclass(slots=True)
+class _Attempt:
+    claimed: store.Claimed
+    event_type: str
+    at: dt.datetime
+    headers: dict[str, str]
+    result: SendResult
+    step: Next
+
+
+@dataclass(slots=True)
+class _Run:
+    subscription_id: str
+    claimed: list[store.Claimed]
+    attempts: list[_Attempt] = field(default_factory=list)
+    unsent: list[store.Claimed] = field(default_factory=list)
+
+
+class Sender:
+    def __init__(
+        self, *, pool: asyncpg.Pool, bus: Bus, settings: Settings, owner: str, version: str
+    ) -> None:
+        self.pool = pool
+        self.bus = bus
+        self.settings = settings
+        self.owner = owner
+        self.version = version
+        self.client = DeliveryClient(settings)
+        self._wake = asyncio.Event()
+        self._busy: dict[str, asyncio.Task[None]] = {}
+        self._runs: dict[str, _Run] = {}
+        self._done: list[_Run] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listener: asyncpg.Connection | None = None
+        self._secrets: dict[tuple[str, int], dict[int, str]] = {}
+        self._random = random.Random()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.client.open()
+        self._tasks = [
+            asyncio.create_task(self._main(), name="webhook-sender"),
+            asyncio.create_task(self._renew_leases(), name="webhook-leases"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop sending: runs in flight are cut short; what they finished is recorded and the
+        rest given back (a delivery cut mid-request is sent again, same id)."""
+        for task in [*self._tasks, *self._busy.values()]:
+            task.cancel()
+        for task in [*self._tasks, *self._busy.values()]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        runs = list(self._runs.values())
+        for run in runs:
+            sent = {a.claimed.id for a in run.attempts}
+            run.unsent = [c for c in run.claimed if c.id not in sent]
+        self._done = runs
+        with contextlib.suppress(Exception):
+            await self._flush()
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close(timeout=2)
+        await self.client.close()
+
+    async def _listen(self) -> None:
+        if self._listener is None or self._listener.is_closed():
+            self._listener = await connect(self.settings.database_url)
+            await self._listener.add_listener(store.CHANNEL, lambda *_: self._wake.set())
+
+    # ---- the loop --------------------------------------------------------------------------
+    async def _main(self) -> None:
+        while True:
+            try:
+                await self._listen()
+                await self._cycle()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("webhook_sender_retry", error=f"{type(exc).__name__}: {exc}")
+                self._listener = None
+                await asyncio.sleep(ERROR_PAUSE_SECONDS)
+
+    async def _cycle(self) -> None:
+        while True:
+            self._wake.clear()
+            await self._flush()
+            claimed = await self._claim()
+            if claimed or self._done:
+                continue
+            timeout = IDLE_LOOK_SECONDS
+            due = await store.next_due(self.pool, owner=self.owner)
+            if due is not None:
+                wait = (due - dt.datetime.now(dt.UTC)).total_seconds()
+                # Due already but not claimable (its subscription is busy here, or being
+                # disabled): its run's end or a change wakes the loop; never spin on it.
+                timeout = min(timeout, wait + 0.005 if wait > 0 else PAST_DUE_LOOK_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _claim(self) -> list[store.Claimed]:
+        room = self.settings.webhook_max_in_flight - len(self._busy)
+        if room <= 0:
+            return []
+        async with self.pool.acquire() as conn:
+            claimed = await store.claim(
+                conn,
+                owner=self.owner,
+                lease_seconds=self.settings.webhook_lease_seconds,
+                busy=list(self._busy),
+                subscriptions=room,
+                run_length=RUN_LENGTH,
+            )
+        runs: dict[str, list[store.Claimed]] = {}
+        for item in claimed:
+            runs.setdefault(item.subscription_id, []).append(item)
+        for subscription_id, items in runs.items():
+            run = _Run(subscription_id=subscription_id, claimed=items)
+            self._runs[subscription_id] = run
+            self._busy[subscription_id] = asyncio.create_task(
+                self._send_run(run), name=f"webhook-run:{subscription_id}"
+            )
+        return claimed
+
+    async def _renew_leases(self) -> None:
+        interval = self.settings.webhook_lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            ids = [c.id for run in self._runs.values() for c in run.claimed]
+            if not ids:
+                continue
+            try:
+                async with self.pool.acquire() as conn:
+                    await store.renew(
+                        conn,
+                        owner=self.owner,
+                        lease_seconds=self.settings.webhook_lease_seconds,
+                        ids=ids,
+                    )
+            except (asyncpg.PostgresError, OSError) as exc:
+                log.warning("webhook_lease_renewal_failed", error=str(exc))
+
+    # ---- one subscription's run ------------------------------------------------------------
+    async def _send_run(self, run: _Run) -> None:
+        try:
+            keys = await self._keys(run.claimed[0])
+            for index, claimed in enumerate(run.claimed):
+                attempt = await self.attempt(claimed, keys)
+                run.attempts.append(attempt)
+                if state_after(attempt.step) != "succeeded":
+                    run.unsent = run.claimed[index + 1 :]
+                    break
+        except Exception as exc:  # a bug must not leave the subscription leased forever
+            log.error("webhook_run_failed", error=f"{type(exc).__name__}: {exc}")
+            sent = {a.claimed.id for a in run.attempts}
+            run.unsent = [c for c in run.claimed if c.id not in sent]
+        finally:
+            self._done.append(run)
+            self._wake.set()
+
+    async def _keys(self, claimed: store.Claimed) -> SigningKeys | None:
+        if claimed.format == "slack":
+            return None
+        cache_key = (claimed.subscription_id, claimed.secret_version)
+        texts = self._secrets.get(cache_key)
+        if texts is None:
+            versions = [claimed.secret_version, claimed.secret_version - 1]
+            texts = await store.secret_texts(self.pool, claimed.subscription_id, versions)
+            if claimed.secret_version in texts:
+                self._secrets[cache_key] = texts
+        current = texts.get(claimed.secret_version)
+        if current is None:
+            return None
+        scheme: SecretScheme = "orbitalreg" if claimed.format == "orbitalreg" else "standard"
+        previous = texts.get(claimed.secret_version - 1)
+        return SigningKeys.at(
+            dt.datetime.now(dt.UTC),
+            current=parse_secret(current, scheme=scheme),
+            previous=parse_secret(previous, scheme=scheme) if previous else None,
+            previous_valid_until=claimed.previous_valid_until,
+        )
+
+    async def attempt(self, claimed: store.Claimed, keys: SigningKeys | None) -> _Attempt:
+        """Send one delivery once and decide what follows."""
+        envelope = _raw_envelope.decode(claimed.envelope)
+        event = Event(
+            envelope=envelope,
+            payload=OpaquePayload(),
+            sequence=claimed.stream_seq,
+            raw=claimed.envelope,
+        )
+        at = dt.datetime.now(dt.UTC)
+        headers: dict[str, str] = {}
+        try:
+            request = build_request(
+                event,
+                format=claimed.format,
+                delivery=Delivery(
+                    delivery_id=claimed.id,
+                    attempted_at=at,
+                    version=self.version,
+                    api_base_url=self.settings.public_url,
+                    keys=keys,
+                ),
+            )
+        except ValueError as exc:  # no usable secret: nothing can be sent until there is one
+            result = SendResult(
+                outcome=AttemptOutcome(),
+                body=None,
+                truncated=False,
+                latency_ms=0.0,
+                error=f"not signed: {exc}"[:1000],
+            )
+        else:
+            headers = request.headers
+            result = await self.client.post(claimed.url, headers=headers, body=request.body)
+        step = next_step(
+            result.outcome,
+            attempt=claimed.attempts + 1,
+            finished_at=dt.datetime.now(dt.UTC),
+            random_unit=self._random.random(),
+            scale=self.settings.webhook_retry_schedule_scale,
+        )
+        return _Attempt(
+            claimed=claimed,
+            event_type=envelope.type,
+            at=at,
+            headers=headers,
+            result=result,
+            step=step,
+        )
+
+    # ---- recording -------------------------------------------------------------------------
+    async def _flush(self) -> None:
+        if not self._done:
+            return
+        runs, self._done = self._done, []
+        finished = [
+            store.Finished(
+                id=a.claimed.id,
+                attempt=a.claimed.attempts + 1,
+                attempt_total=a.claimed.attempts_total + 1,
+                at=a.at,
+                headers=a.headers,
+                status=a.result.outcome.status,
+                body=a.result.body,
+                truncated=a.result.truncated,
+                latency_ms=a.result.latency_ms,
+                error=a.result.error,
+                state=state_after(a.step),
+                next_attempt_at=a.step.at if isinstance(a.step, Retry) else None,
+            )
+            for run in runs
+            for a in run.attempts
+        ]
+        health = health_changes(
+            (a.claimed.subscription_id, a.at, state_after(a.step) == "succeeded")
+            for run in runs
+            for a in run.attempts
+        )
+        events: list[tuple[EventPayload, str, str]] = []
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                failing = await store.finish(
+                    conn,
+                    owner=self.owner,
+                    finished=finished,
+                    released=[c.id for run in runs for c in run.unsent],
+                    health=health,
+                )
+                now = dt.datetime.now(dt.UTC)
+                for run in runs:
+                    events += await self._consequences(conn, run, failing, now)
+        except BaseException:
+            self._done = runs + self._done  # recorded on the next cycle
+            raise
+        for run in runs:
+            self._runs.pop(run.subscription_id, None)
+            self._busy.pop(run.subscription_id, None)
+        for payload, aggregate, event_id in events:
+            try:
+                await self.bus.publish(
+                    payload, aggregate=aggregate, actor="system", event_id=event_id
+                )
+            except Exception as exc:
+                log.error(
+                    "webhook_event_not_published",
+                    event_type=type(payload).event_type,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+
+    async def _consequences(
+        self,
+        conn: asyncpg.Connection,
+        run: _Run,
+        failing: dict[str, dt.datetime | None],
+        now: dt.datetime,
+    ) -> list[tuple[EventPayload, str, str]]:
+        """Events to publish (after the commit) for a finished run, and the subscription
+        disabled here when the run says so."""
+        if not run.attempts:
+            return []
+        sid = run.subscription_id
+        aggregate = f"webhook:{sid}"
+        out: list[tuple[EventPayload, str, str]] = []
+        last = run.attempts[-1]
+        claimed = last.claimed
+        series = f"{claimed.id}/{claimed.attempts_total + 1}"
+        if isinstance(last.step, DeadLetter):
+            out.append(
+                (
+                    WebhookDeliveryFailed(
+                        id=sid,
+                        delivery_id=str(claimed.id),
+                        event_id=claimed.event_id,
+                        event_type_delivered=last.event_type,
+                        attempts=last.step.attempts,
+                        last_status=last.result.outcome.status,
+                        last_error=(last.result.error or "")[:1000],
+                    ),
+                    aggregate,
+                    str(uuid.uuid5(DELIVERY_NAMESPACE, f"failed/{series}")),
+                )
+            )
+        reason = None
+        if isinstance(last.step, Gone):
+            reason, detail = "gone", "the receiver answered 410 Gone"
+        elif state_after(last.step) != "succeeded" and failing_too_long(failing.get(sid), now=now):
+            reason, detail = "failing", "every delivery failed for 5 days"
+        if reason is not None:
+            await store.disable_locally(conn, sid, revision=claimed.revision)
+            out.append(
+                (
+                    WebhookDisabled(id=sid, reason=reason, detail=detail),  # type: ignore[arg-type]
+                    aggregate,
+                    str(uuid.uuid5(DELIVERY_NAMESPACE, f"disabled/{sid}/{claimed.revision}")),
+                )
+            )
+            log.warning("webhook_disabled", subscription_id=sid, reason=reason)
+        return out

@@ -1,0 +1,408 @@
+"""SQL of the deliveries (migrations/0002_deliveries.sql). Every statement that the sender
+runs per batch handles many deliveries at once (arrays in, one round trip).
+
+Reads ``subscriptions`` and ``subscription_secrets`` (written by the subscriptions part)
+without writing them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import asyncpg
+
+from services.webhook_fanout.deliveries.outcomes import HealthChange
+from services.webhook_fanout.domain.formats import WebhookFormat
+
+S: Final = "webhook_fanout"
+# The sender LISTENs here; the intake, requeue and replay NOTIFY when deliveries are due.
+CHANNEL: Final = "gatehouse_webhook_deliveries"
+OPEN: Final = "('pending', 'delivering', 'retrying')"
+
+
+async def notify(conn: asyncpg.Connection) -> None:
+    await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+
+
+# ---- intake --------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class LiveSubscription:
+    id: str
+    events: tuple[str, ...]
+    project_id: str | None
+    created_seq: int
+
+
+async def live_subscriptions(conn: asyncpg.Connection) -> list[LiveSubscription]:
+    """Subscriptions that receive events now: enabled, not deleted, not disabled by the
+    sender at their current revision."""
+    rows = await conn.fetch(
+        f"SELECT s.id, s.events, s.project_id, s.created_seq FROM {S}.subscriptions s "
+        f"LEFT JOIN {S}.subscription_health h ON h.subscription_id = s.id "
+        "WHERE s.enabled AND s.deleted_at IS NULL "
+        "AND (h.disabled_revision IS NULL OR h.disabled_revision <> s.revision)"
+    )
+    return [
+        LiveSubscription(
+            id=r["id"],
+            events=tuple(r["events"]),
+            project_id=r["project_id"],
+            created_seq=int(r["created_seq"]),
+        )
+        for r in rows
+    ]
+
+
+async def high_water(conn: asyncpg.Connection) -> int:
+    value = await conn.fetchval(f"SELECT high_water FROM {S}.delivery_intake")
+    return int(value or 0)
+
+
+async def raise_high_water(conn: asyncpg.Connection, sequence: int) -> None:
+    await conn.execute(
+        f"INSERT INTO {S}.delivery_intake (singleton, high_water) VALUES (true, $1) "
+        "ON CONFLICT (singleton) DO UPDATE SET high_water = "
+        "greatest(delivery_intake.high_water, EXCLUDED.high_water)",
+        sequence,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedEvent:
+    event_id: str
+    event_type: str
+    stream_seq: int
+    occurred_at: dt.datetime
+    envelope: bytes
+
+
+async def queue(
+    conn: asyncpg.Connection,
+    events: Sequence[QueuedEvent],
+    deliveries: Sequence[tuple[uuid.UUID, str, QueuedEvent]],
+) -> int:
+    """Store events and their deliveries (each once: a repeat changes nothing); returns how
+    many deliveries are new, having woken the senders for them."""
+    if not deliveries:
+        return 0
+    await conn.execute(
+        f"INSERT INTO {S}.delivery_events (event_id, event_type, stream_seq, occurred_at, "
+        "envelope) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], "
+        "$4::timestamptz[], $5::bytea[]) ON CONFLICT (event_id) DO NOTHING",
+        [e.event_id for e in events],
+        [e.event_type for e in events],
+        [e.stream_seq for e in events],
+        [e.occurred_at for e in events],
+        [e.envelope for e in events],
+    )
+    inserted = await conn.fetchval(
+        f"WITH new AS (INSERT INTO {S}.deliveries (id, subscription_id, event_id, event_type, "
+        "stream_seq, created_at) SELECT *, now() FROM unnest($1::uuid[], $2::text[], "
+        "$3::text[], $4::text[], $5::bigint[]) ON CONFLICT DO NOTHING RETURNING 1) "
+        "SELECT count(*) FROM new",
+        [d for d, _, _ in deliveries],
+        [s for _, s, _ in deliveries],
+        [e.event_id for _, _, e in deliveries],
+        [e.event_type for _, _, e in deliveries],
+        [e.stream_seq for _, _, e in deliveries],
+    )
+    if inserted:
+        await notify(conn)
+    return int(inserted)
+
+
+async def cancel_open(conn: asyncpg.Connection, subscription_id: str, *, before_seq: int) -> int:
+    """Cancel what is still to be sent to a subscription that was deleted or disabled
+    (redeliverable by requeue or replay): events of the stream before ``before_seq``."""
+    result = await conn.execute(
+        f"UPDATE {S}.deliveries SET status = 'cancelled', finished_at = now(), "
+        "lease_owner = NULL, lease_until = NULL, next_attempt_at = NULL "
+        f"WHERE subscription_id = $1 AND status IN {OPEN} AND stream_seq < $2",
+        subscription_id,
+        before_seq,
+    )
+    return int(result.split()[-1])
+
+
+# ---- the sender ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery leased to a sender, with what sending it needs (no further lookup)."""
+
+    id: uuid.UUID
+    subscription_id: str
+    event_id: str
+    stream_seq: int
+    attempts: int
+    attempts_total: int
+    url: str
+    format: WebhookFormat
+    secret_version: int
+    previous_valid_until: dt.datetime | None
+    revision: int
+    envelope: bytes
+
+
+_CLAIM = f"""
+WITH heads AS (
+    SELECT s.id FROM {S}.subscriptions s
+    LEFT JOIN {S}.subscription_health h ON h.subscription_id = s.id
+    CROSS JOIN LATERAL (
+        SELECT d.next_attempt_at, d.lease_until FROM {S}.deliveries d
+        WHERE d.subscription_id = s.id AND d.status IN {OPEN}
+        ORDER BY d.stream_seq LIMIT 1
+    ) head
+    WHERE s.enabled AND s.deleted_at IS NULL AND s.id <> ALL($3::text[])
+      AND (h.disabled_revision IS NULL OR h.disabled_revision <> s.revision)
+      AND (head.next_attempt_at IS NULL OR head.next_attempt_at <= now())
+      AND (head.lease_until IS NULL OR head.lease_until < now())
+    LIMIT $4
+), runs AS (
+    SELECT r.id, r.pos FROM heads CROSS JOIN LATERAL (
+        SELECT x.id, x.pos FROM (
+            SELECT d.id, row_number() OVER w AS pos,
+                   bool_and((d.next_attempt_at IS NULL OR d.next_attempt_at <= now())
+                            AND (d.lease_until IS NULL OR d.lease_until < now())) OVER w AS ok
+            FROM (
+                SELECT id, stream_seq, next_attempt_at, lease_until FROM {S}.deliveries
+                WHERE subscription_id = heads.id AND status IN {OPEN}
+                ORDER BY stream_seq LIMIT $5
+            ) d
+            WINDOW w AS (ORDER BY d.stream_seq)
+        ) x WHERE x.ok
+    ) r
+), locked AS (
+    SELECT d.id, d.subscription_id, d.stream_seq FROM {S}.deliveries d
+    JOIN runs ON runs.id = d.id
+    WHERE d.status IN {OPEN} AND (d.lease_until IS NULL OR d.lease_until < now())
+    FOR UPDATE OF d SKIP LOCKED
+), prefix AS (
+    -- Only an unbroken run from the head: a row another sender holds ends it.
+    SELECT ranked.id FROM (
+        SELECT locked.id, runs.pos,
+               row_number() OVER (PARTITION BY locked.subscription_id
+                                  ORDER BY locked.stream_seq) AS rank
+        FROM locked JOIN runs ON runs.id = locked.id
+    ) ranked WHERE ranked.pos = ranked.rank
+)
+UPDATE {S}.deliveries d
+SET status = 'delivering', lease_owner = $1, lease_until = now() + make_interval(secs => $2)
+FROM prefix, {S}.subscriptions s, {S}.delivery_events e
+WHERE d.id = prefix.id AND s.id = d.subscription_id AND e.event_id = d.event_id
+RETURNING d.id, d.subscription_id, d.event_id, d.stream_seq, d.attempts, d.attempts_total,
+          s.url, s.format, s.secret_version, s.previous_valid_until, s.revision, e.envelope
+"""
+
+
+async def claim(
+    conn: asyncpg.Connection,
+    *,
+    owner: str,
+    lease_seconds: float,
+    busy: Sequence[str],
+    subscriptions: int,
+    run_length: int,
+) -> list[Claimed]:
+    """Lease, for up to ``subscriptions`` subscriptions not in ``busy``, the due deliveries
+    that lead each one's queue (its oldest open delivery and the due ones right behind it,
+    at most ``run_length``), sorted in stream order per subscription."""
+    rows = await conn.fetch(_CLAIM, owner, lease_seconds, list(busy), subscriptions, run_length)
+    claimed = [
+        Claimed(
+            id=r["id"],
+            subscription_id=r["subscription_id"],
+            event_id=r["event_id"],
+            stream_seq=int(r["stream_seq"]),
+            attempts=int(r["attempts"]),
+            attempts_total=int(r["attempts_total"]),
+            url=r["url"],
+            format=r["format"],
+            secret_version=int(r["secret_version"]),
+            previous_valid_until=r["previous_valid_until"],
+            revision=int(r["revision"]),
+            envelope=bytes(r["envelope"]),
+        )
+        for r in rows
+    ]
+    claimed.sort(key=lambda c: (c.subscription_id, c.stream_seq))
+    return claimed
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """One attempt as the sender records it, and the state it leaves the delivery in."""
+
+    id: uuid.UUID
+    attempt: int  # within the series (the schedule's)
+    attempt_total: int  # across series (the attempt's number in the log)
+    at: dt.datetime
+    headers: dict[str, str]
+    status: int | None
+    body: str | None
+    truncated: bool
+    latency_ms: float
+    error: str | None
+    state: str
+    next_attempt_at: dt.datetime | None
+
+
+async def finish(
+    conn: asyncpg.Connection,
+    *,
+    owner: str,
+    finished: Sequence[Finished],
+    released: Sequence[uuid.UUID],
+    health: Sequence[HealthChange],
+) -> dict[str, dt.datetime | None]:
+    """Record attempts and move their deliveries on (only those still leased to ``owner``:
+    a sender whose lease was taken over records its attempt and changes nothing else),
+    give back leased deliveries not sent, and update health. Returns each subscription's
+    ``failing_since`` after the change."""
+    if finished:
+        await conn.execute(
+            f"""
+            WITH r AS (
+                SELECT * FROM unnest($2::uuid[], $3::int[], $4::int[], $5::timestamptz[],
+                    $6::jsonb[], $7::int[], $8::text[], $9::bool[], $10::float8[], $11::text[],
+                    $12::text[], $13::timestamptz[])
+                AS r(id, attempt, total, at, headers, status, body, truncated, latency,
+                     error, state, next_at)
+            ), recorded AS (
+                INSERT INTO {S}.delivery_attempts (delivery_id, attempt, at, request_headers,
+                    response_status, response_body, response_truncated, latency_ms, error)
+                SELECT id, total, at, headers, status, body, truncated, latency, error FROM r
+                ON CONFLICT DO NOTHING
+            )
+            UPDATE {S}.deliveries d SET status = r.state, attempts = r.attempt,
+                attempts_total = greatest(d.attempts_total, r.total), next_attempt_at = r.next_at,
+                finished_at = CASE WHEN r.state IN ('succeeded', 'dead') THEN r.at END,
+                lease_owner = NULL, lease_until = NULL
+            FROM r WHERE d.id = r.id AND d.lease_owner = $1
+            """,
+            owner,
+            [f.id for f in finished],
+            [f.attempt for f in finished],
+            [f.attempt_total for f in finished],
+            [f.at for f in finished],
+            [f.headers for f in finished],
+            [f.status for f in finished],
+            [f.body for f in finished],
+            [f.truncated for f in finished],
+            [f.latency_ms for f in finished],
+            [f.error for f in finished],
+            [f.state for f in finished],
+            [f.next_attempt_at for f in finished],
+        )
+    if released:
+        await release(conn, owner=owner, ids=released)
+    if not health:
+        return {}
+    rows = await conn.fetch(
+        f"""
+        INSERT INTO {S}.subscription_health AS h (subscription_id, last_success_at,
+            last_failure_at, failing_since)
+        SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[],
+            $4::timestamptz[])
+        ON CONFLICT (subscription_id) DO UPDATE SET
+            last_success_at = coalesce(EXCLUDED.last_success_at, h.last_success_at),
+            last_failure_at = coalesce(EXCLUDED.last_failure_at, h.last_failure_at),
+            failing_since = CASE WHEN EXCLUDED.last_success_at IS NOT NULL
+                THEN EXCLUDED.failing_since ELSE coalesce(h.failing_since, EXCLUDED.failing_since)
+                END
+        RETURNING subscription_id, failing_since
+        """,
+        [h.subscription_id for h in health],
+        [h.last_success_at for h in health],
+        [h.last_failure_at for h in health],
+        [h.failing_since for h in health],
+    )
+    return {r["subscription_id"]: r["failing_since"] for r in rows}
+
+
+async def release(conn: asyncpg.Connection, *, owner: str, ids: Sequence[uuid.UUID]) -> None:
+    """Give back leased deliveries that were not sent (their run stopped at a failure)."""
+    await conn.execute(
+        f"UPDATE {S}.deliveries SET lease_owner = NULL, lease_until = NULL, "
+        "status = CASE WHEN attempts > 0 THEN 'retrying' ELSE 'pending' END "
+        "WHERE id = ANY($2::uuid[]) AND lease_owner = $1 AND status = 'delivering'",
+        owner,
+        list(ids),
+    )
+
+
+async def renew(
+    conn: asyncpg.Connection, *, owner: str, lease_seconds: float, ids: Sequence[uuid.UUID]
+) -> None:
+    await conn.execute(
+        f"UPDATE {S}.deliveries SET lease_until = now() + make_interval(secs => $2) "
+        "WHERE id = ANY($3::uuid[]) AND lease_owner = $1 AND status = 'delivering'",
+        owner,
+        lease_seconds,
+        list(ids),
+    )
+
+
+async def next_due(conn: asyncpg.Connection | asyncpg.Pool, *, owner: str) -> dt.datetime | None:
+    """When the next retry is due or another sender's lease runs out (None: neither)."""
+    value: dt.datetime | None = await conn.fetchval(
+        "SELECT least("
+        f"(SELECT min(next_attempt_at) FROM {S}.deliveries WHERE status IN {OPEN}), "
+        f"(SELECT min(lease_until) FROM {S}.deliveries WHERE status = 'delivering' "
+        "AND lease_owner IS DISTINCT FROM $1))",
+        owner,
+    )
+    return value
+
+
+async def disable_locally(conn: asyncpg.Connection, subscription_id: str, *, revision: int) -> int:
+    """The sender disabled a subscription (410, or failing too long): nothing more is sent
+    or queued to it until it changes; what was still to be sent is cancelled."""
+    await conn.execute(
+        f"INSERT INTO {S}.subscription_health AS h (subscription_id, disabled_revision) "
+        "VALUES ($1, $2) ON CONFLICT (subscription_id) DO UPDATE SET disabled_revision = $2",
+        subscription_id,
+        revision,
+    )
+    return await cancel_open(conn, subscription_id, before_seq=2**62)
+
+
+# ---- secrets -------------------------------------------------------------------------------
+async def secret_texts(
+    conn: asyncpg.Connection | asyncpg.Pool, subscription_id: str, versions: Sequence[int]
+) -> dict[int, str]:
+    """The secrets of ``versions`` of a subscription.
+
+    TODO(merge): the subscriptions part brings ``signing_secrets(conn, subscription_id,
+    now)``; this one query reads ``subscription_secrets`` meanwhile."""
+    rows = await conn.fetch(
+        f"SELECT version, secret FROM {S}.subscription_secrets "
+        "WHERE subscription_id = $1 AND version = ANY($2::int[])",
+        subscription_id,
+        list(versions),
+    )
+    return {int(r["version"]): r["secret"] for r in rows}
+
+
+# ---- redelivery ----------------------------------------------------------------------------
+async def requeue(conn: asyncpg.Connection, delivery_id: uuid.UUID) -> dict[str, Any] | None:
+    """A new attempt series for a finished delivery (same id), sent in stream order before
+    the subscription's later deliveries; a delivery waiting for a retry is tried now, one
+    being sent is left alone. None when there is no such delivery."""
+    row = await conn.fetchrow(
+        f"UPDATE {S}.deliveries SET "
+        "status = CASE WHEN status IN ('succeeded', 'dead', 'cancelled') THEN 'pending' "
+        "ELSE status END, "
+        "attempts = CASE WHEN status IN ('succeeded', 'dead', 'cancelled') THEN 0 "
+        "ELSE attempts END, "
+        "next_attempt_at = CASE WHEN status = 'retrying' THEN now() END, finished_at = NULL "
+        "WHERE id = $1 RETURNING id, subscription_id, status",
+        delivery_id,
+    )
+    if row is None:
+        return None
+    await notify(conn)
+    return dict(row)

@@ -161,92 +161,22 @@ async def _delete(ctx: RequestContext, kind: Kind, login: str) -> web.StreamResp
 
 
 # ---- handlers ---------------------------------------------------------------------------------
-async def add_own_gpg_key(ctx: RequestContext) -> web.StreamResponse:
-    return await _add(ctx, "gpg", _own_login(ctx))
+Scope = Literal["own", "user"]
+Action = Literal["add", "list", "get", "delete"]
+_ACTIONS = {"add": _add, "list": _list, "get": _get, "delete": _delete}
 
 
-async def list_own_gpg_keys(ctx: RequestContext) -> web.StreamResponse:
-    return await _list(ctx, "gpg", _own_login(ctx))
+def _handler(kind: Kind, scope: Scope, action: Action) -> RouteHandler:
+    """The route handler of ``action`` on ``kind`` keys of the calling key's user (``own``)
+    or of the user named by ``{login}``."""
+    act = _ACTIONS[action]
 
+    async def handle(ctx: RequestContext) -> web.StreamResponse:
+        login = _own_login(ctx) if scope == "own" else await _path_login(ctx)
+        return await act(ctx, kind, login)
 
-async def get_own_gpg_key(ctx: RequestContext) -> web.StreamResponse:
-    return await _get(ctx, "gpg", _own_login(ctx))
-
-
-async def delete_own_gpg_key(ctx: RequestContext) -> web.StreamResponse:
-    return await _delete(ctx, "gpg", _own_login(ctx))
-
-
-async def add_user_gpg_key(ctx: RequestContext) -> web.StreamResponse:
-    return await _add(ctx, "gpg", await _path_login(ctx))
-
-
-async def list_user_gpg_keys(ctx: RequestContext) -> web.StreamResponse:
-    return await _list(ctx, "gpg", await _path_login(ctx))
-
-
-async def get_user_gpg_key(ctx: RequestContext) -> web.StreamResponse:
-    return await _get(ctx, "gpg", await _path_login(ctx))
-
-
-async def delete_user_gpg_key(ctx: RequestContext) -> web.StreamResponse:
-    return await _delete(ctx, "gpg", await _path_login(ctx))
-
-
-async def add_own_ssh_key(ctx: RequestContext) -> web.StreamResponse:
-    return await _add(ctx, "ssh", _own_login(ctx))
-
-
-async def list_own_ssh_keys(ctx: RequestContext) -> web.StreamResponse:
-    return await _list(ctx, "ssh", _own_login(ctx))
-
-
-async def get_own_ssh_key(ctx: RequestContext) -> web.StreamResponse:
-    return await _get(ctx, "ssh", _own_login(ctx))
-
-
-async def delete_own_ssh_key(ctx: RequestContext) -> web.StreamResponse:
-    return await _delete(ctx, "ssh", _own_login(ctx))
-
-
-async def add_user_ssh_key(ctx: RequestContext) -> web.StreamResponse:
-    return await _add(ctx, "ssh", await _path_login(ctx))
-
-
-async def list_user_ssh_keys(ctx: RequestContext) -> web.StreamResponse:
-    return await _list(ctx, "ssh", await _path_login(ctx))
-
-
-async def get_user_ssh_key(ctx: RequestContext) -> web.StreamResponse:
-    return await _get(ctx, "ssh", await _path_login(ctx))
-
-
-async def delete_user_ssh_key(ctx: RequestContext) -> web.StreamResponse:
-    return await _delete(ctx, "ssh", await _path_login(ctx))
-
-
-_HANDLERS: dict[Kind, dict[tuple[str, str], RouteHandler]] = {
-    "gpg": {
-        ("own", "add"): add_own_gpg_key,
-        ("own", "list"): list_own_gpg_keys,
-        ("own", "get"): get_own_gpg_key,
-        ("own", "delete"): delete_own_gpg_key,
-        ("user", "add"): add_user_gpg_key,
-        ("user", "list"): list_user_gpg_keys,
-        ("user", "get"): get_user_gpg_key,
-        ("user", "delete"): delete_user_gpg_key,
-    },
-    "ssh": {
-        ("own", "add"): add_own_ssh_key,
-        ("own", "list"): list_own_ssh_keys,
-        ("own", "get"): get_own_ssh_key,
-        ("own", "delete"): delete_own_ssh_key,
-        ("user", "add"): add_user_ssh_key,
-        ("user", "list"): list_user_ssh_keys,
-        ("user", "get"): get_user_ssh_key,
-        ("user", "delete"): delete_user_ssh_key,
-    },
-}
+    handle.__name__ = f"{action}_{scope}_{kind}_key"
+    return handle
 
 
 def _routes(kind: Kind) -> list[Route]:
@@ -255,17 +185,20 @@ def _routes(kind: Kind) -> list[Route]:
     what = "OpenPGP public key" if gpg else "SSH signing key"
     body = rpc.GpgKeyBody if gpg else rpc.SshKeyBody
     one = rpc.GpgKey if gpg else rpc.SshSigningKey
-    handlers = _HANDLERS[kind]
     tag = "signing-keys"
     routes: list[Route] = []
-    for scope, base in (("own", "/api/v1/user"), ("user", "/api/v1/users/{login}")):
+    scopes: tuple[tuple[Scope, str], ...] = (
+        ("own", "/api/v1/user"),
+        ("user", "/api/v1/users/{login}"),
+    )
+    for scope, base in scopes:
         whose = "the calling key's user" if scope == "own" else "the user"
         writers = READ_ROLES if scope == "own" else ADMIN_ONLY
         routes += [
             Route(
                 method="POST",
                 path=f"{base}/{collection}",
-                handler=handlers[scope, "add"],
+                handler=_handler(kind, scope, "add"),
                 roles=writers,
                 summary=f"Upload an {what} for {whose}: 201 with Location; commits it signed "
                 "are re-verified (backfill)",
@@ -278,7 +211,7 @@ def _routes(kind: Kind) -> list[Route]:
             Route(
                 method="GET",
                 path=f"{base}/{collection}",
-                handler=handlers[scope, "list"],
+                handler=_handler(kind, scope, "list"),
                 roles=READ_ROLES,
                 summary=f"The {what}s of {whose} (page, per_page; Link next/prev)",
                 tag=tag,
@@ -289,7 +222,7 @@ def _routes(kind: Kind) -> list[Route]:
             Route(
                 method="GET",
                 path=f"{base}/{collection}/{{id}}",
-                handler=handlers[scope, "get"],
+                handler=_handler(kind, scope, "get"),
                 roles=READ_ROLES,
                 summary=f"One {what} of {whose}, with its backfill progress",
                 tag=tag,
@@ -299,7 +232,7 @@ def _routes(kind: Kind) -> list[Route]:
             Route(
                 method="DELETE",
                 path=f"{base}/{collection}/{{id}}",
-                handler=handlers[scope, "delete"],
+                handler=_handler(kind, scope, "delete"),
                 roles=writers,
                 summary=f"Delete an {what} of {whose}: commits it verified read unsigned",
                 tag=tag,

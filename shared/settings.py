@@ -133,6 +133,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     git_credentials: str = ""
     # A fetch taking longer than this fails (the old mirror is kept).
     git_fetch_timeout_seconds: Seconds = 600.0
+    # Commits API pages and commits the gateway keeps hot (0: off), dropped by the events
+    # that change them and after 30 s at the most.
+    commits_cache_size: NotNegative = 10_000
 
     def __post_init__(self) -> None:
         if self.db_pool_min > self.db_pool_max:

@@ -144,6 +144,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # connections per receiver host:port.
     webhook_max_in_flight: AtLeastOne = 256
     webhook_per_host_limit: AtLeastOne = 32
+    # Commits API pages and commits the gateway keeps hot (0: off), dropped by the events
+    # that change them and after 30 s at the most.
+    commits_cache_size: NotNegative = 10_000
 
     def __post_init__(self) -> None:
         if self.db_pool_min > self.db_pool_max:

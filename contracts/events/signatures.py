@@ -1,9 +1,10 @@
 """Events owned by the signature-verifier: git mirrors of repositories, and the signing keys
 (OpenPGP and SSH) that commit signatures are verified against.
 
-``mirror.*`` record what an operator configured (the fetches themselves are operational
-state, readable on the mirror, not events). ``gpgkey.*`` and ``sshkey.*`` carry the public
-key itself, so a replay rebuilds the key store from the stream alone; a key is bounded
+``mirror.*`` record what an operator configured (how fetches go is operational state,
+readable on the mirror), and ``mirror.fetched`` that a fetch changed the mirror's refs.
+``gpgkey.*`` and ``sshkey.*`` carry the public key itself, so a replay rebuilds the key
+store from the stream alone; a key is bounded
 (:data:`ARMORED_KEY_MAX_CHARS`) well under the NATS payload limit.
 ``commit.verified`` (``contracts.events.commits``) is the verdict on one commit.
 """
@@ -17,7 +18,7 @@ import msgspec
 
 from contracts.envelope import EventPayload, register
 from contracts.events.identity import Login
-from contracts.events.scans import Repo
+from contracts.events.scans import CommitSha, Repo
 
 # An armoured OpenPGP public key (or an SSH public key line) an upload may carry: GitHub's
 # keys with many user ids and subkeys stay far below it; a NATS message is at most 1 MiB.
@@ -67,6 +68,22 @@ class MirrorRemoved(EventPayload, frozen=True, kw_only=True):
 
     event_type = "mirror.removed"
     repo: Repo
+
+
+@register
+class MirrorFetched(EventPayload, frozen=True, kw_only=True):
+    """A fetch of ``repo``'s mirror moved, created or deleted refs (branches or tags), so
+    what the commits API lists for it may have changed. Not published for a fetch that
+    changed nothing. Its id is derived from (repo, refs before, refs after): a retried
+    fetch job publishes the same id."""
+
+    event_type = "mirror.fetched"
+    repo: Repo
+    # The default branch's commit after the fetch; None while the remote has no branch.
+    head: CommitSha | None = None
+    refs_changed: Annotated[
+        int, msgspec.Meta(ge=1, description="Refs created, moved or deleted by the fetch")
+    ]
 
 
 @register

@@ -126,6 +126,13 @@ class MirrorSyncReply(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # ---- commits -------------------------------------------------------------------------------
+# The stream sequence of the newest event a caller saw change a repo's commits (a cache:
+# ``commit.verified`` → ``verifications_at``, ``mirror.configured``/``removed`` →
+# ``mirror_at``): the owner answers only once its read models applied it (else 503
+# ``read_model_behind``), so an answer kept by the caller is never older than what it saw.
+StreamPosition = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+
+
 class CommitsListRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     repo: Repo
     sha: Revision | None = None
@@ -135,11 +142,16 @@ class CommitsListRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     until: dt.datetime | None = None
     page: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
     per_page: Annotated[int, msgspec.Meta(ge=1, le=PER_PAGE_MAX)] = PER_PAGE_DEFAULT
+    # See StreamPosition; 0: answer from the read models as they are.
+    verifications_at: StreamPosition = 0
+    mirror_at: StreamPosition = 0
 
 
 class CommitGetRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     repo: Repo
     sha: ShaOrPrefix
+    verifications_at: StreamPosition = 0
+    mirror_at: StreamPosition = 0
 
 
 class GitPerson(msgspec.Struct, frozen=True, kw_only=True):

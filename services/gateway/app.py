@@ -11,6 +11,7 @@ from pathlib import Path
 from services.gateway.adapters.idempotency_store import ProcessLiveness, purge_expired
 from services.gateway.backups import BackupsProjection
 from services.gateway.bootstrap import ensure_bootstrap_admin
+from services.gateway.commits_cache import COMMITS_FEED_KEY, CommitsCache, CommitsFeed
 from services.gateway.decision_cache import DecisionCache, DecisionFeed
 from services.gateway.decision_reads import FEED_KEY
 from services.gateway.deps import DEPS_KEY, GatewayDeps
@@ -63,6 +64,8 @@ async def setup(runtime: Runtime) -> None:
     install_routes(runtime.app, deps.routes, deps)
     feed = DecisionFeed(runtime.bus, DecisionCache(size=settings.decision_cache_size))
     runtime.state[FEED_KEY] = feed
+    commits_feed = CommitsFeed(runtime.bus, CommitsCache(size=settings.commits_cache_size))
+    runtime.state[COMMITS_FEED_KEY] = commits_feed
     janitor: list[asyncio.Task[None]] = []
 
     async def started() -> None:
@@ -70,10 +73,12 @@ async def setup(runtime: Runtime) -> None:
         await deps.liveness.ensure()
         await ensure_bootstrap_admin(deps)
         await feed.start()
+        await commits_feed.start()
         janitor.append(asyncio.create_task(_purge_idempotency_keys(deps), name="idempotency"))
 
     async def stopping() -> None:
         await feed.stop()
+        await commits_feed.stop()
         for task in janitor:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

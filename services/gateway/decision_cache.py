@@ -23,26 +23,17 @@ it when the events arrive, milliseconds later.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 import msgspec
-import nats.errors
-import nats.js.errors
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
-from nats.js.api import DeliverPolicy
 from prometheus_client import Counter, Gauge
 
-from contracts.envelope import UnknownEventType, decode_event
+from contracts.envelope import Event
 from contracts.events.releases import ReleaseDecided, ReleasePromoted
 from contracts.rpc.release_decision import Baseline, DecisionRequest, DecisionView
+from services.gateway.event_feed import EventFeed
 from shared.bus import Bus
-from shared.logging import get_logger
-
-log = get_logger(__name__)
 
 READS = Counter(
     "gatehouse_decision_cache_reads_total",
@@ -206,6 +197,13 @@ class DecisionCache:
             del self._views[key]
         ENTRIES.set(len(self._views))
 
+    def apply(self, event: Event) -> None:
+        payload = event.payload
+        if isinstance(payload, ReleaseDecided):
+            self.decided(payload)
+        elif isinstance(payload, ReleasePromoted):
+            self.promoted(payload)
+
     # ---- internals ---------------------------------------------------------------------------
     def _put(self, key: Key, view: DecisionView) -> None:
         if not self.size:
@@ -227,56 +225,10 @@ class DecisionCache:
             self._views.pop(evicted, None)
 
 
-class DecisionFeed:
+class DecisionFeed(EventFeed):
     """The ordered consumer that keeps a :class:`DecisionCache` current."""
 
+    cache: DecisionCache
+
     def __init__(self, bus: Bus, cache: DecisionCache) -> None:
-        self.bus = bus
-        self.cache = cache
-        self._sub: Subscription | None = None
-        self._reconnects = 0
-
-    async def start(self) -> None:
-        if not self.cache.size:
-            return
-        self._reconnects = self.bus.reconnects
-        self._sub = await self.bus.js.subscribe(
-            SUBJECT,
-            stream=self.bus.stream,
-            cb=self._on_message,
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.NEW,
-            # Beats that let the client notice a stalled consumer and recreate it.
-            idle_heartbeat=5.0,
-        )
-        self.cache.live = True
-
-    async def stop(self) -> None:
-        self.cache.live = False
-        if self._sub is not None:
-            with contextlib.suppress(nats.errors.Error):
-                await self._sub.unsubscribe()
-            self._sub = None
-
-    def check_connection(self) -> None:
-        """After a reconnect the consumer resumes, but what passed while the connection was
-        down may be lost: start over from an empty cache."""
-        if self.bus.reconnects != self._reconnects:
-            self._reconnects = self.bus.reconnects
-            self.cache.clear()
-
-    async def _on_message(self, msg: Msg) -> None:
-        self.check_connection()
-        try:
-            event = decode_event(msg.data, sequence=msg.metadata.sequence.stream)
-        except (UnknownEventType, msgspec.DecodeError, msgspec.ValidationError) as exc:
-            log.warning("decision_feed_undecodable", subject=msg.subject, error=str(exc))
-            return
-        payload = event.payload
-        FEED_EVENTS.labels(event.envelope.type).inc()
-        if isinstance(payload, ReleaseDecided):
-            self.cache.decided(payload)
-        elif isinstance(payload, ReleasePromoted):
-            self.cache.promoted(payload)
-        # Yield between messages of a burst: reads keep being answered.
-        await asyncio.sleep(0)
+        super().__init__(bus, cache, subjects=(SUBJECT,), applied=FEED_EVENTS, name="decision_feed")

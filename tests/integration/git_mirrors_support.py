@@ -62,7 +62,7 @@ def new_source(*, branch: str = "main") -> SourceRepo:
 
 @asynccontextmanager
 async def mirror_stack(
-    start_service: StartService, **overrides: Any
+    start_service: StartService, *, gateway: dict[str, Any] | None = None, **overrides: Any
 ) -> AsyncIterator[tuple[Api, Runtime]]:
     """The gateway and a signature-verifier with its own data dir (file URLs allowed unless
     overridden, no interval)."""
@@ -74,7 +74,7 @@ async def mirror_stack(
         **overrides,
     }
     verifier = await start_service("signature-verifier", **settings)
-    async with gateway_api(start_service) as api:
+    async with gateway_api(start_service, **(gateway or {})) as api:
         yield api, verifier
 
 

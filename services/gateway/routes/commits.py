@@ -14,12 +14,15 @@
 Every role reads. A project-scoped key sees only the repos its project lists (another repo
 answers 404 ``repo_not_found``, as an unknown one). A repo some project lists but whose mirror
 is not configured (or not yet fetched, or empty) lists ``[]``; a repo nobody lists is 404.
+
+The owner's answers are kept hot (``services.gateway.commits_cache``), after the scope check
+and without the decision, which is stitched in per read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -30,6 +33,18 @@ from contracts.events.scans import Repo
 from contracts.rpc import signatures as rpc
 from contracts.rpc.release_decision import DecisionRequest
 from services.gateway.adapters.read_model import projects_listing_repo
+from services.gateway.commits_cache import (
+    BYPASS,
+    COMMITS_FEED_KEY,
+    HIT,
+    MISS,
+    CommitsCache,
+    CommitsFeed,
+    ListedPage,
+    ReadStamp,
+    commit_key,
+    list_key,
+)
 from services.gateway.decision_reads import read_decision
 from services.gateway.deps import deps_of
 from services.gateway.routes._upstream import RepoNotVisible, ask, check_repo_scope
@@ -127,6 +142,64 @@ def link_header(ctx: RequestContext, *, page: int, has_next: bool) -> str | None
     return ", ".join(links) or None
 
 
+_ENCODER = msgspec.json.Encoder()
+_READ_MODEL_BEHIND = "read_model_behind"
+Req = TypeVar("Req", rpc.CommitsListRequest, rpc.CommitGetRequest)
+Resp = TypeVar("Resp", rpc.CommitsPage, rpc.CommitDetailView)
+
+
+def _cache(ctx: RequestContext) -> CommitsCache | None:
+    """The hot copy when it may serve and keep answers now (on, and its feed live)."""
+    feed = ctx.runtime.state.get(COMMITS_FEED_KEY)
+    if not isinstance(feed, CommitsFeed):
+        return None
+    feed.check_connection()
+    return feed.cache if feed.cache.enabled else None
+
+
+async def _from_owner(
+    ctx: RequestContext,
+    operation: str,
+    request: Req,
+    response_type: type[Resp],
+    stamp: ReadStamp | None,
+) -> tuple[Resp, bool]:
+    """The owner's answer, and whether it may be kept: asked with the positions the cache
+    saw change the repo, so it is not older than them. An owner whose read models lag past
+    its wait answers as they are: served, never kept."""
+    if stamp is None:
+        return await ask(ctx, rpc.SERVICE, operation, request, response_type), False
+    after = msgspec.structs.replace(
+        request, verifications_at=stamp.verifications_at, mirror_at=stamp.mirror_at
+    )
+    try:
+        return await ask(ctx, rpc.SERVICE, operation, after, response_type), True
+    except GatehouseError as exc:
+        if exc.code != _READ_MODEL_BEHIND:
+            raise
+    return await ask(ctx, rpc.SERVICE, operation, request, response_type), False
+
+
+async def _listed_page(ctx: RequestContext, request: rpc.CommitsListRequest) -> ListedPage:
+    cache = _cache(ctx)
+    if cache is None:
+        BYPASS.inc()
+        page, _ = await _from_owner(ctx, rpc.COMMITS_LIST, request, rpc.CommitsPage, None)
+        return ListedPage(_ENCODER.encode(page.items), page.has_next)
+    key = list_key(request)
+    found = cache.get(key)
+    if found is not None:
+        HIT.inc()
+        return found  # type: ignore[no-any-return]
+    MISS.inc()
+    stamp = cache.stamp(request.repo)
+    page, keep = await _from_owner(ctx, rpc.COMMITS_LIST, request, rpc.CommitsPage, stamp)
+    listed = ListedPage(_ENCODER.encode(page.items), page.has_next)
+    if keep:
+        cache.offer(key, listed, stamp=stamp)
+    return listed
+
+
 async def list_commits(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, CommitsQuery)
@@ -142,15 +215,42 @@ async def list_commits(ctx: RequestContext) -> web.StreamResponse:
         per_page=query.per_page,
     )
     try:
-        page = await ask(ctx, rpc.SERVICE, rpc.COMMITS_LIST, request, rpc.CommitsPage)
+        listed = await _listed_page(ctx, request)
     except NotFound as exc:
         if exc.code != MIRROR_NOT_FOUND:
             raise
         if not await _listed(ctx, repo):
             raise RepoNotVisible(f"no project lists {repo}") from exc
-        page = rpc.CommitsPage(items=[], has_next=False)
-    link = link_header(ctx, page=query.page, has_next=page.has_next)
-    return json_response(page.items, headers={"Link": link} if link else None)
+        listed = ListedPage(b"[]", False)
+    link = link_header(ctx, page=query.page, has_next=listed.has_next)
+    return web.Response(
+        body=listed.body,
+        headers={"Link": link} if link else None,
+        content_type="application/json",
+    )
+
+
+async def _commit_detail(
+    ctx: RequestContext, request: rpc.CommitGetRequest
+) -> rpc.CommitDetailView:
+    cache = _cache(ctx)
+    key = commit_key(request.repo, request.sha)
+    if cache is None:
+        BYPASS.inc()
+        commit, _ = await _from_owner(ctx, rpc.COMMIT_GET, request, rpc.CommitDetailView, None)
+        return commit
+    if key is not None:
+        found = cache.get(key)
+        if found is not None:
+            HIT.inc()
+            return found  # type: ignore[no-any-return]
+    MISS.inc()
+    stamp = cache.stamp(request.repo)
+    commit, keep = await _from_owner(ctx, rpc.COMMIT_GET, request, rpc.CommitDetailView, stamp)
+    full = commit_key(request.repo, commit.sha)
+    if keep and full is not None:
+        cache.offer(full, commit, stamp=stamp)
+    return commit
 
 
 async def _decision(ctx: RequestContext, repo: str, sha: str) -> rpc.CommitDecision | None:
@@ -174,7 +274,7 @@ async def get_commit(ctx: RequestContext) -> web.StreamResponse:
     assert isinstance(parsed, _ShaPath)
     request = rpc.CommitGetRequest(repo=repo, sha=parsed.sha)
     try:
-        commit = await ask(ctx, rpc.SERVICE, rpc.COMMIT_GET, request, rpc.CommitDetailView)
+        commit = await _commit_detail(ctx, request)
     except NotFound as exc:
         if exc.code != MIRROR_NOT_FOUND:
             raise

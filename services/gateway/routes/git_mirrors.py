@@ -17,6 +17,7 @@ from aiohttp import web
 
 from contracts.rpc import signatures as rpc
 from services.gateway.adapters.read_model import projects_listing_repo
+from services.gateway.commits_cache import commits_changed
 from services.gateway.deps import deps_of
 from services.gateway.routes._upstream import RepoNotVisible, ask
 from services.gateway.routing import RequestContext, Route, roles
@@ -50,6 +51,7 @@ async def put_mirror(ctx: RequestContext) -> web.StreamResponse:
     repo, project_id = await _repo_and_project(ctx)
     request = rpc.MirrorPutRequest(repo=repo, project_id=project_id, mirror=body)
     reply = await ask(ctx, rpc.SERVICE, rpc.MIRROR_PUT, request, rpc.MirrorPutReply)
+    commits_changed(ctx, repo=repo)
     return json_response(reply.mirror, status=201 if reply.created else 200)
 
 
@@ -62,6 +64,7 @@ async def get_mirror(ctx: RequestContext) -> web.StreamResponse:
 async def delete_mirror(ctx: RequestContext) -> web.StreamResponse:
     repo, _ = await _repo_and_project(ctx)
     await ask(ctx, rpc.SERVICE, rpc.MIRROR_DELETE, rpc.MirrorRequest(repo=repo), rpc.MirrorView)
+    commits_changed(ctx, repo=repo)
     return web.Response(status=204)
 
 
@@ -69,6 +72,7 @@ async def sync_mirror(ctx: RequestContext) -> web.StreamResponse:
     repo, _ = await _repo_and_project(ctx)
     request = rpc.MirrorRequest(repo=repo)
     reply = await ask(ctx, rpc.SERVICE, rpc.MIRROR_SYNC, request, rpc.MirrorSyncReply)
+    commits_changed(ctx, repo=repo)
     return json_response(reply, status=202)
 
 

@@ -13,7 +13,8 @@ The gateway decides what it can before asking: the user exists (404), the key's 
 ``key_too_large`` beyond the contract's bounds, before the body reaches the bus), the ``{id}``
 (422 naming it unless an integer in 1..2^53), ``page``/``per_page``. Lists answer a JSON
 array with GitHub's ``Link`` (``next``/``prev`` only). Uploads take ``Idempotency-Key``:
-the command id goes with the call, so the owner records the key once.
+the command id goes with the call, so the owner records the key once. An upload or a
+deletion empties the gateway's commits cache (any repo's verifications may change).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from yarl import URL
 from contracts.events.signatures import ARMORED_KEY_MAX_CHARS, SSH_KEY_MAX_CHARS
 from contracts.rpc import signatures as rpc
 from services.gateway.adapters.read_model import find_user
+from services.gateway.commits_cache import commits_changed
 from services.gateway.deps import deps_of
 from services.gateway.domain.errors import NoUserForKey, SigningKeyTooLarge, UserNotFound
 from services.gateway.routes._upstream import ask
@@ -101,6 +103,7 @@ async def _add(ctx: RequestContext, kind: Kind, login: str) -> web.StreamRespons
             rpc.GpgKeyAddRequest(login=login, key=body),
             rpc.GpgKey,
         )
+        commits_changed(ctx)
         return json_response(gpg, status=201, headers={"Location": _location(ctx, kind, gpg.id)})
     assert isinstance(body, rpc.SshKeyBody)
     _bounded("key", body.key, SSH_KEY_MAX_CHARS)
@@ -111,6 +114,7 @@ async def _add(ctx: RequestContext, kind: Kind, login: str) -> web.StreamRespons
         rpc.SshKeyAddRequest(login=login, key=body),
         rpc.SshSigningKey,
     )
+    commits_changed(ctx)
     return json_response(ssh, status=201, headers={"Location": _location(ctx, kind, ssh.id)})
 
 
@@ -157,6 +161,7 @@ async def _delete(ctx: RequestContext, kind: Kind, login: str) -> web.StreamResp
     operation = rpc.GPG_KEY_DELETE if kind == "gpg" else rpc.SSH_KEY_DELETE
     # The contract names no reply for a deletion: any JSON the owner answers means done.
     await ask(ctx, rpc.SERVICE, operation, request, msgspec.Raw)  # type: ignore[type-var]
+    commits_changed(ctx)
     return web.Response(status=204)
 
 

@@ -23,17 +23,21 @@ from contracts.rpc.signatures import (
 )
 from services.signature_verifier.commits import git_reader, store
 from services.signature_verifier.commits.domain.arguments import repo_path
-from services.signature_verifier.commits.domain.errors import MirrorNotFound
+from services.signature_verifier.commits.domain.errors import MirrorNotFound, ReadModelBehind
 from services.signature_verifier.commits.domain.views import (
     VerificationRow,
     split_message,
     verification,
 )
 from services.signature_verifier.mirrors.paths import mirror_path
+from shared.projection import ProjectionRunner
 from shared.rpc import CallContext
 from shared.settings import Settings
 
 SHORT_SHA = 7
+# How long a read waits for the read models to apply an event its caller already saw: a
+# healthy projection applies one in milliseconds.
+READ_AFTER_TIMEOUT_SECONDS = 2.0
 
 
 def _seconds(moment: dt.datetime | None) -> int | None:
@@ -61,7 +65,24 @@ def _entry(record: git_reader.CommitRecord, row: VerificationRow | None) -> Comm
 class CommitsHandlers:
     pool: asyncpg.Pool
     settings: Settings
+    # The projections behind the mirrors rows and the verification rows (None in tests that
+    # build the handlers alone: positions are then not awaited).
+    mirrors: ProjectionRunner | None = None
+    signatures: ProjectionRunner | None = None
     repos: git_reader.MirrorRepos = field(default_factory=git_reader.MirrorRepos)
+
+    async def _read_after(self, *, verifications_at: int, mirror_at: int) -> None:
+        """Wait until the read models applied the events the caller saw (see
+        ``contracts.rpc.signatures.StreamPosition``)."""
+        for runner, position in ((self.signatures, verifications_at), (self.mirrors, mirror_at)):
+            if runner is None or runner.checkpoint >= position:
+                continue
+            try:
+                await runner.wait_for(position, timeout=READ_AFTER_TIMEOUT_SECONDS)
+            except TimeoutError:
+                raise ReadModelBehind(
+                    f"the {runner.projection.name} read model has not applied event {position}"
+                ) from None
 
     async def _mirror(self, repo: str) -> store.MirrorRow:
         found = await store.mirror(self.pool, repo)
@@ -71,6 +92,9 @@ class CommitsHandlers:
 
     async def list(self, request: CommitsListRequest, _ctx: CallContext) -> CommitsPage:
         path = repo_path(request.path) if request.path is not None else None
+        await self._read_after(
+            verifications_at=request.verifications_at, mirror_at=request.mirror_at
+        )
         found = await self._mirror(request.repo)
         spec = git_reader.ListSpec(
             sha=request.sha,
@@ -93,6 +117,9 @@ class CommitsHandlers:
         )
 
     async def get(self, request: CommitGetRequest, _ctx: CallContext) -> CommitDetailView:
+        await self._read_after(
+            verifications_at=request.verifications_at, mirror_at=request.mirror_at
+        )
         await self._mirror(request.repo)
         where = mirror_path(self.settings, request.repo)
         sha = request.sha.lower()

@@ -10,6 +10,10 @@
    derived from (repo, branch, old head, new head, commit): a retried job publishes the
    same ids. The head announced is recorded last, so a crash before it announces again
    (the same events, dropped as duplicates), never skips.
+4. Then ``mirror.fetched`` when the fetch moved any branch or tag (caches of the commits
+   API drop the repo's pages). Compared on disk, before and after this fetch: a crash
+   between the fetch and this event loses it (a retry finds nothing moved); caches bound
+   that with their max age.
 """
 
 from __future__ import annotations
@@ -24,11 +28,14 @@ from pathlib import Path
 import asyncpg
 
 from contracts.events.commits import CommitPushed
+from contracts.events.signatures import MirrorFetched
 from services.signature_verifier.mirrors import git, store
 from services.signature_verifier.mirrors.domain.announce import (
     ANNOUNCE_MAX,
     announcement_id,
+    fetched_id,
     new_commits,
+    refs_changed,
 )
 from services.signature_verifier.mirrors.paths import mirror_path
 from services.signature_verifier.signatures.index import index_mirror
@@ -82,6 +89,7 @@ class MirrorFetcher:
             head=fetched.head,
             progress=fetched.progress,
         )
+        await self._announce_refs(row.repo, fetched)
         if covered is not None:
             await store.complete_covered(self.pool, repo_key, up_to_seq=covered)
         log.info("mirror_fetched", repo=row.repo, branch=fetched.branch, head=fetched.head)
@@ -130,6 +138,21 @@ class MirrorFetcher:
             reporter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reporter
+
+    async def _announce_refs(self, repo: str, fetched: git.Fetched) -> None:
+        """``mirror.fetched`` when refs moved: what the commits API lists may have changed
+        (any branch or tag, not only the default one). Published once the status names the
+        new default branch, so a reader told of it reads the new state."""
+        changed = refs_changed(fetched.refs_before, fetched.refs_after)
+        if not changed:
+            return
+        await self.bus.publish_acked(
+            MirrorFetched(repo=repo, head=fetched.head, refs_changed=changed),
+            aggregate=f"repo:{repo.lower()}",
+            actor="system",
+            correlation_id=None,
+            event_id=fetched_id(repo=repo, before=fetched.refs_before, after=fetched.refs_after),
+        )
 
     async def _report(self, repo_key: str, progress: git.Progress) -> None:
         written = 0.0

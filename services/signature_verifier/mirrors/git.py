@@ -47,6 +47,9 @@ class Fetched:
     branch: str | None  # None: the remote has no branch yet
     head: str | None
     progress: dict[str, int] | None
+    # Branch and tag refs (and what HEAD names) before and after the fetch.
+    refs_before: dict[str, str] = field(default_factory=dict)
+    refs_after: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,6 +138,7 @@ def fetch_mirror(
             repo = pygit2.init_repository(str(work), bare=True)
         else:
             repo = pygit2.Repository(str(path))
+        refs_before = {} if fresh else listed_refs(repo)
         remote = _remote(repo, url)
         callbacks = _Callbacks(user=user, token=token, deadline=deadline, progress=progress)
         heads = remote.list_heads(callbacks=callbacks)
@@ -150,9 +154,16 @@ def fetch_mirror(
         if resolved is not None:
             repo.references.create("HEAD", f"refs/heads/{resolved}", force=True)
             head = str(repo.references[f"refs/heads/{resolved}"].target)
+        refs_after = listed_refs(repo)
         if fresh:
             os.replace(work, path)
-        return Fetched(branch=resolved, head=head, progress=progress.values)
+        return Fetched(
+            branch=resolved,
+            head=head,
+            progress=progress.values,
+            refs_before=refs_before,
+            refs_after=refs_after,
+        )
     except FetchFailed as exc:
         raise FetchFailed(_scrub(str(exc), (token,))) from None
     except (pygit2.GitError, KeyError, ValueError, OSError) as exc:
@@ -160,6 +171,18 @@ def fetch_mirror(
     finally:
         if fresh and work.exists():
             shutil.rmtree(work, ignore_errors=True)
+
+
+def listed_refs(repo: pygit2.Repository) -> dict[str, str]:
+    """What the commits API can list from: every branch and tag, and the branch HEAD names."""
+    refs = {
+        name: str(repo.references[name].target)
+        for name in repo.references
+        if name.startswith(("refs/heads/", "refs/tags/"))
+    }
+    with contextlib.suppress(KeyError, pygit2.GitError):
+        refs["HEAD"] = str(repo.references["HEAD"].target)
+    return refs
 
 
 def _remote(repo: pygit2.Repository, url: str) -> pygit2.Remote:

@@ -31,3 +31,13 @@ class MirrorUnreadable(GatehouseError):
     code, status, title = "mirror_unreadable", 503, "The git mirror cannot be read"
     transient = True
     retry_after = 1
+
+
+class ReadModelBehind(GatehouseError):
+    """The caller saw an event change this repo's commits that the read models here have
+    not applied yet (a cache asking with ``verifications_at``/``mirror_at``). Asking again
+    without them answers from the read models as they are."""
+
+    code, status, title = "read_model_behind", 503, "The read model has not caught up yet"
+    transient = True
+    retry_after = 1

@@ -49,9 +49,7 @@ class WorkflowSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     github_token: GithubToken | None = None
 
 
-class BuildWorkflowSettings(
-    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
-):
+class BuildWorkflowSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``PUT /api/releases/{project}/build-workflow``: the project's build workflow, called
     for each release candidate cut with ``trigger_build_workflow: true``."""
 
@@ -66,9 +64,7 @@ class SecretBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """``POST …/workflow-secret``: a new secret; the previous one keeps signing for
     ``grace_seconds`` (0 when it was never shown: nobody can hold it)."""
 
-    grace_seconds: Annotated[int, msgspec.Meta(ge=0, le=GRACE_MAX_SECONDS)] = (
-        GRACE_DEFAULT_SECONDS
-    )
+    grace_seconds: Annotated[int, msgspec.Meta(ge=0, le=GRACE_MAX_SECONDS)] = GRACE_DEFAULT_SECONDS
 
 
 class WorkflowRef(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -93,9 +89,7 @@ class WorkflowGetRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     workflow: WorkflowRef
 
 
-class WorkflowSecretRequest(
-    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
-):
+class WorkflowSecretRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     workflow: WorkflowRef
     body: SecretBody = SecretBody()
 
@@ -110,7 +104,9 @@ class WorkflowView(msgspec.Struct, frozen=True, kw_only=True):
     environment: str | None = None
     url: Annotated[
         str | None,
-        msgspec.Meta(description="Where it is called (a deployment: the environment's workflow_url)"),
+        msgspec.Meta(
+            description="Where it is called (a deployment: the environment's workflow_url)"
+        ),
     ] = None
     format: WorkflowFormat
     ref: str | None = None

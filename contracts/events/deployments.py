@@ -45,8 +45,9 @@ DEPLOYMENT_STATUSES: tuple[DeploymentStatus, ...] = (
     "unknown",
 )
 # Why a deployment's status changed: reported by the caller (PATCH), or superseded by a newer
-# successful deployment of the same environment.
-StatusCause = Literal["reported", "superseded"]
+# successful deployment of the same environment, or moved by the outcome of triggering the
+# environment's workflow (queued: the workflow accepted it; error: it could not be called).
+StatusCause = Literal["reported", "superseded", "workflow"]
 
 ReleaseVersion = Annotated[
     str,

@@ -142,3 +142,39 @@ class WebhookWorkflowTriggered(EventPayload, frozen=True, kw_only=True):
     delivery_id: DeliveryId
     status: int | None = None
     error: Annotated[str, msgspec.Meta(max_length=1000)] = ""
+
+
+# How a workflow is called: the Gatehouse envelope signed as Standard Webhooks, or a GitHub
+# Actions dispatch (repository_dispatch / workflow_dispatch) authenticated with a token.
+WorkflowFormat = Literal["standard", "github_repository_dispatch", "github_workflow_dispatch"]
+WORKFLOW_FORMATS: tuple[WorkflowFormat, ...] = (
+    "standard",
+    "github_repository_dispatch",
+    "github_workflow_dispatch",
+)
+# A git branch or tag (workflow_dispatch's ``ref``).
+GitRef = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")]
+# repository_dispatch's ``event_type`` (GitHub allows up to 100 characters).
+DispatchEventType = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")]
+
+
+@register
+class WebhookWorkflowConfigured(EventPayload, frozen=True, kw_only=True):
+    """How a workflow trigger calls its workflow changed, or its credential (the Standard
+    Webhooks secret, or the GitHub token of a dispatch format; kept by the fan-out, never on
+    the bus) was replaced by version ``secret_version``. ``id`` is the trigger's delivery
+    queue (its deliveries are listed under ``/api/admin/webhooks/{id}/deliveries``). A build
+    trigger carries its ``url``; a deployment trigger calls its environment's
+    ``workflow_url`` (``environment.updated``)."""
+
+    event_type = "webhook.workflow-configured"
+    id: WebhookId
+    kind: WorkflowKind
+    project_id: str
+    environment_id: str | None = None
+    url: ReceiverUrl | None = None
+    format: WorkflowFormat = "standard"
+    ref: GitRef | None = None
+    dispatch_event_type: DispatchEventType | None = None
+    secret_version: int = 1
+    previous_valid_until: dt.datetime | None = None

@@ -169,6 +169,13 @@ class CandidateView(msgspec.Struct, frozen=True, kw_only=True):
     repo: str
     commit: str
     trigger_build_workflow: bool
+    build_status: Annotated[
+        str,
+        msgspec.Meta(
+            description="not_requested (ready as it is), requested (the build workflow is "
+            "being called), triggered (it answered 2xx), failed (it could not be called)"
+        ),
+    ] = "not_requested"
     created_at: dt.datetime
     created_by: str
 

@@ -37,5 +37,8 @@ DEFINITION = ServiceDefinition(
         "delivery_attempts",
         "subscription_health",
         "delivery_intake",
+        "workflow_deliveries",
+        "workflow_outcomes",
+        "workflow_secret_shown",
     ),
 )

@@ -58,6 +58,7 @@ async def test_replay_rebuilds_identical_tables(
     tables = list(PROJECTION_TABLES)
     counts = await _counts(settings, tables)
     assert counts == {
+        "workflow_jobs": 0,
         "deployment_statuses": 11,
         "deployments": 5,
         "environments": 2,

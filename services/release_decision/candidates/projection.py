@@ -1,5 +1,6 @@
-"""``release.created``, ``release.candidate-created``, ``environment.updated`` and
-``deployment.*`` → the candidates read model (releases, candidates, environments,
+"""``release.created``, ``release.candidate-created``, ``environment.updated``,
+``deployment.*`` and ``webhook.workflow-triggered`` (see ``workflows``) → the candidates
+read model (releases, candidates, environments,
 deployments and every status a deployment went through).
 
 Every write is keyed by the event's ids and guarded (``ON CONFLICT DO NOTHING``, updates
@@ -22,7 +23,10 @@ from contracts.events.deployments import (
     ReleaseCandidateCreated,
     ReleaseCreated,
 )
+from contracts.events.webhooks import WebhookWorkflowTriggered
 from services.release_decision.candidates import store
+from services.release_decision.candidates.workflows import apply_outcome
+from shared import jobs
 
 NAME = "candidates"
 SUBJECTS = (
@@ -30,6 +34,7 @@ SUBJECTS = (
     "release.candidate-created",
     "environment.updated",
     "deployment.>",
+    "webhook.workflow-triggered",
 )
 
 
@@ -57,3 +62,7 @@ class CandidatesProjection:
             await store.insert_requested(conn, p, at=at, actor=actor, seq=seq)
         elif isinstance(p, DeploymentStatusChanged):
             await store.apply_status(conn, p, at=at, actor=actor, seq=seq)
+            # A workflow's status change finishes the job that published it (same id).
+            await jobs.finish(conn, store.JOBS_TABLE, event.envelope.id, sequence=seq)
+        elif isinstance(p, WebhookWorkflowTriggered):
+            await apply_outcome(conn, p, event_id=event.envelope.id, seq=seq)

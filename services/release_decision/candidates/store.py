@@ -28,7 +28,9 @@ from services.release_decision.candidates.domain.deployments import DeploymentSt
 Queryable: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 SCHEMA = "release_decision"
+JOBS_TABLE = "release_decision.workflow_jobs"
 PROJECTION_TABLES = (
+    "workflow_jobs",
     "deployment_statuses",
     "deployments",
     "environments",
@@ -64,7 +66,8 @@ async def insert_candidate(
     await conn.execute(
         "INSERT INTO release_decision.release_candidates (id, release_id, project_id, version, "
         "release_version, rc_number, repo, commit, trigger_build_workflow, created_at, "
-        "created_by, created_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+        "created_by, created_seq, build_status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+        "$10, $11, $12, CASE WHEN $9 THEN 'requested' ELSE 'not_requested' END) "
         "ON CONFLICT DO NOTHING",
         p.release_candidate_id,
         p.release_id,
@@ -208,10 +211,25 @@ async def _history(
     )
 
 
+async def set_build_status(conn: asyncpg.Connection, candidate_id: str, status: str) -> None:
+    await conn.execute(
+        "UPDATE release_decision.release_candidates SET build_status = $2 WHERE id = $1",
+        candidate_id,
+        status,
+    )
+
+
+async def deployment_status(conn: asyncpg.Connection, deployment_id: str) -> str | None:
+    value = await conn.fetchval(
+        "SELECT status FROM release_decision.deployments WHERE id = $1", deployment_id
+    )
+    return None if value is None else str(value)
+
+
 # ---- reads ----------------------------------------------------------------------------------
 _CANDIDATE_COLUMNS = (
     "id, project_id, version, release_id, release_version, rc_number, repo, commit, "
-    "trigger_build_workflow, created_at, created_by"
+    "trigger_build_workflow, build_status, created_at, created_by"
 )
 
 

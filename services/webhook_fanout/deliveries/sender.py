@@ -47,6 +47,7 @@ from services.webhook_fanout.deliveries.outcomes import (
     next_step,
     state_after,
 )
+from services.webhook_fanout.domain.dispatch import DispatchOptions
 from services.webhook_fanout.domain.formats import Delivery, build_request
 from services.webhook_fanout.domain.retry import (
     AttemptOutcome,
@@ -247,7 +248,11 @@ class Sender:
         current = texts.get(claimed.secret_version)
         if current is None:
             return None
-        scheme: SecretScheme = "orbitalreg" if claimed.format == "orbitalreg" else "standard"
+        # Only Standard Webhooks formats hold whsec_ keys; orbitalreg's secret and a GitHub
+        # dispatch's token are used as the text they are.
+        scheme: SecretScheme = (
+            "standard" if claimed.format in ("standard", "cloudevents") else "orbitalreg"
+        )
         previous = texts.get(claimed.secret_version - 1)
         return SigningKeys.at(
             dt.datetime.now(dt.UTC),
@@ -277,6 +282,7 @@ class Sender:
                     version=self.version,
                     api_base_url=self.settings.public_url,
                     keys=keys,
+                    dispatch=_dispatch_options(claimed),
                 ),
             )
         except ValueError as exc:  # no usable secret: nothing can be sent until there is one
@@ -288,8 +294,8 @@ class Sender:
                 error=f"not signed: {exc}"[:1000],
             )
         else:
-            headers = request.headers
-            result = await self.client.post(claimed.url, headers=headers, body=request.body)
+            result = await self.client.post(claimed.url, headers=request.headers, body=request.body)
+            headers = _recordable(request.headers)
         step = next_step(
             result.outcome,
             attempt=claimed.attempts + 1,
@@ -414,3 +420,15 @@ class Sender:
             )
             log.warning("webhook_disabled", subscription_id=sid, reason=reason)
         return out
+
+
+def _dispatch_options(claimed: store.Claimed) -> DispatchOptions | None:
+    if claimed.workflow_options is None:
+        return None
+    return msgspec.convert(claimed.workflow_options, DispatchOptions)
+
+
+def _recordable(headers: dict[str, str]) -> dict[str, str]:
+    """The request headers as the delivery log shows them: a credential never (a GitHub
+    dispatch's token), signatures yes (they are HMACs, not the secret)."""
+    return {k: "[redacted]" if k.lower() == "authorization" else v for k, v in headers.items()}

@@ -44,7 +44,9 @@ async def live_subscriptions(conn: asyncpg.Connection) -> list[LiveSubscription]
         f"SELECT s.id, s.events, s.project_id, s.created_seq FROM {S}.subscriptions s "
         f"LEFT JOIN {S}.subscription_health h ON h.subscription_id = s.id "
         "WHERE s.enabled AND s.deleted_at IS NULL "
-        "AND (h.disabled_revision IS NULL OR h.disabled_revision <> s.revision)"
+        "AND (h.disabled_revision IS NULL OR h.disabled_revision <> s.revision) "
+        # Workflow triggers get only the events the workflows projection queues for them.
+        "AND s.workflow_kind IS NULL"
     )
     return [
         LiveSubscription(
@@ -145,6 +147,8 @@ class Claimed:
     previous_valid_until: dt.datetime | None
     revision: int
     envelope: bytes
+    # A workflow trigger's dispatch options (workflows/): {"ref": …, "event_type": …}.
+    workflow_options: dict[str, Any] | None = None
 
 
 _CLAIM = f"""
@@ -194,7 +198,8 @@ SET status = 'delivering', lease_owner = $1, lease_until = now() + make_interval
 FROM prefix, {S}.subscriptions s, {S}.delivery_events e
 WHERE d.id = prefix.id AND s.id = d.subscription_id AND e.event_id = d.event_id
 RETURNING d.id, d.subscription_id, d.event_id, d.stream_seq, d.attempts, d.attempts_total,
-          s.url, s.format, s.secret_version, s.previous_valid_until, s.revision, e.envelope
+          s.url, s.format, s.secret_version, s.previous_valid_until, s.revision, e.envelope,
+          s.workflow_options
 """
 
 
@@ -225,6 +230,7 @@ async def claim(
             previous_valid_until=r["previous_valid_until"],
             revision=int(r["revision"]),
             envelope=bytes(r["envelope"]),
+            workflow_options=r["workflow_options"],
         )
         for r in rows
     ]

@@ -8,6 +8,9 @@
   like ``standard`` when the subscription has keys.
 - ``slack``: an incoming-webhook message (see :mod:`.slack`); unsigned, as Slack expects (the
   incoming-webhook URL is itself the secret).
+- ``github_repository_dispatch`` / ``github_workflow_dispatch`` (workflow triggers only): a
+  GitHub Actions dispatch (see :mod:`.dispatch`), ``Authorization: Bearer`` with the token the
+  trigger keeps as its secret.
 
 The delivery id is the same on every attempt of a delivery, so receivers de-duplicate on it;
 the timestamp is the attempt's, so a replayed old request fails the receiver's tolerance.
@@ -23,10 +26,23 @@ import msgspec
 
 from contracts.envelope import Event, RawEnvelope
 
+from .dispatch import (
+    DispatchOptions,
+    dispatch_headers,
+    repository_dispatch_body,
+    workflow_dispatch_body,
+)
 from .signing import SigningKeys, orbitalreg_signature, sign, unix_seconds
 from .slack import slack_message
 
-WebhookFormat = Literal["standard", "orbitalreg", "slack", "cloudevents"]
+WebhookFormat = Literal[
+    "standard",
+    "orbitalreg",
+    "slack",
+    "cloudevents",
+    "github_repository_dispatch",
+    "github_workflow_dispatch",
+]
 FORMATS: Final[tuple[WebhookFormat, ...]] = ("standard", "orbitalreg", "slack", "cloudevents")
 
 JSON: Final = "application/json"
@@ -47,6 +63,8 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
     version: str
     api_base_url: str
     keys: SigningKeys | None = None
+    # A dispatch format's ref / event_type (workflow triggers).
+    dispatch: DispatchOptions | None = None
 
 
 class OutboundRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,6 +87,8 @@ def build_request(event: Event, *, format: WebhookFormat, delivery: Delivery) ->
         return _cloudevents(event, delivery)
     if format == "slack":
         return _slack(event, delivery)
+    if format in ("github_repository_dispatch", "github_workflow_dispatch"):
+        return _github_dispatch(event, delivery, workflow=format == "github_workflow_dispatch")
     raise ValueError(f"unknown webhook format {format!r}")
 
 
@@ -160,3 +180,13 @@ def _cloudevents(event: Event, delivery: Delivery) -> OutboundRequest:
 def _slack(event: Event, delivery: Delivery) -> OutboundRequest:
     message: dict[str, Any] = slack_message(event.envelope, api_base_url=delivery.api_base_url)
     return OutboundRequest(headers=_base_headers(delivery, JSON), body=_encoder.encode(message))
+
+
+def _github_dispatch(event: Event, delivery: Delivery, *, workflow: bool) -> OutboundRequest:
+    if delivery.keys is None:
+        raise MissingKeys("a GitHub dispatch is authenticated: the token is required")
+    options = delivery.dispatch or DispatchOptions()
+    shape = workflow_dispatch_body if workflow else repository_dispatch_body
+    body = _encoder.encode(shape(event.envelope, delivery_id=delivery.delivery_id, options=options))
+    headers = _base_headers(delivery, JSON) | dispatch_headers(delivery.keys.current.text)
+    return OutboundRequest(headers=headers, body=body)

@@ -46,7 +46,13 @@ from services.webhook_fanout.domain.errors import InvalidWebhookSecret
 from services.webhook_fanout.subscriptions import store
 from shared.bus import Bus
 from shared.commands import advisory_locked, command_once, publish_visible
-from shared.errors import GatehouseError, NotFound, PreconditionFailed, ValidationFailed
+from shared.errors import (
+    Conflict,
+    GatehouseError,
+    NotFound,
+    PreconditionFailed,
+    ValidationFailed,
+)
 from shared.outbound import check_receiver_url
 from shared.pagination import decode_cursor, encode_cursor
 from shared.projection import ProjectionRunner
@@ -60,6 +66,16 @@ _IDS = uuid.UUID("5b0c3d1e-8f47-5a2b-9c61-0d4e7f3a8b15")
 
 class WebhookNotFound(NotFound):
     code, title = "webhook_not_found", "No such webhook subscription"
+
+
+class WorkflowTriggerManaged(Conflict):
+    code, title = "workflow_trigger_managed", "A workflow trigger is configured elsewhere"
+
+    def __init__(self, webhook_id: str) -> None:
+        super().__init__(
+            f"{webhook_id} calls a release workflow: configure it under "
+            "/api/releases/{project}/environments/{env}/workflow or …/build-workflow"
+        )
 
 
 class RevisionMismatch(PreconditionFailed):
@@ -207,6 +223,8 @@ class SubscriptionHandlers:
         row = await store.subscription(db, webhook_id)
         if row is None:
             raise WebhookNotFound(f"no webhook {webhook_id!r}")
+        if await store.is_workflow_trigger(db, webhook_id):
+            raise WorkflowTriggerManaged(webhook_id)
         return row
 
     # ---- update ----------------------------------------------------------------------------

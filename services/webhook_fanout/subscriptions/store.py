@@ -72,7 +72,8 @@ async def list_subscriptions(
     """Live subscriptions in creation order, strictly after ``after_seq``."""
     rows = await db.fetch(
         f"SELECT {_COLUMNS} FROM {SCHEMA}.subscriptions WHERE deleted_at IS NULL "
-        "AND created_seq > $1 ORDER BY created_seq LIMIT $2",
+        # Workflow triggers are configured under /api/releases (workflows/).
+        "AND workflow_kind IS NULL AND created_seq > $1 ORDER BY created_seq LIMIT $2",
         after_seq if after_seq is not None else -1,
         limit,
     )
@@ -199,3 +200,12 @@ async def change_subscription(
         at,
         *(changes[name] for name in names),
     )
+
+
+async def is_workflow_trigger(db: Queryable, subscription_id: str) -> bool:
+    """A row the workflows part manages (its deliveries are readable here, not its config)."""
+    value = await db.fetchval(
+        f"SELECT workflow_kind IS NOT NULL FROM {SCHEMA}.subscriptions WHERE id = $1",
+        subscription_id,
+    )
+    return bool(value)

@@ -209,7 +209,8 @@ async def replay(
             WITH created AS (
                 INSERT INTO {_S}.deliveries (id, subscription_id, event_id, event_type,
                     stream_seq, created_at)
-                SELECT *, now() FROM unnest($2::uuid[], $3::text[], $4::text[], $5::bigint[])
+                SELECT w.id, $1, w.event_id, w.event_type, w.stream_seq, now()
+                FROM unnest($2::uuid[], $3::text[], $4::text[], $5::bigint[])
                     AS w(id, event_id, event_type, stream_seq)
                 ON CONFLICT DO NOTHING RETURNING 1
             ) SELECT count(*) FROM created

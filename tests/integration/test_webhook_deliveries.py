@@ -338,7 +338,14 @@ async def test_a_project_filter_receives_the_events_naming_only_a_repo_of_its_pr
 
     async def decided(repo: str) -> str:
         return await publish(
-            ReleaseDecided(repo=repo, commit="a" * 40, revision=1, decision="SHIP"),
+            ReleaseDecided(
+                repo=repo,
+                commit="a" * 40,
+                revision=1,
+                decision="SHIP",
+                policy_version=0,
+                evaluated_at=dt.datetime.now(dt.UTC),
+            ),
             f"release:{repo}",
         )
 

@@ -37,7 +37,6 @@ from services.webhook_fanout.deliveries_api.errors import (
 )
 from services.webhook_fanout.domain.errors import WebhookNotFound
 from services.webhook_fanout.subscriptions import store as subscriptions_store
-from shared.bus import Bus
 from shared.commands import command_event_id
 from shared.rpc import CallContext
 from shared.service import Runtime
@@ -51,26 +50,18 @@ class _AlreadyDone(Exception):
 class DeliveriesApi:
     runtime: Runtime
 
-    @property
-    def pool(self) -> asyncpg.Pool:
-        return self.runtime.pool
-
-    @property
-    def bus(self) -> Bus:
-        return self.runtime.bus
-
     async def list(self, request: DeliveriesListRequest, _ctx: CallContext) -> DeliveryPage:
-        async with self.pool.acquire() as conn:
+        async with self.runtime.pool.acquire() as conn:
             await _subscription(conn, request.id)
             return await queries.list_deliveries(conn, request)
 
     async def get(self, request: DeliveryRequest, _ctx: CallContext) -> DeliveryView:
-        async with self.pool.acquire() as conn:
+        async with self.runtime.pool.acquire() as conn:
             await _subscription(conn, request.id)
             return await _delivery(conn, request.id, request.delivery_id)
 
     async def redeliver(self, request: DeliveryRequest, ctx: CallContext) -> DeliveryView:
-        async with self.pool.acquire() as conn:
+        async with self.runtime.pool.acquire() as conn:
             try:
                 async with conn.transaction():
                     await _subscription(conn, request.id, lock=True)
@@ -107,7 +98,7 @@ class DeliveriesApi:
                 extra={"errors": [{"field": "$.until", "message": "must be after since"}]},
             )
         queued = 0
-        async with self.pool.acquire() as conn:
+        async with self.runtime.pool.acquire() as conn:
             try:
                 async with conn.transaction():
                     await _subscription(conn, request.id, lock=True)
@@ -135,7 +126,7 @@ class DeliveriesApi:
         event_id = (
             command_event_id(ctx.command_id, 0, payload.event_type) if ctx.command_id else None
         )
-        published = await self.bus.publish_acked(
+        published = await self.runtime.bus.publish_acked(
             payload,
             aggregate=f"webhook:{payload.id}",
             actor=ctx.actor,

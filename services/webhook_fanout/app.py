@@ -1,7 +1,8 @@
 """Wiring of the webhook-fanout service: subscriptions (configuration and secrets), the
-deliveries (events matched to subscriptions and queued before the broker message is acked,
-then sent, signed, retried in order per subscription) and the workflow triggers (deployment
-and build workflows called as signed deliveries). Each part registers its own projections,
+projects (which projects list a repo, for the project filter), the deliveries (events
+matched to subscriptions and queued before the broker message is acked, then sent, signed,
+retried in order per subscription) and the workflow triggers (deployment and build
+workflows called as signed deliveries). Each part registers its own projections,
 workers and request/reply endpoints."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from services.webhook_fanout.deliveries import wiring as deliveries
 from services.webhook_fanout.deliveries_api import wiring as deliveries_api
+from services.webhook_fanout.projects import wiring as projects
 from services.webhook_fanout.subscriptions import wiring as subscriptions
 from services.webhook_fanout.workflows import wiring as workflows
 from shared.service import Runtime, ServiceDefinition
@@ -17,6 +19,7 @@ from shared.service import Runtime, ServiceDefinition
 
 async def setup(runtime: Runtime) -> None:
     await subscriptions.setup(runtime)
+    await projects.setup(runtime)
     await deliveries.setup(runtime)
     await deliveries_api.setup(runtime)
     await workflows.setup(runtime)

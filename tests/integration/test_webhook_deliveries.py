@@ -1,6 +1,7 @@
 """Webhook deliveries against a real local receiver: signatures of every format, order per
 subscription under retries, attempts recorded, 410, dead letters, a hanging receiver, huge
-answers, addresses refused at delivery, the test send, redelivery and replay."""
+answers, addresses refused at delivery, the test send, redelivery and replay, and the project
+filter on events that name only a repo."""
 
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ import msgspec
 from aiohttp import web
 from standardwebhooks import Webhook
 
+from contracts.envelope import EventPayload
+from contracts.events.identity import ProjectCreated, ProjectUpdated
+from contracts.events.releases import ReleaseDecided
 from contracts.events.webhooks import WebhookDeliveryFailed, WebhookDisabled
+from contracts.ids import new_id
 from services.webhook_fanout.deliveries import operations
 from services.webhook_fanout.deliveries.client import DeliveryClient
 from services.webhook_fanout.deliveries.outcomes import delivery_id
@@ -30,6 +35,7 @@ from tests.integration.webhook_delivery_support import (
     rows,
     statuses,
     subscribe,
+    subscribe_outside_policy,
 )
 
 
@@ -39,9 +45,7 @@ async def test_every_format_is_delivered_signed(
     fanout = await start_service("webhook-fanout", **FANOUT_SETTINGS)
     async with receiver() as rec:
         subs = {
-            fmt: await subscribe(
-                fanout.bus, settings, url=rec.url(fmt), events=["project.*"], format=fmt
-            )
+            fmt: await subscribe(fanout.bus, url=rec.url(fmt), events=["project.*"], format=fmt)
             for fmt in ("standard", "orbitalreg", "cloudevents", "slack")
         }
         [event] = await publish_projects(fanout.bus, 1)
@@ -96,7 +100,7 @@ async def test_500_three_times_then_200_keeps_the_order_and_records_four_attempt
     fanout = await start_service("webhook-fanout", **FANOUT_SETTINGS)
     async with receiver() as rec:
         rec.script["flaky"] = statuses(500, 500, 500)
-        sid, _ = await subscribe(fanout.bus, settings, url=rec.url("flaky"), events=["project.*"])
+        sid, _ = await subscribe(fanout.bus, url=rec.url("flaky"), events=["project.*"])
         events = await publish_projects(fanout.bus, 5)
 
         async def delivered() -> bool:
@@ -119,7 +123,7 @@ async def test_410_disables_the_subscription_at_once(
     fanout = await start_service("webhook-fanout", **FANOUT_SETTINGS)
     async with receiver() as rec:
         rec.script["gone"] = statuses(then=410)
-        sid, _ = await subscribe(fanout.bus, settings, url=rec.url("gone"), events=["project.*"])
+        sid, _ = await subscribe(fanout.bus, url=rec.url("gone"), events=["project.*"])
         await publish_projects(fanout.bus, 3)
 
         async def disabled() -> bool:
@@ -145,7 +149,7 @@ async def test_exhausted_deliveries_are_dead_lettered_and_announced(
     fanout = await start_service("webhook-fanout", **FANOUT_SETTINGS)
     async with receiver() as rec:
         rec.script["down"] = statuses(then=503)
-        sid, _ = await subscribe(fanout.bus, settings, url=rec.url("down"), events=["project.*"])
+        sid, _ = await subscribe(fanout.bus, url=rec.url("down"), events=["project.*"])
         [event, later] = await publish_projects(fanout.bus, 2)
 
         async def announced() -> bool:
@@ -190,8 +194,8 @@ async def test_a_hanging_receiver_delays_only_its_own_subscription(
             return web.Response(text="late")
 
         rec.script["hang"] = hang
-        await subscribe(fanout.bus, settings, url=rec.url("hang"), events=["project.*"])
-        await subscribe(fanout.bus, settings, url=rec.url("fast"), events=["project.*"])
+        await subscribe(fanout.bus, url=rec.url("hang"), events=["project.*"])
+        await subscribe(fanout.bus, url=rec.url("fast"), events=["project.*"])
         events = await publish_projects(fanout.bus, 50)
 
         async def fast_done() -> bool:
@@ -226,12 +230,8 @@ async def test_huge_and_endless_answers_cost_64_kib(
 
         rec.script["huge"] = huge
         rec.script["endless"] = endless
-        huge_sid, _ = await subscribe(
-            fanout.bus, settings, url=rec.url("huge"), events=["project.*"]
-        )
-        endless_sid, _ = await subscribe(
-            fanout.bus, settings, url=rec.url("endless"), events=["project.*"]
-        )
+        huge_sid, _ = await subscribe(fanout.bus, url=rec.url("huge"), events=["project.*"])
+        endless_sid, _ = await subscribe(fanout.bus, url=rec.url("endless"), events=["project.*"])
         [event] = await publish_projects(fanout.bus, 1)
 
         async def recorded() -> bool:
@@ -253,17 +253,16 @@ async def test_huge_and_endless_answers_cost_64_kib(
 async def test_refused_addresses_are_refused_at_delivery(
     start_service: StartService, settings: Settings
 ) -> None:
-    fanout = await start_service("webhook-fanout", **FANOUT_SETTINGS)
     async with receiver() as rec:
-        sid, _ = await subscribe(fanout.bus, settings, url=rec.url("ok"), events=["project.*"])
-        # The receiver's address changed since creation: now a metadata address and loopback
-        # outside the allowed 127.0.0.0/8.
-        meta, _ = await subscribe(
-            fanout.bus, settings, url="http://169.254.169.254/latest", events=["project.*"]
+        # The receivers' addresses changed since creation: now a metadata address and
+        # loopback outside the allowed 127.0.0.0/8.
+        meta, six = await subscribe_outside_policy(
+            start_service,
+            urls=["http://169.254.169.254/latest", f"http://[::1]:{rec.port}/six"],
+            events=["project.*"],
         )
-        six, _ = await subscribe(
-            fanout.bus, settings, url=f"http://[::1]:{rec.port}/six", events=["project.*"]
-        )
+        fanout = await start_service("webhook-fanout", **FANOUT_SETTINGS)
+        sid, _ = await subscribe(fanout.bus, url=rec.url("ok"), events=["project.*"])
         [event] = await publish_projects(fanout.bus, 1)
 
         async def tried() -> bool:
@@ -298,7 +297,7 @@ async def _has(rec: object, path: str) -> bool:
 async def test_send_test_and_replay(start_service: StartService, settings: Settings) -> None:
     fanout = await start_service("webhook-fanout", **FANOUT_SETTINGS)
     async with receiver() as rec:
-        sid, secret = await subscribe(fanout.bus, settings, url=rec.url("t"), events=["project.*"])
+        sid, secret = await subscribe(fanout.bus, url=rec.url("t"), events=["project.*"])
         status, latency, error, test_id = await operations.send_test(fanout, sid)
         assert (status, error) == (200, None) and latency is not None
         got = rec.at("t")[0]
@@ -325,3 +324,55 @@ async def test_send_test_and_replay(start_service: StartService, settings: Setti
         await wait_until(replayed)
         ids = [json.loads(r.body)["id"] for r in rec.at("t")[4:]]
         assert ids == [e.id for e in events]
+
+
+async def test_a_project_filter_receives_the_events_naming_only_a_repo_of_its_project(
+    start_service: StartService, settings: Settings
+) -> None:
+    fanout = await start_service("webhook-fanout", **FANOUT_SETTINGS)
+    mine, theirs = new_id(), new_id()
+
+    async def publish(payload: EventPayload, aggregate: str) -> str:
+        envelope, _ = await fanout.bus.publish(payload, aggregate=aggregate, actor="apikey:test")
+        return envelope.id
+
+    async def decided(repo: str) -> str:
+        return await publish(
+            ReleaseDecided(
+                repo=repo,
+                commit="a" * 40,
+                revision=1,
+                decision="SHIP",
+                policy_version=0,
+                evaluated_at=dt.datetime.now(dt.UTC),
+            ),
+            f"release:{repo}",
+        )
+
+    for project, repos in ((mine, ["Acme/Web"]), (theirs, ["acme/other"])):
+        await publish(
+            ProjectCreated(project_id=project, slug=f"p-{project[-8:]}", name="p", repos=repos),
+            f"project:{project}",
+        )
+    async with receiver() as rec:
+        sid, _ = await subscribe(
+            fanout.bus, url=rec.url("mine"), events=["release.decided"], project_id=mine
+        )
+        ours = await decided("acme/WEB")  # the project's repo, spelled another way
+        await decided("acme/other")  # another project's
+        await fanout.runners["intake"].wait_for(await fanout.bus.last_sequence(), timeout=10)
+        assert [d["event_id"] for d in await deliveries_of(settings, sid)] == [ours]
+
+        # The project now lists the other repo too: its later events reach the subscription.
+        await publish(
+            ProjectUpdated(project_id=mine, repos=["Acme/Web", "acme/other"]), f"project:{mine}"
+        )
+        later = await decided("acme/other")
+        await fanout.runners["intake"].wait_for(await fanout.bus.last_sequence(), timeout=10)
+        assert [d["event_id"] for d in await deliveries_of(settings, sid)] == [ours, later]
+
+        async def both_sent() -> bool:
+            return len(rec.at("mine")) == 2
+
+        await wait_until(both_sent)
+        assert [json.loads(r.body)["id"] for r in rec.at("mine")] == [ours, later]

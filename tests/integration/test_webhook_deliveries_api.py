@@ -14,13 +14,16 @@ from shared.rpc import CallContext, call
 from tests.conftest import StartService
 from tests.integration.release_candidates_support import events_of
 from tests.integration.test_gateway_support import stream_count
-from tests.integration.webhook_deliveries_support import (
+from tests.integration.webhook_delivery_support import (
+    Stack,
     deliveries_stack,
     delivery_row,
     receiver,
     seed_delivery,
     seed_event,
-    seed_subscription,
+    statuses,
+    subscribe,
+    subscribe_outside_policy,
 )
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -30,13 +33,21 @@ def ago(minutes: int) -> dt.datetime:
     return NOW - dt.timedelta(minutes=minutes)
 
 
+async def log_only(stack: Stack, path: str, events: tuple[str, ...] = ("release.*",)) -> str:
+    """A disabled subscription: its seeded deliveries stay as seeded (no sender takes them)."""
+    hook, _ = await subscribe(
+        stack.fanout.bus, url=f"http://127.0.0.1:9/{path}", events=list(events), enabled=False
+    )
+    return hook
+
+
 async def test_the_delivery_log_lists_newest_first_filters_and_pages(
     start_service: StartService,
 ) -> None:
     async with deliveries_stack(start_service) as stack:
         api = stack.api
-        hook, _ = await seed_subscription(stack, "http://127.0.0.1:9/hook")
-        other, _ = await seed_subscription(stack, "http://127.0.0.1:9/other")
+        hook = await log_only(stack, "hook")
+        other = await log_only(stack, "other")
         ids = []
         for minutes, (event_type, status) in zip(
             (30, 20, 10),
@@ -117,7 +128,7 @@ async def test_redeliver_requeues_the_delivery_and_is_audited_once(
 ) -> None:
     async with deliveries_stack(start_service) as stack:
         api = stack.api
-        hook, _ = await seed_subscription(stack, "http://127.0.0.1:9/hook")
+        hook = await log_only(stack, "hook")
         event = await seed_event(stack, "release.decided", occurred_at=ago(60))
         delivery = await seed_delivery(
             stack, hook, event, status="dead", created_at=ago(60), attempts=[{"status": 500}] * 3
@@ -169,7 +180,7 @@ async def test_replay_requeues_the_range_and_queues_what_was_never_delivered(
 ) -> None:
     async with deliveries_stack(start_service) as stack:
         api = stack.api
-        hook, _ = await seed_subscription(stack, "http://127.0.0.1:9/hook", events=("release.*",))
+        hook = await log_only(stack, "hook", events=("release.*",))
         # Recorded by the intake after the subscription was created.
         delivered = await seed_event(stack, "release.decided", occurred_at=ago(50))
         done = await seed_delivery(stack, hook, delivered, status="succeeded", created_at=ago(50))
@@ -203,13 +214,16 @@ async def test_the_test_send_reaches_the_receiver_signed_and_is_recorded(
 ) -> None:
     async with deliveries_stack(start_service) as stack, receiver() as hooked:
         api = stack.api
-        hook, secret = await seed_subscription(stack, hooked.url)
+        hooked.script["hook"] = statuses(then=204)
+        hook, secret = await subscribe(
+            stack.fanout.bus, url=hooked.url("hook"), events=["release.*"]
+        )
         reply = await api.call("POST", f"/api/admin/webhooks/{hook}/test")
         assert reply.status == 200, reply.body
         assert reply.body["ok"] is True and reply.body["response_status"] == 204
         assert reply.body["latency_ms"] > 0 and reply.body["error"] is None
-        assert len(hooked.got) == 1
-        got = hooked.got[0]
+        assert len(hooked.at("hook")) == 1
+        got = hooked.at("hook")[0]
         # The receiver verifies it with the reference Standard Webhooks library.
         event = Webhook(secret).verify(got.body, got.headers)
         assert event["type"] == "webhook.test" and event["data"]["id"] == hook
@@ -229,13 +243,20 @@ async def test_the_test_send_reports_failures_without_retrying(
     async def angry(_request: web.Request) -> web.StreamResponse:
         return web.Response(status=500, body=b"\x00boom" + b"y" * 100_000)
 
-    async with deliveries_stack(start_service) as stack, receiver(angry) as hooked:
+    # A receiver at a private address that the fan-out under test no longer allows.
+    [private] = await subscribe_outside_policy(
+        start_service, urls=["http://10.255.255.1/hook"], events=["release.*"]
+    )
+    async with deliveries_stack(start_service) as stack, receiver() as hooked:
         api = stack.api
-        hook, _ = await seed_subscription(stack, hooked.url, format="orbitalreg")
+        hooked.script["hook"] = angry
+        hook, _ = await subscribe(
+            stack.fanout.bus, url=hooked.url("hook"), events=["release.*"], format="orbitalreg"
+        )
         reply = await api.call("POST", f"/api/admin/webhooks/{hook}/test")
         assert reply.status == 200, reply.body
         assert reply.body["ok"] is False and reply.body["response_status"] == 500
-        assert "X-Orbitalreg-Signature" in hooked.got[0].headers
+        assert "X-Orbitalreg-Signature" in hooked.at("hook")[0].headers
         shown = await api.call(
             "GET", f"/api/admin/webhooks/{hook}/deliveries/{reply.body['delivery_id']}"
         )
@@ -243,13 +264,14 @@ async def test_the_test_send_reports_failures_without_retrying(
         assert shown.body["status"] == "cancelled"
         assert attempt["response_truncated"] is True and len(attempt["response_body"]) == 65536
         assert attempt["response_body"].startswith("\ufffdboom")
+        assert len(hooked.at("hook")) == 1  # never retried
 
-        # A receiver at a private address outside the allowed CIDRs is never connected to.
-        private, _ = await seed_subscription(stack, "http://10.255.255.1/hook")
+        # Never connected to: refused by the address policy at the send.
         refused = await api.call("POST", f"/api/admin/webhooks/{private}/test")
         assert refused.status == 200, refused.body
         assert refused.body["ok"] is False and refused.body["response_status"] is None
-        assert refused.body["error"].startswith("refused: ") and "private" in refused.body["error"]
+        assert refused.body["error"].startswith("refused_address: ")
+        assert "private" in refused.body["error"]
 
         gone = await api.call("POST", f"/api/admin/webhooks/wh_{uuid.uuid4().hex}/test")
         assert (gone.status, gone.code) == (404, "webhook_not_found"), gone.body
@@ -260,7 +282,7 @@ async def test_bad_input_is_refused_precisely_and_publishes_nothing(
 ) -> None:
     async with deliveries_stack(start_service) as stack:
         api = stack.api
-        hook, _ = await seed_subscription(stack, "http://127.0.0.1:9/hook")
+        hook = await log_only(stack, "hook")
         base = f"/api/admin/webhooks/{hook}"
         before = await stream_count(api.runtime)
         cases = [
@@ -299,7 +321,7 @@ async def test_a_rerun_command_answers_as_the_first_and_publishes_nothing_more(
     """The owner's side of Idempotency-Key: a re-run after the gateway lost the answer
     carries the same command id and must not queue or publish a second time."""
     async with deliveries_stack(start_service) as stack:
-        hook, _ = await seed_subscription(stack, "http://127.0.0.1:9/hook")
+        hook = await log_only(stack, "hook")
         event = await seed_event(stack, "release.decided", occurred_at=ago(30))
         await seed_delivery(stack, hook, event, status="dead", created_at=ago(30))
         ctx = CallContext(request_id="r1", actor="apikey:k", command_id=str(uuid.uuid4()))

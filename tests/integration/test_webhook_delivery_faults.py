@@ -63,7 +63,7 @@ async def test_kill_9_mid_burst_delivers_everything_at_least_once_in_order(
         async with receiver() as rec:
             await wait_until(lambda: _migrated(settings), timeout=30, interval=0.1)
             subs = [
-                (await subscribe(bus, settings, url=rec.url(name), events=["project.*"]))[0]
+                (await subscribe(bus, url=rec.url(name), events=["project.*"]))[0]
                 for name in ("a", "b")
             ]
             events = await publish_projects(bus, COUNT)

@@ -1,5 +1,7 @@
-"""Helpers of the webhook delivery tests: a real local aiohttp receiver whose answers each
-test scripts per path, subscriptions, and reads of the deliveries tables."""
+"""Helpers of the webhook delivery tests (no tests here): a real local aiohttp receiver whose
+answers each test scripts per path, subscriptions made through the fan-out's own request
+(``webhook_create``), the gateway in front of the fan-out, deliveries seeded into the
+delivery log, and reads of the deliveries tables."""
 
 from __future__ import annotations
 
@@ -16,12 +18,18 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from contracts.envelope import Envelope
-from contracts.events.webhooks import WebhookCreated
+from contracts.envelope import Envelope, encode_envelope
+from contracts.rpc import webhooks as rpc
+from services.webhook_fanout.deliveries.outcomes import delivery_id
 from shared.bus import Bus
 from shared.db import connect
+from shared.errors import UpstreamUnavailable
+from shared.rpc import CallContext, call
+from shared.service import Runtime
 from shared.settings import Settings
+from tests.conftest import StartService
 from tests.integration.audit_support import project_created, publish_burst
+from tests.integration.test_gateway_support import Api, gateway_api
 
 FANOUT_SETTINGS: dict[str, Any] = {
     "outbound_allow_cidrs": "127.0.0.0/8",
@@ -101,51 +109,64 @@ def secret() -> str:
 
 async def subscribe(
     bus: Bus,
-    settings: Settings,
     *,
     url: str,
     events: list[str],
     format: str = "standard",
     secret_text: str | None = None,
     project_id: str | None = None,
+    enabled: bool = True,
 ) -> tuple[str, str]:
-    """Publish ``webhook.created`` and write the subscription's rows.
-
-    TEST-ONLY STAND-IN: the subscriptions projection (another part, merged separately)
-    writes ``subscriptions`` from ``webhook.created``; until it is here the row is written
-    directly, as that projection will (``ON CONFLICT DO NOTHING``, so both can run).
-    ``subscription_secrets`` is written as the subscription handlers do, before publishing.
-    """
-    sid = f"wh_{uuid.uuid4().hex}"
+    """A subscription made the real way (``svc.webhook-fanout.webhook_create``, as the
+    gateway's ``POST /api/admin/webhooks`` asks it), with a known secret; answers once the
+    subscriptions projection holds it. Retried while the fan-out is still starting.
+    Returns (id, secret)."""
     text = secret_text or secret()
-    conn = await asyncpg.connect(settings.database_url)
+    request = rpc.WebhookCreateRequest(
+        project_id=project_id,
+        body=rpc.WebhookBody(
+            url=url,
+            events=events,
+            project=project_id,
+            format=format,  # type: ignore[arg-type]
+            secret=text,
+            enabled=enabled,
+        ),
+    )
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        try:
+            reply = await call(
+                bus,
+                rpc.SERVICE,
+                rpc.WEBHOOK_CREATE,
+                request,
+                rpc.WebhookSecretReply,
+                ctx=CallContext(request_id="test", actor="apikey:test"),
+                timeout=10,
+            )
+        except UpstreamUnavailable:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+            continue
+        return reply.webhook.id, text
+
+
+async def subscribe_outside_policy(
+    start_service: StartService, *, urls: list[str], events: list[str]
+) -> list[str]:
+    """Subscriptions to receivers that the fan-out under test will refuse, as if their names
+    resolved elsewhere since creation: made by a fan-out that allowed them, stopped before
+    the test starts its own. Call it before starting the fan-out under test."""
+    admitting = await start_service(
+        "webhook-fanout",
+        outbound_allow_cidrs="127.0.0.0/8,10.0.0.0/8,169.254.0.0/16,::1/128",
+    )
     try:
-        await conn.execute(
-            "INSERT INTO webhook_fanout.subscription_secrets (subscription_id, version, secret, "
-            "created_at) VALUES ($1, 1, $2, now())",
-            sid,
-            text,
-        )
-        envelope, seq = await bus.publish(
-            WebhookCreated(id=sid, url=url, events=events, format=format, project_id=project_id),  # type: ignore[arg-type]
-            aggregate=f"webhook:{sid}",
-            actor="apikey:test",
-        )
-        await conn.execute(
-            "INSERT INTO webhook_fanout.subscriptions (id, url, events, project_id, enabled, "
-            "format, secret_version, created_at, updated_at, revision, created_seq) "
-            "VALUES ($1, $2, $3, $4, true, $5, 1, $6, $6, 1, $7) ON CONFLICT (id) DO NOTHING",
-            sid,
-            url,
-            events,
-            project_id,
-            format,
-            envelope.occurred_at,
-            seq,
-        )
+        return [(await subscribe(admitting.bus, url=url, events=events))[0] for url in urls]
     finally:
-        await conn.close()
-    return sid, text
+        await admitting.stop()
 
 
 async def publish_projects(bus: Bus, count: int) -> list[Envelope]:
@@ -191,3 +212,121 @@ async def events_of_type(bus: Bus, event_type: str) -> list[bytes]:
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+# ---- the gateway in front of the fan-out, and a seeded delivery log -------------------------
+@dataclass
+class Stack:
+    api: Api
+    fanout: Runtime
+
+    async def sql(self) -> asyncpg.Connection:
+        return await connect(self.fanout.settings.database_url)
+
+
+@asynccontextmanager
+async def deliveries_stack(start_service: StartService) -> AsyncIterator[Stack]:
+    fanout = await start_service("webhook-fanout", outbound_allow_cidrs="127.0.0.0/8")
+    async with gateway_api(start_service) as api:
+        yield Stack(api=api, fanout=fanout)
+
+
+# Above any real stream sequence of a test: seeded events come after every subscription.
+_SEQ = iter(range(1_000_000, 2_000_000))
+
+
+async def seed_event(
+    stack: Stack,
+    event_type: str,
+    *,
+    occurred_at: dt.datetime,
+    data: dict[str, Any] | None = None,
+) -> str:
+    """An event as the intake records it (``delivery_events``), at a chosen time."""
+    event_id = str(uuid.uuid4())
+    raw = encode_envelope(
+        Envelope(
+            id=event_id,
+            type=event_type,
+            schema_version=1,
+            occurred_at=occurred_at,
+            source="release-decision",
+            aggregate="release:x",
+            actor="system",
+            data=data or {"project_id": "p1"},
+        )
+    )
+    conn = await stack.sql()
+    try:
+        await conn.execute(
+            "INSERT INTO webhook_fanout.delivery_events VALUES ($1, $2, $3, $4, $5)",
+            event_id,
+            event_type,
+            next(_SEQ),
+            occurred_at,
+            raw,
+        )
+    finally:
+        await conn.close()
+    return event_id
+
+
+async def seed_delivery(
+    stack: Stack,
+    hook_id: str,
+    event_id: str,
+    *,
+    status: str,
+    created_at: dt.datetime,
+    attempts: list[dict[str, Any]] = (),  # type: ignore[assignment]
+) -> str:
+    """A delivery of a seeded event, in ``status``, with ``attempts`` in its log (kept state
+    the sender writes; seeded to test the log's reads at chosen times and statuses)."""
+    delivery = delivery_id(hook_id, event_id)
+    conn = await stack.sql()
+    try:
+        event = await conn.fetchrow(
+            "SELECT stream_seq, event_type FROM webhook_fanout.delivery_events WHERE event_id = $1",
+            event_id,
+        )
+        await conn.execute(
+            "INSERT INTO webhook_fanout.deliveries (id, subscription_id, event_id, event_type,"
+            " stream_seq, status, attempts, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            delivery,
+            hook_id,
+            event_id,
+            event["event_type"],
+            event["stream_seq"],
+            status,
+            len(attempts),
+            created_at,
+        )
+        for number, attempt in enumerate(attempts, start=1):
+            await conn.execute(
+                "INSERT INTO webhook_fanout.delivery_attempts (delivery_id, attempt, at,"
+                " request_headers, response_status, response_body, latency_ms, error)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                delivery,
+                number,
+                created_at + dt.timedelta(seconds=number),
+                attempt.get("headers", {"webhook-id": str(delivery)}),
+                attempt.get("status"),
+                attempt.get("body"),
+                attempt.get("latency_ms", 12.5),
+                attempt.get("error"),
+            )
+    finally:
+        await conn.close()
+    return str(delivery)
+
+
+async def delivery_row(stack: Stack, delivery: str) -> asyncpg.Record:
+    conn = await stack.sql()
+    try:
+        row = await conn.fetchrow(
+            "SELECT * FROM webhook_fanout.deliveries WHERE id = $1", uuid.UUID(delivery)
+        )
+        assert row is not None
+        return row
+    finally:
+        await conn.close()

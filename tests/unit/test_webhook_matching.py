@@ -164,6 +164,14 @@ def test_matching_by_type_project_repo_and_enabled() -> None:
     by_project = SubscriptionFilter(events=("commit.verified",), project="p1")
     assert not matches(by_project, commit)
     assert matches(by_project, commit, repo_project="p1")
+    # A repo may be listed by several projects; an event naming its project keeps it.
+    assert matches(by_project, commit, repo_project=frozenset({"p2", "p1"}))
+    assert not matches(by_project, commit, repo_project=frozenset({"p2"}))
+    assert not matches(
+        by_project,
+        raw_event("commit.verified", {"repo": "acme/web", "project_id": "p2"}),
+        repo_project="p1",
+    )
     # An event that names no project reaches only unfiltered subscriptions.
     assert matches(SubscriptionFilter(events=("backup.*",)), backup)
     assert not matches(SubscriptionFilter(events=("backup.*",), project="p1"), backup)

@@ -11,6 +11,9 @@ queued durably before its broker message is acked.
 * Its rows are kept state (``tables`` is empty): a replay of the intake re-reads the stream
   but queues nothing at or below the highest sequence it ever applied, so nothing is sent
   twice and widening a subscription's patterns never sends it old events.
+* A subscription filtered to a project gets the events naming that project and the events
+  naming only a repo that the project lists (the ``projects`` projection: when a batch holds
+  a ``project.created`` / ``project.updated``, the intake first waits for it likewise).
 * ``webhook.deleted`` and ``webhook.disabled`` cancel what was still to be sent to the
   subscription (redeliverable by requeue or replay).
 """
@@ -27,6 +30,7 @@ from contracts.envelope import Event, decode_envelope
 from services.webhook_fanout.deliveries import store
 from services.webhook_fanout.deliveries.outcomes import delivery_id, reports_on
 from services.webhook_fanout.domain.matching import SubscriptionFilter, matches
+from services.webhook_fanout.projects import store as projects_store
 from shared.errors import GatehouseError
 
 # The events the subscriptions projection applies to the table the intake matches against.
@@ -39,14 +43,17 @@ SUBSCRIPTION_CHANGES: Final = frozenset(
         "webhook.secret-rotated",
     }
 )
+# The events the projects projection applies to the repo → projects table.
+PROJECT_CHANGES: Final = frozenset({"project.created", "project.updated"})
 _STOPS: Final = frozenset({"webhook.deleted", "webhook.disabled"})
 SUBSCRIPTIONS_WAIT_SECONDS: Final = 10.0
 
-WaitForSubscriptions = Callable[[int], Awaitable[None]]
+WaitForProjection = Callable[[int], Awaitable[None]]
 
 
 class SubscriptionsBehind(GatehouseError):
-    """The subscriptions projection has not applied a change the batch depends on yet."""
+    """The subscriptions (or projects) projection has not applied a change the batch depends
+    on yet."""
 
     code, transient = "subscriptions_behind", True
 
@@ -63,20 +70,29 @@ class Intake:
     # Kept state only (ServiceDefinition.unreplayable_tables): a replay truncates nothing.
     tables: Sequence[str] = ()
 
-    def __init__(self, wait_for_subscriptions: WaitForSubscriptions | None = None) -> None:
-        self._wait_for_subscriptions = wait_for_subscriptions
+    def __init__(
+        self,
+        wait_for_subscriptions: WaitForProjection | None = None,
+        wait_for_projects: WaitForProjection | None = None,
+    ) -> None:
+        self._waits = (
+            (SUBSCRIPTION_CHANGES, "subscriptions", wait_for_subscriptions),
+            (PROJECT_CHANGES, "projects", wait_for_projects),
+        )
 
     def decode(self, raw: bytes, *, sequence: int) -> Event:
         return decode_envelope(raw, sequence=sequence)
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
-        changed = [e.sequence for e in events if e.envelope.type in SUBSCRIPTION_CHANGES]
-        if changed and self._wait_for_subscriptions is not None:
+        for types, projection, wait in self._waits:
+            changed = [e.sequence for e in events if e.envelope.type in types]
+            if not changed or wait is None:
+                continue
             try:
-                await self._wait_for_subscriptions(max(changed))
+                await wait(max(changed))
             except TimeoutError:
                 raise SubscriptionsBehind(
-                    f"the subscriptions projection has not reached sequence {max(changed)}"
+                    f"the {projection} projection has not reached sequence {max(changed)}"
                 ) from None
         mark = await store.high_water(conn)
         fresh = [e for e in events if e.sequence > mark]
@@ -91,13 +107,21 @@ class Intake:
         filters = {
             s.id: SubscriptionFilter(events=s.events, project=s.project_id) for s in subscriptions
         }
+        # Looked up only while some subscription filters by project.
+        repo_projects = (
+            await projects_store.projects_of_events(conn, fresh)
+            if any(s.project_id for s in subscriptions)
+            else {}
+        )
         queued: dict[str, store.QueuedEvent] = {}
         deliveries: list[tuple[object, str, store.QueuedEvent]] = []
         for event in fresh:
             for subscription in subscriptions:
                 if subscription.created_seq >= event.sequence:
                     continue
-                if not matches(filters[subscription.id], event):
+                if not matches(
+                    filters[subscription.id], event, repo_project=repo_projects.get(event.id)
+                ):
                     continue
                 if reports_on(event, subscription.id):
                     continue

@@ -58,6 +58,7 @@ from services.webhook_fanout.domain.retry import (
     failing_too_long,
 )
 from services.webhook_fanout.domain.signing import SecretScheme, SigningKeys, parse_secret
+from services.webhook_fanout.subscriptions import store as subscriptions_store
 from shared.bus import Bus
 from shared.db import connect
 from shared.logging import get_logger
@@ -109,7 +110,7 @@ class Sender:
         self._done: list[_Run] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: asyncpg.Connection | None = None
-        self._secrets: dict[tuple[str, int], dict[int, str]] = {}
+        self._secrets: dict[tuple[str, int], list[str]] = {}
         self._random = random.Random()
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -220,7 +221,7 @@ class Sender:
     # ---- one subscription's run ------------------------------------------------------------
     async def _send_run(self, run: _Run) -> None:
         try:
-            keys = await self._keys(run.claimed[0])
+            keys = await self.signing_keys(run.claimed[0])
             for index, claimed in enumerate(run.claimed):
                 attempt = await self.attempt(claimed, keys)
                 run.attempts.append(attempt)
@@ -235,28 +236,32 @@ class Sender:
             self._done.append(run)
             self._wake.set()
 
-    async def _keys(self, claimed: store.Claimed) -> SigningKeys | None:
+    async def signing_keys(self, claimed: store.Claimed) -> SigningKeys | None:
+        """The keys ``claimed`` is signed with (None: slack, or no secret). The secrets of a
+        subscription's version are read once (they never change within a version); which of
+        them still signs is decided at each call."""
         if claimed.format == "slack":
             return None
         cache_key = (claimed.subscription_id, claimed.secret_version)
         texts = self._secrets.get(cache_key)
         if texts is None:
-            versions = [claimed.secret_version, claimed.secret_version - 1]
-            texts = await store.secret_texts(self.pool, claimed.subscription_id, versions)
-            if claimed.secret_version in texts:
+            now = dt.datetime.now(dt.UTC)
+            texts = await subscriptions_store.signing_secrets(
+                self.pool, claimed.subscription_id, now
+            )
+            if texts:
                 self._secrets[cache_key] = texts
-        current = texts.get(claimed.secret_version)
-        if current is None:
+        if not texts:
             return None
         # Only Standard Webhooks formats hold whsec_ keys; orbitalreg's secret and a GitHub
         # dispatch's token are used as the text they are.
         scheme: SecretScheme = (
             "standard" if claimed.format in ("standard", "cloudevents") else "orbitalreg"
         )
-        previous = texts.get(claimed.secret_version - 1)
+        previous = texts[1] if len(texts) > 1 else None
         return SigningKeys.at(
             dt.datetime.now(dt.UTC),
-            current=parse_secret(current, scheme=scheme),
+            current=parse_secret(texts[0], scheme=scheme),
             previous=parse_secret(previous, scheme=scheme) if previous else None,
             previous_valid_until=claimed.previous_valid_until,
         )

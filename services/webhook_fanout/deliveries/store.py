@@ -1,8 +1,8 @@
 """SQL of the deliveries (migrations/0002_deliveries.sql). Every statement that the sender
 runs per batch handles many deliveries at once (arrays in, one round trip).
 
-Reads ``subscriptions`` and ``subscription_secrets`` (written by the subscriptions part)
-without writing them.
+Reads ``subscriptions`` (written by the subscriptions part) without writing it; the
+secrets come from ``subscriptions.store.signing_secrets``.
 """
 
 from __future__ import annotations
@@ -376,35 +376,20 @@ async def disable_locally(conn: asyncpg.Connection, subscription_id: str, *, rev
     return await cancel_open(conn, subscription_id, before_seq=2**62)
 
 
-# ---- secrets -------------------------------------------------------------------------------
-async def secret_texts(
-    conn: asyncpg.Connection | asyncpg.Pool, subscription_id: str, versions: Sequence[int]
-) -> dict[int, str]:
-    """The secrets of ``versions`` of a subscription.
-
-    TODO(merge): the subscriptions part brings ``signing_secrets(conn, subscription_id,
-    now)``; this one query reads ``subscription_secrets`` meanwhile."""
-    rows = await conn.fetch(
-        f"SELECT version, secret FROM {S}.subscription_secrets "
-        "WHERE subscription_id = $1 AND version = ANY($2::int[])",
-        subscription_id,
-        list(versions),
-    )
-    return {int(r["version"]): r["secret"] for r in rows}
-
-
 # ---- redelivery ----------------------------------------------------------------------------
 async def requeue(conn: asyncpg.Connection, delivery_id: uuid.UUID) -> dict[str, Any] | None:
-    """A new attempt series for a finished delivery (same id), sent in stream order before
-    the subscription's later deliveries; a delivery waiting for a retry is tried now, one
-    being sent is left alone. None when there is no such delivery."""
+    """A new attempt series for a finished delivery (same id), due now and sent in stream
+    order before the subscription's later deliveries; a delivery waiting for a retry is
+    tried now, one being sent is left alone (the deliveries API answers 409 for it). None
+    when there is no such delivery."""
     row = await conn.fetchrow(
         f"UPDATE {S}.deliveries SET "
         "status = CASE WHEN status IN ('succeeded', 'dead', 'cancelled') THEN 'pending' "
         "ELSE status END, "
         "attempts = CASE WHEN status IN ('succeeded', 'dead', 'cancelled') THEN 0 "
         "ELSE attempts END, "
-        "next_attempt_at = CASE WHEN status = 'retrying' THEN now() END, finished_at = NULL "
+        "next_attempt_at = CASE WHEN status = 'delivering' THEN next_attempt_at ELSE now() END, "
+        "finished_at = CASE WHEN status = 'delivering' THEN finished_at END "
         "WHERE id = $1 RETURNING id, subscription_id, status",
         delivery_id,
     )

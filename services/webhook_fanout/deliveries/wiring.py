@@ -8,20 +8,26 @@ from services.webhook_fanout.deliveries.operations import SENDER_KEY
 from services.webhook_fanout.deliveries.projection import (
     SUBSCRIPTIONS_WAIT_SECONDS,
     Intake,
-    WaitForSubscriptions,
+    WaitForProjection,
 )
 from services.webhook_fanout.deliveries.sender import Sender
 from shared.logging import get_logger
 from shared.service import VERSION, Runtime
 
-# The projection of the subscriptions part that writes the table the intake matches against.
+# The projections of other parts that write the tables the intake matches against.
 SUBSCRIPTIONS_PROJECTION = "subscriptions"
+PROJECTS_PROJECTION = "projects"
 
 log = get_logger(__name__)
 
 
 async def setup(runtime: Runtime) -> None:
-    runtime.add_projection(Intake(_subscriptions_waiter(runtime)))
+    runtime.add_projection(
+        Intake(
+            wait_for_subscriptions=_waiter(runtime, SUBSCRIPTIONS_PROJECTION),
+            wait_for_projects=_waiter(runtime, PROJECTS_PROJECTION),
+        )
+    )
     sender = Sender(
         pool=runtime.pool,
         bus=runtime.bus,
@@ -34,10 +40,10 @@ async def setup(runtime: Runtime) -> None:
     runtime.on_stopping.append(sender.stop)
 
 
-def _subscriptions_waiter(runtime: Runtime) -> WaitForSubscriptions | None:
-    runner = runtime.runners.get(SUBSCRIPTIONS_PROJECTION)
+def _waiter(runtime: Runtime, projection: str) -> WaitForProjection | None:
+    runner = runtime.runners.get(projection)
     if runner is None:
-        log.warning("webhook_intake_unordered", missing_projection=SUBSCRIPTIONS_PROJECTION)
+        log.warning("webhook_intake_unordered", missing_projection=projection)
         return None
 
     async def wait(sequence: int) -> None:

@@ -1,14 +1,9 @@
-"""The errors of the deliveries API, each with its stable problem ``code``."""
+"""The errors of the deliveries API, each with its stable problem ``code`` (an unknown
+subscription is ``domain.errors.WebhookNotFound``, the service's one)."""
 
 from __future__ import annotations
 
 from shared.errors import Conflict, NotFound, ValidationFailed
-
-
-class WebhookNotFound(NotFound):
-    """No live subscription has this id (never created, or deleted)."""
-
-    code, title = "webhook_not_found", "No webhook subscription has this id"
 
 
 class DeliveryNotFound(NotFound):

@@ -15,7 +15,6 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-import aiohttp
 import asyncpg
 
 from contracts.events.webhooks import WebhookRedeliveryRequested
@@ -29,17 +28,18 @@ from contracts.rpc.webhooks import (
     WebhookRequest,
     WebhookTestReply,
 )
-from services.webhook_fanout.deliveries_api import queries, queue, test_send
+from services.webhook_fanout.deliveries import operations
+from services.webhook_fanout.deliveries_api import queries
 from services.webhook_fanout.deliveries_api.errors import (
     DeliveryInFlight,
     DeliveryNotFound,
     InvalidTimeRange,
-    WebhookNotFound,
 )
-from shared.bus import Bus
+from services.webhook_fanout.domain.errors import WebhookNotFound
+from services.webhook_fanout.subscriptions import store as subscriptions_store
 from shared.commands import command_event_id
-from shared.outbound import IPNetwork
 from shared.rpc import CallContext
+from shared.service import Runtime
 
 
 class _AlreadyDone(Exception):
@@ -48,24 +48,20 @@ class _AlreadyDone(Exception):
 
 @dataclass
 class DeliveriesApi:
-    pool: asyncpg.Pool
-    bus: Bus
-    client: aiohttp.ClientSession
-    allowed: tuple[IPNetwork, ...]
-    api_base_url: str
+    runtime: Runtime
 
     async def list(self, request: DeliveriesListRequest, _ctx: CallContext) -> DeliveryPage:
-        async with self.pool.acquire() as conn:
+        async with self.runtime.pool.acquire() as conn:
             await _subscription(conn, request.id)
             return await queries.list_deliveries(conn, request)
 
     async def get(self, request: DeliveryRequest, _ctx: CallContext) -> DeliveryView:
-        async with self.pool.acquire() as conn:
+        async with self.runtime.pool.acquire() as conn:
             await _subscription(conn, request.id)
             return await _delivery(conn, request.id, request.delivery_id)
 
     async def redeliver(self, request: DeliveryRequest, ctx: CallContext) -> DeliveryView:
-        async with self.pool.acquire() as conn:
+        async with self.runtime.pool.acquire() as conn:
             try:
                 async with conn.transaction():
                     await _subscription(conn, request.id, lock=True)
@@ -84,7 +80,7 @@ class DeliveriesApi:
                         raise DeliveryInFlight(
                             "an attempt of this delivery is under way; redeliver once it ends"
                         )
-                    await queue.requeue(conn, uuid.UUID(request.delivery_id))
+                    await operations.requeue(conn, uuid.UUID(request.delivery_id))
                     await self._publish(
                         WebhookRedeliveryRequested(id=request.id, delivery_id=request.delivery_id),
                         ctx,
@@ -102,11 +98,11 @@ class DeliveriesApi:
                 extra={"errors": [{"field": "$.until", "message": "must be after since"}]},
             )
         queued = 0
-        async with self.pool.acquire() as conn:
+        async with self.runtime.pool.acquire() as conn:
             try:
                 async with conn.transaction():
                     await _subscription(conn, request.id, lock=True)
-                    queued = await queue.replay(conn, request.id, since, until)
+                    queued = await operations.replay(conn, request.id, since, until)
                     await self._publish(
                         WebhookRedeliveryRequested(id=request.id, since=since, until=until), ctx
                     )
@@ -115,23 +111,22 @@ class DeliveriesApi:
         return ReplayReply(webhook_id=request.id, queued=queued)
 
     async def test(self, request: WebhookRequest, ctx: CallContext) -> WebhookTestReply:
-        async with self.pool.acquire() as conn:
-            sub = await _subscription(conn, request.id)
-        return await test_send.send_test(
-            self.pool,
-            self.client,
-            sub,
-            allowed=self.allowed,
-            actor=ctx.actor,
-            correlation_id=ctx.request_id or None,
-            api_base_url=self.api_base_url,
+        status, latency_ms, error, delivery_id = await operations.send_test(
+            self.runtime, request.id, actor=ctx.actor, correlation_id=ctx.request_id or None
+        )
+        return WebhookTestReply(
+            delivery_id=str(delivery_id),
+            ok=status is not None and 200 <= status <= 299,
+            response_status=status,
+            latency_ms=latency_ms,
+            error=error,
         )
 
     async def _publish(self, payload: WebhookRedeliveryRequested, ctx: CallContext) -> None:
         event_id = (
             command_event_id(ctx.command_id, 0, payload.event_type) if ctx.command_id else None
         )
-        published = await self.bus.publish_acked(
+        published = await self.runtime.bus.publish_acked(
             payload,
             aggregate=f"webhook:{payload.id}",
             actor=ctx.actor,
@@ -145,7 +140,7 @@ class DeliveriesApi:
 
 async def _subscription(
     conn: asyncpg.Connection, subscription_id: str, *, lock: bool = False
-) -> asyncpg.Record:
+) -> subscriptions_store.SubscriptionRow:
     if lock:
         # Redeliveries and replays of one subscription run one at a time (their counts and
         # the requeued rows would interleave otherwise).
@@ -153,7 +148,7 @@ async def _subscription(
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
             f"webhook_fanout.deliveries_api:{subscription_id}",
         )
-    sub = await queries.live_subscription(conn, subscription_id)
+    sub = await subscriptions_store.subscription(conn, subscription_id)
     if sub is None:
         raise WebhookNotFound(f"no webhook subscription {subscription_id}")
     return sub

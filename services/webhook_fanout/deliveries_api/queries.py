@@ -37,19 +37,6 @@ _DELIVERY_COLUMNS = """
 """
 
 
-async def live_subscription(
-    conn: asyncpg.Connection, subscription_id: str
-) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        """
-        SELECT id, url, format, enabled, events, project_id, secret_version,
-               previous_valid_until, created_seq
-        FROM webhook_fanout.subscriptions WHERE id = $1 AND deleted_at IS NULL
-        """,
-        subscription_id,
-    )
-
-
 def _micros(created_us: int) -> dt.datetime:
     return _EPOCH + dt.timedelta(microseconds=created_us)
 

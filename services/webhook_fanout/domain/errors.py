@@ -1,11 +1,18 @@
 """The errors webhook-fanout's domain raises, each with a stable problem ``code``.
 
-All are permanent: the same input fails the same way again.
+All are permanent: the same input fails the same way again. The one ``WebhookNotFound`` of
+the service is here (subscriptions, deliveries and the deliveries API all answer with it).
 """
 
 from __future__ import annotations
 
-from shared.errors import Unauthorized, ValidationFailed
+from shared.errors import NotFound, Unauthorized, ValidationFailed
+
+
+class WebhookNotFound(NotFound):
+    """No live subscription has this id (never created, or deleted)."""
+
+    code, title = "webhook_not_found", "No webhook subscription has this id"
 
 
 class InvalidWebhookSecret(ValidationFailed):

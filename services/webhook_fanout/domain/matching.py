@@ -7,14 +7,16 @@ now and receives them once they are published.
 
 The project filter compares with what an event says about its project
 (:func:`project_of`): its payload's ``project_id``, an aggregate ``project:<id>``, or its
-``repo`` (``owner/name``). An event that names no project reaches only subscriptions without
-a filter: a filtered subscription receives nothing it cannot tell belongs to its project.
+``repo`` (``owner/name``), or, for an event that names only its repo, the projects that list
+that repo (``repo_project``: the fan-out's ``projects`` read model). An event that names no
+project reaches only subscriptions without a filter: a filtered subscription receives nothing
+it cannot tell belongs to its project.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any, Final
 
 import msgspec
@@ -127,11 +129,14 @@ class SubscriptionFilter(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def matches(
-    subscription: SubscriptionFilter, event: Event, *, repo_project: str | None = None
+    subscription: SubscriptionFilter,
+    event: Event,
+    *,
+    repo_project: str | Collection[str] | None = None,
 ) -> bool:
     """Whether ``event`` is delivered to ``subscription``. ``repo_project`` is the project
-    the caller knows the event's repo belongs to (from its read model), for events that
-    name a repo but not a project."""
+    (or the projects) the caller knows the event's repo belongs to (from its read model),
+    for events that name a repo but not a project."""
     if not subscription.enabled:
         return False
     if not any(type_matches(pattern, event.envelope.type) for pattern in subscription.events):
@@ -139,4 +144,10 @@ def matches(
     if subscription.project is None:
         return True
     named = project_of(event)
-    return subscription.project in {named.project_id, named.repo, repo_project} - {None}
+    if subscription.project in {named.project_id, named.repo}:
+        return True
+    if named.project_id is not None or repo_project is None:
+        return False
+    if isinstance(repo_project, str):
+        return subscription.project == repo_project
+    return subscription.project in repo_project

@@ -42,17 +42,11 @@ from contracts.rpc.webhooks import (
     WebhookView,
 )
 from services.webhook_fanout.domain import matching, receivers, signing
-from services.webhook_fanout.domain.errors import InvalidWebhookSecret
+from services.webhook_fanout.domain.errors import InvalidWebhookSecret, WebhookNotFound
 from services.webhook_fanout.subscriptions import store
 from shared.bus import Bus
 from shared.commands import advisory_locked, command_once, publish_visible
-from shared.errors import (
-    Conflict,
-    GatehouseError,
-    NotFound,
-    PreconditionFailed,
-    ValidationFailed,
-)
+from shared.errors import Conflict, GatehouseError, PreconditionFailed, ValidationFailed
 from shared.outbound import check_receiver_url
 from shared.pagination import decode_cursor, encode_cursor
 from shared.projection import ProjectionRunner
@@ -62,10 +56,6 @@ from shared.settings import Settings
 # Names webhook ids made for an Idempotency-Key command (uuid5): every attempt of one
 # command makes the same subscription, so at most one secret is kept for it.
 _IDS = uuid.UUID("5b0c3d1e-8f47-5a2b-9c61-0d4e7f3a8b15")
-
-
-class WebhookNotFound(NotFound):
-    code, title = "webhook_not_found", "No such webhook subscription"
 
 
 class WorkflowTriggerManaged(Conflict):

@@ -1,4 +1,4 @@
-"""SQL of the projects part (migrations/0003_projects.sql): which projects list a repo."""
+"""SQL of the projects part (migrations/0004_projects.sql): which projects list a repo."""
 
 from __future__ import annotations
 

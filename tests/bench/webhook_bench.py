@@ -343,9 +343,7 @@ async def _baseline_round(s: Stack, events: int, subscriptions: int) -> dict[str
     }
 
 
-async def _throughput(
-    s: Stack, params: BenchParameters, hooks: WebhookParameters
-) -> report.Figure:
+async def _throughput(s: Stack, params: BenchParameters, hooks: WebhookParameters) -> report.Figure:
     ids = [await s.subscribe(s.hook_url(f"sub-{n}")) for n in range(SUBSCRIPTIONS)]
     print("  (l) warming up …", flush=True)
     await _subject_round(s, 200, SUBSCRIPTIONS)

@@ -30,6 +30,7 @@ from tests.bench.harness import ROOT, Infra
 from tests.bench.scan_bench import measure_scan
 from tests.bench.scenarios import BenchParameters, measure_audit, measure_gateway
 from tests.bench.signature_bench import measure_signatures
+from tests.bench.webhook_bench import measure_webhooks
 
 
 def _git_commit() -> str:
@@ -88,9 +89,24 @@ async def run(params: BenchParameters, infra: Infra) -> list[report.Figure]:
             flush=True,
         )
         signature_figures = await measure_signatures(infra, params)
+        print(
+            "measuring (l) webhook fan-out of 10,000 events x 10 subscriptions vs a bare "
+            "aiohttp client, (m) latency at 200 events/s and (n) isolation from a hanging "
+            "receiver …",
+            flush=True,
+        )
+        webhook_figures = await measure_webhooks(infra, params)
     finally:
         await infra.drop_databases()
-    return [read, projection, visibility, *scanner_figures, *gate_figures, *signature_figures]
+    return [
+        read,
+        projection,
+        visibility,
+        *scanner_figures,
+        *gate_figures,
+        *signature_figures,
+        *webhook_figures,
+    ]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -15,6 +15,7 @@ checked, bounded in time and in what it reads.
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import time
 import urllib.parse
@@ -77,6 +78,9 @@ class CheckedResolver(AbstractResolver):
         return None
 
 
+# Pure in its arguments (no DNS: a name answers None here and is checked by the resolver), so
+# the per-delivery check of a busy subscription's URL is a dict lookup.
+@functools.lru_cache(maxsize=4096)
 def refused_literal(url: str, allowed: tuple[IPNetwork, ...]) -> str | None:
     """Why a URL whose host is an IP literal may not be reached (None: a name, or allowed)."""
     try:

@@ -40,9 +40,14 @@ QUIET = Console(quiet=True)
 README = Path(__file__).resolve().parents[2] / "README.md"
 ADMIN = "gh_test_bootstrap_admin_token_0123456789abcdef"
 
-# The signature-verifier's kept state (its mirrors' fetch status, signed-commit index and
-# verification work), as its definition declares it.
-SIGNATURE_VERIFIER_KEPT = definition("signature-verifier").unreplayable_tables
+# Every service's kept state (release signing keys, idempotency records, the mirrors' fetch
+# status and verification work, webhook secrets and deliveries), as their definitions
+# declare it: schema-qualified, sorted.
+KEPT = sorted(
+    f"{definition(name).schema}.{table}"
+    for name in SERVICES
+    for table in definition(name).unreplayable_tables
+)
 
 
 @pytest.fixture
@@ -184,12 +189,7 @@ async def test_a_restore_rebuilds_every_read_model_identically(
         assert detailed.body["details"]["last_success"]["sha256"] == done.sha256
 
     assert archive.stat().st_mode & 0o077 == 0, "the archive holds the signing key: owner only"
-    assert sorted(done.tables) == [
-        "gateway.idempotency_keys",
-        "release_decision.file_keys",
-        "release_decision.signing_keys",
-        *(f"signature_verifier.{table}" for table in sorted(SIGNATURE_VERIFIER_KEPT)),
-    ]
+    assert sorted(done.tables) == KEPT
     last, messages, ids = await stream_facts(settings.nats_url, settings.stream_name)
     # The backup.completed event came after the archive's last sequence.
     assert done.last_sequence == last - 1 and done.events == messages - 1
@@ -349,7 +349,7 @@ def test_the_data_dir_commands_restore_into_a_new_embedded_stack(
     # No service ever ran on the source database; the restore migrated every schema.
     assert before["tables"] == []
     assert sorted(t["table"] for t in after["tables"]) == sorted(
-        ["file_keys", "idempotency_keys", "signing_keys", *SIGNATURE_VERIFIER_KEPT]
+        qualified.split(".", 1)[1] for qualified in KEPT
     )
 
 

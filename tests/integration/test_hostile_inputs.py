@@ -155,6 +155,21 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "description": "d",
         "format": "standard",
     },
+    ("PUT", "/api/releases/{project}/environments/{env}/workflow"): {
+        "format": "github_repository_dispatch",
+        "ref": "main",
+        "dispatch_event_type": "deploy",
+        "github_token": "ghp_" + "x" * 36,
+    },
+    ("POST", "/api/releases/{project}/environments/{env}/workflow-secret"): {"grace_seconds": 60},
+    ("PUT", "/api/releases/{project}/build-workflow"): {
+        "url": "https://93.184.216.34/build",
+        "format": "standard",
+        "ref": "main",
+        "dispatch_event_type": "build",
+        "github_token": "ghp_" + "x" * 36,
+    },
+    ("POST", "/api/releases/{project}/build-workflow/secret"): {"grace_seconds": 60},
     ("POST", "/api/admin/webhooks/{id}/rotate-secret"): {
         "grace_seconds": 60,
         "secret": "whsec_" + "QUJD" * 11,

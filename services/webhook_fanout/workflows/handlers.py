@@ -33,7 +33,7 @@ from shared.rpc import CallContext
 from shared.settings import Settings
 
 GITHUB_FORMATS = ("github_repository_dispatch", "github_workflow_dispatch")
-CATCH_UP_SECONDS = 5.0
+CATCH_UP_SECONDS = 2.0
 
 
 class EnvironmentNotFound(NotFound):
@@ -86,7 +86,9 @@ class WorkflowHandlers:
     async def _caught_up(self) -> None:
         """The environment may have been created a moment ago (release-decision answered
         once its own read model had it, not this one)."""
-        last = await self.bus.last_sequence()
+        # The last event of this projection's own subjects: the checkpoint never reaches
+        # the stream's end when the newest events are of other subjects.
+        last = await self.bus.last_sequence_of(self.runner.projection.subjects)
         try:
             await self.runner.wait_for(last, timeout=CATCH_UP_SECONDS)
         except TimeoutError:

@@ -73,3 +73,17 @@ def test_make_targets_named_in_the_readme_exist() -> None:
 def test_relative_links_lead_to_files() -> None:
     for target in re.findall(r"\]\(([^)#:]+)\)", README.read_text()):
         assert (ROOT / target).exists(), target
+
+
+def test_every_subscribable_event_is_in_the_catalog_or_announced() -> None:
+    """The README's "Events you can subscribe to" names events a subscription accepts: the
+    registered catalog, or the artifact events the fan-out already accepts."""
+    from contracts.envelope import registry
+    from services.webhook_fanout.domain.matching import UPCOMING_EVENT_TYPES
+
+    text = (ROOT / "README.md").read_text()
+    table = text.split("<!-- subscribable:start -->", 1)[1].split("<!-- subscribable:end -->")[0]
+    named = set(re.findall(r"`([a-z][a-z-]*\.[a-z][a-z-]*)`", table))
+    catalog = {event_type for event_type, _ in registry()}
+    assert len(named) >= 19
+    assert named <= catalog | UPCOMING_EVENT_TYPES, named - catalog - UPCOMING_EVENT_TYPES

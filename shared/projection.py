@@ -69,6 +69,8 @@ log = get_logger(__name__)
 # delivery is found by the delivery-sequence check), so a long ack_wait costs nothing.
 ACK_WAIT_SECONDS = 60.0
 FETCH_TIMEOUT_SECONDS = 1.0
+# After the first event of a batch: how long to wait for the rest already on their way.
+FETCH_MORE_SECONDS = 0.005
 # How often a standby retries the leader lock and re-reads the leader's checkpoint (it also
 # hears every checkpoint at once through LISTEN).
 STANDBY_POLL_SECONDS = 0.5
@@ -444,12 +446,22 @@ class ProjectionRunner:
         return sub
 
     async def _fetch(self, sub: JetStreamPullSub) -> list[Msg]:
+        """The next batch, as soon as one event is there. nats-py's ``fetch(n)`` waits out
+        its whole timeout for ``n`` messages once the stream is quiet and one arrives, so a
+        trickle of events would be applied a second late: wait for one, then take only what
+        is already there."""
         try:
-            return await sub.fetch(
-                self.settings.projection_batch_size, timeout=FETCH_TIMEOUT_SECONDS
-            )
+            first = await sub.fetch(1, timeout=FETCH_TIMEOUT_SECONDS)
         except TimeoutError:  # nats.errors.TimeoutError and the client's bare asyncio timeouts
             return []
+        batch = self.settings.projection_batch_size
+        if batch <= 1:
+            return first
+        try:
+            more = await sub.fetch(batch - 1, timeout=FETCH_MORE_SECONDS)
+        except TimeoutError:
+            more = []
+        return [*first, *more]
 
     async def _refresh_lag(self, sub: JetStreamPullSub) -> int:
         info: ConsumerInfo = await sub.consumer_info()

@@ -150,6 +150,10 @@ class Sender:
     async def _listen(self) -> asyncpg.Connection:
         if self._listener is None or self._listener.is_closed():
             self._listener = await connect(self.settings.database_url)
+            # Claims and recorded attempts need not wait for the WAL flush: one lost in a
+            # database crash only means a delivery sent again with the same id (at least
+            # once). A transaction that disables a subscription turns it back on.
+            await self._listener.execute("SET synchronous_commit = off")
             await self._listener.add_listener(store.CHANNEL, lambda *_: self._wake.set())
         return self._listener
 
@@ -362,6 +366,7 @@ class Sender:
             async with contextlib.AsyncExitStack() as stack:
                 if not calm:
                     await stack.enter_async_context(conn.transaction())
+                    await conn.execute("SET LOCAL synchronous_commit = on")
                 failing = await store.finish(
                     conn,
                     owner=self.owner,

@@ -94,7 +94,7 @@ class Intake:
                 raise SubscriptionsBehind(
                     f"the {projection} projection has not reached sequence {max(changed)}"
                 ) from None
-        mark = await store.high_water(conn)
+        mark, subscriptions = await store.intake_state(conn)
         fresh = [e for e in events if e.sequence > mark]
         if not fresh:
             return
@@ -103,7 +103,6 @@ class Intake:
                 subject = _subject(event)
                 if isinstance(subject.id, str):
                     await store.cancel_open(conn, subject.id, before_seq=event.sequence)
-        subscriptions = await store.live_subscriptions(conn)
         filters = {
             s.id: SubscriptionFilter(events=s.events, project=s.project_id) for s in subscriptions
         }
@@ -135,8 +134,12 @@ class Intake:
                         envelope=event.raw,
                     )
                 deliveries.append((delivery_id(subscription.id, event.id), subscription.id, row))
-        await store.queue(conn, list(queued.values()), deliveries)  # type: ignore[arg-type]
-        await store.raise_high_water(conn, fresh[-1].sequence)
+        await store.queue(
+            conn,
+            list(queued.values()),
+            deliveries,  # type: ignore[arg-type]
+            high_water=fresh[-1].sequence,
+        )
 
 
 def _subject(event: Event) -> _Subject:

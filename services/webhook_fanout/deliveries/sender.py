@@ -109,6 +109,8 @@ class Sender:
         self._runs: dict[str, _Run] = {}
         self._done: list[_Run] = []
         self._tasks: list[asyncio.Task[None]] = []
+        # The claim loop's own connection: it LISTENs, and flushes, claims and looks for
+        # the next due time on it (one after the other), without a pool's reset round trip.
         self._listener: asyncpg.Connection | None = None
         self._secrets: dict[tuple[str, int], list[str]] = {}
         self._random = random.Random()
@@ -135,39 +137,49 @@ class Sender:
             run.unsent = [c for c in run.claimed if c.id not in sent]
         self._done = runs
         with contextlib.suppress(Exception):
-            await self._flush()
+            if self._listener is not None and not self._listener.is_closed():
+                await self._flush(self._listener)
+            else:
+                async with self.pool.acquire() as conn:
+                    await self._flush(conn)
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.close(timeout=2)
         await self.client.close()
 
-    async def _listen(self) -> None:
+    async def _listen(self) -> asyncpg.Connection:
         if self._listener is None or self._listener.is_closed():
             self._listener = await connect(self.settings.database_url)
+            # Claims and recorded attempts need not wait for the WAL flush: one lost in a
+            # database crash only means a delivery sent again with the same id (at least
+            # once). A transaction that disables a subscription turns it back on.
+            await self._listener.execute("SET synchronous_commit = off")
             await self._listener.add_listener(store.CHANNEL, lambda *_: self._wake.set())
+        return self._listener
 
     # ---- the loop --------------------------------------------------------------------------
     async def _main(self) -> None:
         while True:
             try:
-                await self._listen()
-                await self._cycle()
+                await self._cycle(await self._listen())
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("webhook_sender_retry", error=f"{type(exc).__name__}: {exc}")
+                if self._listener is not None:
+                    self._listener.terminate()
                 self._listener = None
                 await asyncio.sleep(ERROR_PAUSE_SECONDS)
 
-    async def _cycle(self) -> None:
+    async def _cycle(self, conn: asyncpg.Connection) -> None:
         while True:
             self._wake.clear()
-            await self._flush()
-            claimed = await self._claim()
+            await self._flush(conn)
+            claimed = await self._claim(conn)
             if claimed or self._done:
                 continue
             timeout = IDLE_LOOK_SECONDS
-            due = await store.next_due(self.pool, owner=self.owner)
+            due = await store.next_due(conn, owner=self.owner)
             if due is not None:
                 wait = (due - dt.datetime.now(dt.UTC)).total_seconds()
                 # Due already but not claimable (its subscription is busy here, or being
@@ -176,19 +188,18 @@ class Sender:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
-    async def _claim(self) -> list[store.Claimed]:
+    async def _claim(self, conn: asyncpg.Connection) -> list[store.Claimed]:
         room = self.settings.webhook_max_in_flight - len(self._busy)
         if room <= 0:
             return []
-        async with self.pool.acquire() as conn:
-            claimed = await store.claim(
-                conn,
-                owner=self.owner,
-                lease_seconds=self.settings.webhook_lease_seconds,
-                busy=list(self._busy),
-                subscriptions=room,
-                run_length=RUN_LENGTH,
-            )
+        claimed = await store.claim(
+            conn,
+            owner=self.owner,
+            lease_seconds=self.settings.webhook_lease_seconds,
+            busy=list(self._busy),
+            subscriptions=room,
+            run_length=RUN_LENGTH,
+        )
         runs: dict[str, list[store.Claimed]] = {}
         for item in claimed:
             runs.setdefault(item.subscription_id, []).append(item)
@@ -318,7 +329,7 @@ class Sender:
         )
 
     # ---- recording -------------------------------------------------------------------------
-    async def _flush(self) -> None:
+    async def _flush(self, conn: asyncpg.Connection) -> None:
         if not self._done:
             return
         runs, self._done = self._done, []
@@ -346,8 +357,16 @@ class Sender:
             for a in run.attempts
         )
         events: list[tuple[EventPayload, str, str]] = []
+        # Runs that ended on a success have no consequence: their one statement needs no
+        # transaction around it (two round trips fewer between two claims).
+        calm = all(
+            not run.attempts or state_after(run.attempts[-1].step) == "succeeded" for run in runs
+        )
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
+            async with contextlib.AsyncExitStack() as stack:
+                if not calm:
+                    await stack.enter_async_context(conn.transaction())
+                    await conn.execute("SET LOCAL synchronous_commit = on")
                 failing = await store.finish(
                     conn,
                     owner=self.owner,

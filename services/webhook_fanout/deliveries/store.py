@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -37,17 +37,29 @@ class LiveSubscription:
     created_seq: int
 
 
-async def live_subscriptions(conn: asyncpg.Connection) -> list[LiveSubscription]:
-    """Subscriptions that receive events now: enabled, not deleted, not disabled by the
-    sender at their current revision."""
+_LIVE = (
+    f"SELECT s.id, s.events, s.project_id, s.created_seq FROM {S}.subscriptions s "
+    f"LEFT JOIN {S}.subscription_health h ON h.subscription_id = s.id "
+    "WHERE s.enabled AND s.deleted_at IS NULL "
+    "AND (h.disabled_revision IS NULL OR h.disabled_revision <> s.revision) "
+    # Workflow triggers get only the events the workflows projection queues for them.
+    "AND s.workflow_kind IS NULL"
+)
+
+
+async def intake_state(conn: asyncpg.Connection) -> tuple[int, list[LiveSubscription]]:
+    """The intake's high water and the subscriptions that receive events now (enabled, not
+    deleted, not disabled by the sender at their current revision), in one round trip: the
+    intake runs per batch of a busy stream, and its round trips are the deliveries' latency."""
     rows = await conn.fetch(
-        f"SELECT s.id, s.events, s.project_id, s.created_seq FROM {S}.subscriptions s "
-        f"LEFT JOIN {S}.subscription_health h ON h.subscription_id = s.id "
-        "WHERE s.enabled AND s.deleted_at IS NULL "
-        "AND (h.disabled_revision IS NULL OR h.disabled_revision <> s.revision) "
-        # Workflow triggers get only the events the workflows projection queues for them.
-        "AND s.workflow_kind IS NULL"
+        f"SELECT w.high_water, l.* FROM (SELECT coalesce(max(high_water), 0) AS high_water "
+        f"FROM {S}.delivery_intake) w LEFT JOIN ({_LIVE}) l ON true"
     )
+    mark = int(rows[0]["high_water"]) if rows else 0
+    return mark, _live(r for r in rows if r["id"] is not None)
+
+
+def _live(rows: Iterable[asyncpg.Record]) -> list[LiveSubscription]:
     return [
         LiveSubscription(
             id=r["id"],
@@ -59,18 +71,15 @@ async def live_subscriptions(conn: asyncpg.Connection) -> list[LiveSubscription]
     ]
 
 
-async def high_water(conn: asyncpg.Connection) -> int:
-    value = await conn.fetchval(f"SELECT high_water FROM {S}.delivery_intake")
-    return int(value or 0)
+_RAISE_HIGH_WATER = (
+    f"INSERT INTO {S}.delivery_intake (singleton, high_water) VALUES (true, $1) "
+    "ON CONFLICT (singleton) DO UPDATE SET high_water = "
+    "greatest(delivery_intake.high_water, EXCLUDED.high_water)"
+)
 
 
 async def raise_high_water(conn: asyncpg.Connection, sequence: int) -> None:
-    await conn.execute(
-        f"INSERT INTO {S}.delivery_intake (singleton, high_water) VALUES (true, $1) "
-        "ON CONFLICT (singleton) DO UPDATE SET high_water = "
-        "greatest(delivery_intake.high_water, EXCLUDED.high_water)",
-        sequence,
-    )
+    await conn.execute(_RAISE_HIGH_WATER, sequence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,34 +95,52 @@ async def queue(
     conn: asyncpg.Connection,
     events: Sequence[QueuedEvent],
     deliveries: Sequence[tuple[uuid.UUID, str, QueuedEvent]],
+    *,
+    high_water: int | None = None,
 ) -> int:
-    """Store events and their deliveries (each once: a repeat changes nothing); returns how
-    many deliveries are new, having woken the senders for them."""
+    """Store events and their deliveries (each once: a repeat changes nothing) and raise the
+    intake's high water to ``high_water`` (if given), in one statement (one round trip);
+    returns how many deliveries are new, having woken the senders for them."""
     if not deliveries:
+        if high_water is not None:
+            await raise_high_water(conn, high_water)
         return 0
-    await conn.execute(
-        f"INSERT INTO {S}.delivery_events (event_id, event_type, stream_seq, occurred_at, "
-        "envelope) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], "
-        "$4::timestamptz[], $5::bytea[]) ON CONFLICT (event_id) DO NOTHING",
+    # One statement: the deliveries' foreign key to their events is checked at its end.
+    inserted = await conn.fetchval(
+        f"""
+        WITH queued_events AS (
+            INSERT INTO {S}.delivery_events (event_id, event_type, stream_seq, occurred_at,
+                envelope)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[],
+                $5::bytea[])
+            ON CONFLICT (event_id) DO NOTHING
+        ), new AS (
+            INSERT INTO {S}.deliveries (id, subscription_id, event_id, event_type, stream_seq,
+                created_at)
+            SELECT *, now() FROM unnest($6::uuid[], $7::text[], $8::text[], $9::text[],
+                $10::bigint[])
+            ON CONFLICT DO NOTHING RETURNING 1
+        ), mark AS (
+            INSERT INTO {S}.delivery_intake (singleton, high_water)
+            SELECT true, $11::bigint WHERE $11::bigint IS NOT NULL
+            ON CONFLICT (singleton) DO UPDATE SET high_water =
+                greatest(delivery_intake.high_water, EXCLUDED.high_water)
+        ), counted AS (SELECT count(*) AS n FROM new)
+        SELECT n, CASE WHEN n > 0 THEN pg_notify($12, '') END FROM counted
+        """,
         [e.event_id for e in events],
         [e.event_type for e in events],
         [e.stream_seq for e in events],
         [e.occurred_at for e in events],
         [e.envelope for e in events],
-    )
-    inserted = await conn.fetchval(
-        f"WITH new AS (INSERT INTO {S}.deliveries (id, subscription_id, event_id, event_type, "
-        "stream_seq, created_at) SELECT *, now() FROM unnest($1::uuid[], $2::text[], "
-        "$3::text[], $4::text[], $5::bigint[]) ON CONFLICT DO NOTHING RETURNING 1) "
-        "SELECT count(*) FROM new",
         [d for d, _, _ in deliveries],
         [s for _, s, _ in deliveries],
         [e.event_id for _, _, e in deliveries],
         [e.event_type for _, _, e in deliveries],
         [e.stream_seq for _, _, e in deliveries],
+        high_water,
+        CHANNEL,
     )
-    if inserted:
-        await notify(conn)
     return int(inserted)
 
 
@@ -267,52 +294,34 @@ async def finish(
     """Record attempts and move their deliveries on (only those still leased to ``owner``:
     a sender whose lease was taken over records its attempt and changes nothing else),
     give back leased deliveries not sent, and update health. Returns each subscription's
-    ``failing_since`` after the change."""
-    if finished:
-        await conn.execute(
-            f"""
-            WITH r AS (
-                SELECT * FROM unnest($2::uuid[], $3::int[], $4::int[], $5::timestamptz[],
-                    $6::jsonb[], $7::int[], $8::text[], $9::bool[], $10::float8[], $11::text[],
-                    $12::text[], $13::timestamptz[])
-                AS r(id, attempt, total, at, headers, status, body, truncated, latency,
-                     error, state, next_at)
-            ), recorded AS (
-                INSERT INTO {S}.delivery_attempts (delivery_id, attempt, at, request_headers,
-                    response_status, response_body, response_truncated, latency_ms, error)
-                SELECT id, total, at, headers, status, body, truncated, latency, error FROM r
-                ON CONFLICT DO NOTHING
-            )
+    ``failing_since`` after the change. One statement (atomic, one round trip: the sender
+    runs it between every two claims)."""
+    rows = await conn.fetch(
+        f"""
+        WITH r AS (
+            SELECT * FROM unnest($2::uuid[], $3::int[], $4::int[], $5::timestamptz[],
+                $6::jsonb[], $7::int[], $8::text[], $9::bool[], $10::float8[], $11::text[],
+                $12::text[], $13::timestamptz[])
+            AS r(id, attempt, total, at, headers, status, body, truncated, latency,
+                 error, state, next_at)
+        ), recorded AS (
+            INSERT INTO {S}.delivery_attempts (delivery_id, attempt, at, request_headers,
+                response_status, response_body, response_truncated, latency_ms, error)
+            SELECT id, total, at, headers, status, body, truncated, latency, error FROM r
+            ON CONFLICT DO NOTHING
+        ), moved AS (
             UPDATE {S}.deliveries d SET status = r.state, attempts = r.attempt,
                 attempts_total = greatest(d.attempts_total, r.total), next_attempt_at = r.next_at,
                 finished_at = CASE WHEN r.state IN ('succeeded', 'dead') THEN r.at END,
                 lease_owner = NULL, lease_until = NULL
             FROM r WHERE d.id = r.id AND d.lease_owner = $1
-            """,
-            owner,
-            [f.id for f in finished],
-            [f.attempt for f in finished],
-            [f.attempt_total for f in finished],
-            [f.at for f in finished],
-            [f.headers for f in finished],
-            [f.status for f in finished],
-            [f.body for f in finished],
-            [f.truncated for f in finished],
-            [f.latency_ms for f in finished],
-            [f.error for f in finished],
-            [f.state for f in finished],
-            [f.next_attempt_at for f in finished],
+        ), given_back AS (
+            {_RELEASE.format(ids="$14")}
         )
-    if released:
-        await release(conn, owner=owner, ids=released)
-    if not health:
-        return {}
-    rows = await conn.fetch(
-        f"""
         INSERT INTO {S}.subscription_health AS h (subscription_id, last_success_at,
             last_failure_at, failing_since)
-        SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[],
-            $4::timestamptz[])
+        SELECT * FROM unnest($15::text[], $16::timestamptz[], $17::timestamptz[],
+            $18::timestamptz[])
         ON CONFLICT (subscription_id) DO UPDATE SET
             last_success_at = coalesce(EXCLUDED.last_success_at, h.last_success_at),
             last_failure_at = coalesce(EXCLUDED.last_failure_at, h.last_failure_at),
@@ -321,6 +330,20 @@ async def finish(
                 END
         RETURNING subscription_id, failing_since
         """,
+        owner,
+        [f.id for f in finished],
+        [f.attempt for f in finished],
+        [f.attempt_total for f in finished],
+        [f.at for f in finished],
+        [f.headers for f in finished],
+        [f.status for f in finished],
+        [f.body for f in finished],
+        [f.truncated for f in finished],
+        [f.latency_ms for f in finished],
+        [f.error for f in finished],
+        [f.state for f in finished],
+        [f.next_attempt_at for f in finished],
+        list(released),
         [h.subscription_id for h in health],
         [h.last_success_at for h in health],
         [h.last_failure_at for h in health],
@@ -329,15 +352,16 @@ async def finish(
     return {r["subscription_id"]: r["failing_since"] for r in rows}
 
 
+_RELEASE = (
+    f"UPDATE {S}.deliveries SET lease_owner = NULL, lease_until = NULL, "
+    "status = CASE WHEN attempts > 0 THEN 'retrying' ELSE 'pending' END "
+    "WHERE id = ANY({ids}::uuid[]) AND lease_owner = $1 AND status = 'delivering'"
+)
+
+
 async def release(conn: asyncpg.Connection, *, owner: str, ids: Sequence[uuid.UUID]) -> None:
     """Give back leased deliveries that were not sent (their run stopped at a failure)."""
-    await conn.execute(
-        f"UPDATE {S}.deliveries SET lease_owner = NULL, lease_until = NULL, "
-        "status = CASE WHEN attempts > 0 THEN 'retrying' ELSE 'pending' END "
-        "WHERE id = ANY($2::uuid[]) AND lease_owner = $1 AND status = 'delivering'",
-        owner,
-        list(ids),
-    )
+    await conn.execute(_RELEASE.format(ids="$2"), owner, list(ids))
 
 
 async def renew(

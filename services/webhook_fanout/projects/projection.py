@@ -25,9 +25,12 @@ class ProjectsProjection:
     tables: Sequence[str] = field(default=store.PROJECTION_TABLES)
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+        # The last list of each project in the batch is the one that stands.
+        lists: dict[str, Sequence[str]] = {}
         for event in events:
             payload = event.payload
             if isinstance(payload, ProjectCreated):
-                await store.set_repos(conn, payload.project_id, payload.repos)
+                lists[payload.project_id] = payload.repos
             elif isinstance(payload, ProjectUpdated) and payload.repos is not msgspec.UNSET:
-                await store.set_repos(conn, payload.project_id, payload.repos)
+                lists[payload.project_id] = payload.repos
+        await store.set_repos_of(conn, lists)

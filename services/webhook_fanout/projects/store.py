@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 import asyncpg
@@ -19,15 +19,22 @@ def repo_key(repo: str) -> str:
     return repo.lower()
 
 
-async def set_repos(conn: asyncpg.Connection, project_id: str, repos: Iterable[str]) -> None:
-    """The project lists exactly ``repos`` from now on."""
-    await conn.execute(f"DELETE FROM {SCHEMA}.project_repos WHERE project_id = $1", project_id)
+async def set_repos_of(conn: asyncpg.Connection, lists: Mapping[str, Iterable[str]]) -> None:
+    """Each project of ``lists`` lists exactly its repos from now on, for a whole batch in
+    two round trips (a busy stream of project events is applied in batches)."""
+    if not lists:
+        return
+    pairs = sorted({(repo_key(repo), pid) for pid, repos in lists.items() for repo in repos})
     await conn.execute(
-        f"INSERT INTO {SCHEMA}.project_repos (repo, project_id) "
-        "SELECT DISTINCT unnest($1::text[]), $2 ON CONFLICT DO NOTHING",
-        sorted({repo_key(repo) for repo in repos}),
-        project_id,
+        f"DELETE FROM {SCHEMA}.project_repos WHERE project_id = ANY($1::text[])", list(lists)
     )
+    if pairs:
+        await conn.execute(
+            f"INSERT INTO {SCHEMA}.project_repos (repo, project_id) "
+            "SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
+            [repo for repo, _ in pairs],
+            [pid for _, pid in pairs],
+        )
 
 
 async def projects_of(

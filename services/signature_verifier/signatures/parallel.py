@@ -138,3 +138,22 @@ def warm() -> int:
     import pgpy  # noqa: F401
 
     return 0
+
+
+# How often a child looks whether the service that started it is still there.
+PARENT_CHECK_SECONDS = 1.0
+
+
+def watch_parent(parent: int) -> None:
+    """The pool's initializer: a child whose service died (SIGKILL gives the pool no chance
+    to stop it) exits instead of lingering, blocked on a queue nobody writes to."""
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()

@@ -25,7 +25,13 @@ import asyncpg
 
 from contracts.events.commits import CommitVerified
 from services.signature_verifier.signatures import store
-from services.signature_verifier.signatures.parallel import Material, Verdict, verify_chunk, warm
+from services.signature_verifier.signatures.parallel import (
+    Material,
+    Verdict,
+    verify_chunk,
+    warm,
+    watch_parent,
+)
 from shared.bus import Bus
 from shared.logging import get_logger
 
@@ -65,7 +71,10 @@ class Verifier:
             # spawn: the service runs threads (asyncpg, nats); a forked child would inherit
             # their locks mid-flight.
             self._executor = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=watch_parent,
+                initargs=(os.getpid(),),
             )
         return self._executor
 

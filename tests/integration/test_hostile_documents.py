@@ -11,7 +11,7 @@ import aiohttp
 from shared.service import Runtime
 from shared.settings import Settings
 from tests.bench.sbom_micro import generate
-from tests.conftest import StartService
+from tests.conftest import StartService, wait_until
 from tests.integration.test_release_decision_support import gate_stack, sha
 from tests.integration.test_scan_support import ScanApi, cyclonedx_json, scan_api
 from tests.integration.test_vulndb_support import ZIP, fetch, osv, vulndb_api, zip_of
@@ -124,8 +124,20 @@ async def test_a_malformed_snapshot_is_never_a_ship(start_service: StartService)
             project["slug"], with_nul_name(), query=f"repo=acme/hostile&commit={commit}"
         )
         assert (scan["status"], scan["error"]["code"]) == ("failed", "sbom_malformed"), scan
-        view = await g.decided("acme/hostile", commit, decision="NO_SHIP")
-        assert ("no_evidence", "sbom") in [(b["code"], b["ref"]) for b in view["blockers"]]
+        blockers: list[tuple[str, str]] = []
+
+        async def decided_without_evidence() -> bool:
+            # NO_SHIP comes first with `evidence_pending` (the scan was queued); the failed
+            # scan then leaves the commit without evidence, still NO_SHIP.
+            reply = await g.decision("acme/hostile", commit)
+            if reply.status != 200:
+                return False
+            assert reply.body["decision"] == "NO_SHIP", reply.body
+            blockers[:] = [(b["code"], b["ref"]) for b in reply.body["blockers"]]
+            return ("no_evidence", "sbom") in blockers
+
+        await wait_until(decided_without_evidence, timeout=20)
+        assert ("evidence_pending", scan["id"]) not in blockers
 
 
 async def test_an_advisory_the_database_cannot_hold_is_rejected_not_lost(

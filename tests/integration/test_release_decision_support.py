@@ -72,9 +72,17 @@ class Gate:
         )
 
     async def decided(
-        self, repo: str, commit: str, *, decision: str, revision: int | None = None
+        self,
+        repo: str,
+        commit: str,
+        *,
+        decision: str,
+        revision: int | None = None,
+        pending_ok: bool = False,
     ) -> dict[str, Any]:
-        """Wait until the decision of (repo, commit) is ``decision``; returns it."""
+        """Wait until the decision of (repo, commit) is ``decision``; returns it. A NO_SHIP
+        whose scan is still pending (``evidence_pending``) is not the answer yet unless
+        ``pending_ok``: release-decision may apply the queued scan before its outcome."""
         seen: dict[str, Any] = {}
 
         async def reached() -> bool:
@@ -84,8 +92,11 @@ class Gate:
             assert reply.status == 200, reply.body
             seen.clear()
             seen.update(reply.body)
-            return reply.body["decision"] == decision and (
-                revision is None or reply.body["revision"] >= revision
+            pending = any(b["code"] == "evidence_pending" for b in reply.body["blockers"])
+            return (
+                reply.body["decision"] == decision
+                and (revision is None or reply.body["revision"] >= revision)
+                and (pending_ok or not pending)
             )
 
         await wait_until(reached, timeout=20)

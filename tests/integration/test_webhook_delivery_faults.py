@@ -12,27 +12,17 @@ import asyncpg
 
 from services.webhook_fanout.deliveries.outcomes import delivery_id
 from shared.bus import Bus
-from shared.embedded import die_with_parent
 from shared.settings import Settings
 from tests.conftest import wait_until
-from tests.integration.audit_support import CLI, CLI_CWD, cli_env
-from tests.integration.webhook_delivery_support import publish_projects, receiver, subscribe
+from tests.integration.audit_support import cli_env
+from tests.integration.webhook_delivery_support import (
+    publish_projects,
+    receiver,
+    serve_fanout,
+    subscribe,
+)
 
 COUNT = 600
-
-
-async def _serve(env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        *CLI,
-        "serve",
-        "webhook-fanout",
-        cwd=CLI_CWD,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-        preexec_fn=die_with_parent,
-    )
 
 
 async def _migrated(settings: Settings) -> bool:
@@ -57,7 +47,7 @@ async def test_kill_9_mid_burst_delivers_everything_at_least_once_in_order(
     )
     bus = await Bus.connect(settings, name="test-publisher")
     await bus.ensure_stream()
-    first = await _serve(env)
+    first = await serve_fanout(env)
     second: asyncio.subprocess.Process | None = None
     try:
         async with receiver() as rec:
@@ -77,7 +67,7 @@ async def test_kill_9_mid_burst_delivers_everything_at_least_once_in_order(
             killed_at = len(rec.received)
             assert killed_at < 2 * COUNT, "the kill did not land in the middle of the burst"
 
-            second = await _serve(env)
+            second = await serve_fanout(env)
 
             async def all_in() -> bool:
                 return all(

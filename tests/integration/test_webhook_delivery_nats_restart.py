@@ -27,11 +27,11 @@ from contracts.envelope import Envelope
 from contracts.rpc import webhooks as rpc
 from services.webhook_fanout.deliveries.outcomes import delivery_id
 from shared.bus import Bus
-from shared.embedded import die_with_parent
 from shared.rpc import CallContext, call
 from shared.settings import Settings, load_settings
 from tests.conftest import PrivateInfra, wait_until
-from tests.integration.audit_support import CLI, CLI_CWD, cli_env, project_created, publish_burst
+from tests.integration.audit_support import cli_env, project_created, publish_burst
+from tests.integration.webhook_delivery_support import serve_fanout
 
 BEFORE = 600  # published before the restart
 AFTER = 100  # published once the broker is back
@@ -103,20 +103,6 @@ async def private_settings(private_infra: PrivateInfra) -> AsyncIterator[Setting
             await nc.close()
 
 
-async def _serve(env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        *CLI,
-        "serve",
-        "webhook-fanout",
-        cwd=CLI_CWD,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-        preexec_fn=die_with_parent,
-    )
-
-
 async def _subscribe(bus: Bus, url: str) -> str:
     async def answered() -> bool:  # the service is up once its RPC endpoint answers
         try:
@@ -169,7 +155,7 @@ async def test_nats_restart_mid_burst_delivers_everything_at_least_once(
         )
         bus = await Bus.connect(settings, name="test-publisher")
         await bus.ensure_stream()
-        fanout = await _serve(env)
+        fanout = await serve_fanout(env)
         try:
             subs = [await _subscribe(bus, rec.url(name)) for name in NAMES]
             before: list[Envelope] = [project_created() for _ in range(BEFORE)]

@@ -23,12 +23,13 @@ from contracts.rpc import webhooks as rpc
 from services.webhook_fanout.deliveries.outcomes import delivery_id
 from shared.bus import Bus
 from shared.db import connect
+from shared.embedded import die_with_parent
 from shared.errors import UpstreamUnavailable
 from shared.rpc import CallContext, call
 from shared.service import Runtime
 from shared.settings import Settings
 from tests.conftest import StartService
-from tests.integration.audit_support import project_created, publish_burst
+from tests.integration.audit_support import CLI, CLI_CWD, project_created, publish_burst
 from tests.integration.test_gateway_support import Api, gateway_api
 
 FANOUT_SETTINGS: dict[str, Any] = {
@@ -330,3 +331,19 @@ async def delivery_row(stack: Stack, delivery: str) -> asyncpg.Record:
         return row
     finally:
         await conn.close()
+
+
+async def serve_fanout(env: dict[str, str]) -> asyncio.subprocess.Process:
+    """``gatehouse serve webhook-fanout`` as a child process (killed with its parent), for
+    the tests that kill it or its broker mid-burst."""
+    return await asyncio.create_subprocess_exec(
+        *CLI,
+        "serve",
+        "webhook-fanout",
+        cwd=CLI_CWD,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
+    )

@@ -86,6 +86,8 @@ class DeliveriesApi:
                         ctx,
                     )
             except _AlreadyDone:
+                # A retried command whose event the stream already holds: its requeue was
+                # rolled back with this attempt, the first one's stands; answer the row.
                 pass
             return await _delivery(conn, request.id, request.delivery_id)
 

@@ -114,7 +114,7 @@ def _view(envelope: RawEnvelope, api_base_url: str) -> tuple[str, dict[str, Any]
         try:
             finding = msgspec.json.decode(envelope.data, type=FindingCreated)
         except msgspec.ValidationError:
-            pass
+            pass  # a payload this version cannot read is still shown, by the generic template
         else:
             path = "/api/v1/findings/" + urllib.parse.quote(finding.finding_id, safe="")
             return "slack/finding.created.j2", common | {

@@ -57,6 +57,12 @@ DOMAIN_OWNERS: dict[str, tuple[str, ...]] = {
     "commit": ("release-decision",),
     "artifact": ("scanner",),
     "block": ("scanner",),
+    "repository": ("scanner",),
+    "quota": ("scanner",),
+    "retention": ("scanner",),
+    # Who pulled what: the gateway serves the downloads.
+    "download": ("gateway",),
+    "serviceaccount": ("gateway",),
     "gpgkey": ("signature-verifier",),
     "sshkey": ("signature-verifier",),
     "mirror": ("signature-verifier",),
@@ -68,6 +74,8 @@ EVENT_OWNERS: dict[str, tuple[str, ...]] = {
     "commit.verified": ("signature-verifier",),
     # GitHub/GitLab webhooks (release-decision) and fetches of git mirrors.
     "commit.pushed": ("release-decision", "signature-verifier"),
+    # The gateway refuses the download, so it tells of it.
+    "block.hit": ("gateway",),
 }
 
 # Request/reply: whom each service calls (`svc.<callee>.<operation>`). The gateway is the
@@ -92,7 +100,10 @@ PUBLIC_DOMAINS: tuple[str, ...] = (
     "mirror",
     "policy",
     "project",
+    "quota",
     "release",
+    "repository",
+    "retention",
     "scan",
     "sshkey",
     "vulndb",

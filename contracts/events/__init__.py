@@ -6,6 +6,7 @@ from contracts.events import (  # noqa: F401
     identity,
     licensing,
     operations,
+    registry,
     releases,
     scans,
     scm,

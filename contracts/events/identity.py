@@ -110,3 +110,54 @@ class UserEmailVerified(EventPayload, frozen=True, kw_only=True):
     event_type = "user.email-verified"
     login: Login
     email: Email
+
+
+# Service accounts: machine principals of one project (OrbitalReg's `orbsa_` tokens).
+ServiceAccountId = Annotated[str, msgspec.Meta(pattern=r"^sa_[0-9a-f]{32}$")]
+ServiceAccountName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+
+
+@register
+class ServiceAccountCreated(EventPayload, frozen=True, kw_only=True):
+    """A service account was created in a project; its tokens act with at most ``roles``,
+    within that project only."""
+
+    event_type = "serviceaccount.created"
+    id: ServiceAccountId
+    project_id: str
+    name: ServiceAccountName
+    description: Annotated[str, msgspec.Meta(max_length=1000)] = ""
+    roles: list[Role]
+
+
+@register
+class ServiceAccountDeleted(EventPayload, frozen=True, kw_only=True):
+    """A service account was deleted; every token of it stops working."""
+
+    event_type = "serviceaccount.deleted"
+    id: ServiceAccountId
+
+
+@register
+class ServiceAccountTokenCreated(EventPayload, frozen=True, kw_only=True):
+    """A token was minted for a service account. Only the SHA-256 of the token is carried."""
+
+    event_type = "serviceaccount.token-created"
+    id: str
+    service_account_id: ServiceAccountId
+    project_id: str
+    name: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    prefix: str
+    token_sha256: str
+    # A subset of the account's roles.
+    roles: list[Role]
+    expires_at: dt.datetime | None = None
+
+
+@register
+class ServiceAccountTokenRevoked(EventPayload, frozen=True, kw_only=True):
+    """A service-account token was revoked; it stops working on the next request."""
+
+    event_type = "serviceaccount.token-revoked"
+    id: str
+    service_account_id: ServiceAccountId

@@ -31,7 +31,13 @@ def test_service_account_tokens_have_their_own_prefix_and_base62(random: bytes) 
 
 @pytest.mark.parametrize(
     "token",
-    ["gsa_" + "a" * 42, "gsa_" + "a" * 44, "gsa_" + "a" * 42 + "-", "gsa_" + "a" * 42 + "_", "gsa_"],
+    [
+        "gsa_",
+        "gsa_" + "a" * 42,
+        "gsa_" + "a" * 44,
+        "gsa_" + "a" * 42 + "-",
+        "gsa_" + "a" * 42 + "_",
+    ],
 )
 def test_malformed_service_account_tokens_are_refused_before_any_lookup(token: str) -> None:
     assert not tokens.is_well_formed(token)

@@ -139,6 +139,16 @@ async def test_accounts_are_created_listed_filtered_read_and_deleted(
         again = await _new_account(api, "web", "ci", "VIEWER")
         assert again.body["id"] != account["id"]
 
+        # An archived project takes no new accounts nor tokens; its accounts stay readable.
+        assert (await api.call("DELETE", "/api/v1/projects/other")).status == 204
+        for path, body in (
+            (_accounts("other"), {"name": "late", "roles": ["VIEWER"]}),
+            (f"{_accounts('other')}/ci/tokens", {}),
+        ):
+            reply = await api.call("POST", path, json=body)
+            assert (reply.status, reply.code) == (409, "project_archived"), (path, reply.body)
+        assert (await api.call("GET", f"{_accounts('other')}/ci")).status == 200
+
 
 async def test_tokens_act_with_their_roles_in_their_project_until_revoked_or_expired(
     start_service: StartService,

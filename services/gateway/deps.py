@@ -10,6 +10,7 @@ import asyncpg
 
 from services.gateway.adapters.idempotency_store import ProcessLiveness
 from services.gateway.keycache import KeyCache
+from services.gateway.last_used import LastUseRecorder
 from services.gateway.ratelimiter import FailedAuthThrottle, RateLimiter
 from services.gateway.routing import RequestContext, Route
 from services.gateway.writes import CommandWriter
@@ -31,6 +32,7 @@ class GatewayDeps:
     auth_throttle: FailedAuthThrottle
     key_cache: KeyCache
     liveness: ProcessLiveness
+    last_use: LastUseRecorder = field(default_factory=LastUseRecorder)
     # Documents derived from the routes alone (OpenAPI, docs page), built on first use.
     rendered: dict[str, Any] = field(default_factory=dict)
 

@@ -91,20 +91,24 @@ def client_address(request: web.Request) -> str:
 
 
 async def authenticate(request: web.Request, deps: GatewayDeps) -> Principal:
-    """The caller's key from the read model (through the checkpoint-bound cache): a
-    revocation applies to the very next request, an expiry the moment it passes. An address
-    that failed too often is refused before an unknown token costs a database lookup."""
+    """The caller's API key or service-account token from the read model (through the
+    checkpoint-bound cache): a revocation applies to the very next request, an expiry the
+    moment it passes. An address that failed too often is refused before an unknown token
+    costs a database lookup. A service-account token's use is recorded (once a minute)."""
     token_hash = token_sha256(bearer_token(request.headers.get("Authorization")))
     address = client_address(request)
     deps.auth_throttle.check(address, known_token=deps.key_cache.known(token_hash))
     stored = await deps.key_cache.lookup(
         token_hash, lambda: key_by_token_hash(deps.pool, token_hash)
     )
+    now = dt.datetime.now(dt.UTC)
     try:
-        key = usable_key(stored, now=dt.datetime.now(dt.UTC))
+        key = usable_key(stored, now=now)
     except Unauthorized:
         deps.auth_throttle.failed(address)
         raise
+    if key.service_account_id is not None:
+        await deps.last_use.used(deps.pool, key.key_id, now)
     return Principal(
         key_id=key.key_id,
         name=key.name,
@@ -114,6 +118,7 @@ async def authenticate(request: web.Request, deps: GatewayDeps) -> Principal:
         expires_at=key.expires_at,
         bootstrap=key.bootstrap,
         user=key.user,
+        service_account_id=key.service_account_id,
     )
 
 

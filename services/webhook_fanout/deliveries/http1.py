@@ -184,6 +184,8 @@ async def _read_response(conn: _Connection, *, max_body: int) -> tuple[Response,
                 await conn.more()
             except _Disconnected:
                 raise _Disconnected(answered=bool(conn.buffer)) from None
+        if end > MAX_HEAD_BYTES:
+            raise ResponseInvalid("the response headers are too large")
         head = bytes(conn.buffer[:end])
         del conn.buffer[: end + 4]
         status, http11, headers = _parse_head(head)

@@ -113,9 +113,7 @@ def sign(
     creq, signed = canonical_request(method, encoded_path, query, headers, payload_sha256)
     day = timestamp[:8]
     scope = f"{day}/{credentials.region}/{credentials.service}/aws4_request"
-    to_sign = "\n".join(
-        [ALGORITHM, timestamp, scope, hashlib.sha256(creq.encode()).hexdigest()]
-    )
+    to_sign = "\n".join([ALGORITHM, timestamp, scope, hashlib.sha256(creq.encode()).hexdigest()])
     key = signing_key(credentials.secret_access_key, day, credentials.region, credentials.service)
     signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
     authorization = (

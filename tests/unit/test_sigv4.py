@@ -79,7 +79,10 @@ def test_put_object_signs_the_payload_hash_and_encodes_the_key() -> None:
         method="PUT",
         host=S3_HOST,
         path="/test$file.text",
-        headers={"Date": "Fri, 24 May 2013 00:00:00 GMT", "x-amz-storage-class": "REDUCED_REDUNDANCY"},
+        headers={
+            "Date": "Fri, 24 May 2013 00:00:00 GMT",
+            "x-amz-storage-class": "REDUCED_REDUNDANCY",
+        },
         payload_sha256=payload_sha256,
         now=MAY_24_2013,
     )

@@ -31,6 +31,7 @@ from shared.artifact_blobs.base import (
     DigestMismatch,
     InvalidDigest,
     Staged,
+    StorageFull,
     sha256_hex,
 )
 from shared.artifact_blobs.filesystem import FilesystemBlobStore
@@ -51,6 +52,7 @@ __all__ = [
     "InvalidDigest",
     "S3BlobStore",
     "Staged",
+    "StorageFull",
     "artifact_dir_of",
     "open_artifact_blobs",
     "sha256_hex",

@@ -47,6 +47,12 @@ class BlobStoreUnavailable(UpstreamUnavailable):
     code, title = "artifact_store_unavailable", "The artifact store is unavailable"
 
 
+class StorageFull(GatehouseError):
+    """The disk that stages (or, for the filesystem store, keeps) uploads is full."""
+
+    code, status, title = "artifact_storage_full", 507, "No space left for the artifact"
+
+
 class BlobStoreError(GatehouseError):
     """The store refused in a way no retry fixes (credentials, a missing bucket, a staged
     upload that is gone): an operator's problem, a 500 that names it."""

@@ -24,10 +24,17 @@ from shared.artifact_blobs.base import (
     BlobMissing,
     BlobStoreError,
     Staged,
+    StorageFull,
     check_range,
     sha256_hex,
 )
-from shared.artifact_blobs.staging import check_staged, remove_quietly, spool, sweep_stale
+from shared.artifact_blobs.staging import (
+    DISK_FULL,
+    check_staged,
+    remove_quietly,
+    spool,
+    sweep_stale,
+)
 
 BACKEND = "filesystem"
 # Published blobs are never written again: read-only for the owner and its group.
@@ -74,6 +81,10 @@ class FilesystemBlobStore:
         check_staged(staged, self.staging_dir)
         try:
             created = await asyncio.to_thread(self._publish, staged)
+        except OSError as exc:
+            if exc.errno in DISK_FULL:
+                raise StorageFull("no space left to store the artifact") from None
+            raise
         finally:
             remove_quietly(staged.path)
         if created:

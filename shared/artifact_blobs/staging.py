@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import os
 import tempfile
@@ -26,6 +27,7 @@ from shared.artifact_blobs.base import (
     DigestMismatch,
     InvalidDigest,
     Staged,
+    StorageFull,
     sha256_hex,
 )
 from shared.logging import get_logger
@@ -34,6 +36,7 @@ log = get_logger(__name__)
 
 BATCH_BYTES = 1024 * 1024
 TEMP_PREFIX = "upload-"
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 # Temp files older than this are left over from a process that died mid-upload.
 STALE_AFTER_SECONDS = 24 * 3600
 
@@ -80,7 +83,12 @@ async def spool(
     backend: str,
 ) -> Staged:
     expected = None if expected_sha256 is None else _expected_hex(expected_sha256)
-    path, out = await asyncio.to_thread(_open_temp, directory)
+    try:
+        path, out = await asyncio.to_thread(_open_temp, directory)
+    except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise StorageFull("no space left to stage the upload") from None
+        raise
     hashes = _Hashes()
     size = 0
     try:
@@ -102,9 +110,12 @@ async def spool(
         if batch:
             await asyncio.to_thread(hashes.absorb, out, b"".join(batch))
         await asyncio.to_thread(_finish, out)
-    except BaseException:
-        out.close()
+    except BaseException as exc:
+        with contextlib.suppress(OSError):  # a full disk fails the close's flush too
+            out.close()
         remove_quietly(path)
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+            raise StorageFull("no space left to stage the upload") from None
         raise
     actual = hashes.sha256.hexdigest()
     if expected is not None and actual != expected:

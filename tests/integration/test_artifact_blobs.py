@@ -13,10 +13,11 @@ import stat
 import time
 import tracemalloc
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from aiohttp import web
@@ -33,10 +34,12 @@ from shared.artifact_blobs import (
     InvalidDigest,
     S3BlobStore,
     Staged,
+    StorageFull,
     artifact_dir_of,
     open_artifact_blobs,
 )
 from shared.artifact_blobs import s3 as s3_module
+from shared.artifact_blobs import staging as staging_module
 from shared.artifact_blobs.sigv4 import Credentials
 from shared.artifact_blobs.staging import STALE_AFTER_SECONDS
 from shared.embedded import free_port
@@ -47,6 +50,7 @@ BUCKET = "gatehouse-artifacts"
 MIB = 1024 * 1024
 # S3's smallest part; objects above the threshold go multipart in the tests that ask for it.
 TINY_PART = 5 * MIB
+DEV_FULL = Path("/dev/full")
 
 
 @pytest.fixture(scope="module")
@@ -510,6 +514,31 @@ async def test_an_unreachable_store_is_unavailable(tmp_path: Path) -> None:
         await store.close()
 
 
+@asynccontextmanager
+async def fake_s3(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]], staging_dir: Path
+) -> AsyncIterator[S3BlobStore]:
+    """An HTTP server that misbehaves as some S3 stores do, and a store pointed at it."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    store = S3BlobStore(
+        endpoint_url=f"http://127.0.0.1:{port}",
+        bucket=BUCKET,
+        credentials=Credentials("key", "secret"),
+        staging_dir=staging_dir,
+    )
+    try:
+        yield store
+    finally:
+        await store.close()
+        await runner.cleanup()
+
+
 @pytest.mark.usefixtures("quick_retries")
 async def test_5xx_answers_are_retried_then_unavailable(tmp_path: Path) -> None:
     seen: list[str] = []
@@ -523,24 +552,41 @@ async def test_5xx_answers_are_retried_then_unavailable(tmp_path: Path) -> None:
         assert request.headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=key/")
         return web.Response(status=503, body=slow_down, content_type="application/xml")
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", busy)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    store = S3BlobStore(
-        endpoint_url=f"http://127.0.0.1:{port}",
-        bucket=BUCKET,
-        credentials=Credentials("key", "secret"),
-        staging_dir=tmp_path / "staging",
-    )
-    try:
+    async with fake_s3(busy, tmp_path / "staging") as store:
         with pytest.raises(BlobStoreUnavailable) as raised:
             await read_all(store, digest_of(b"x"))
-        assert "503 SlowDown" in str(raised.value)
-        assert seen == ["GET"] * s3_module.ATTEMPTS
-    finally:
-        await store.close()
-        await runner.cleanup()
+    assert "503 SlowDown" in str(raised.value)
+    assert seen == ["GET"] * s3_module.ATTEMPTS
+
+
+async def test_a_store_that_ignores_range_still_gives_the_range(tmp_path: Path) -> None:
+    data = os.urandom(3 * READ_CHUNK_BYTES + 17)
+
+    async def whole(request: web.Request) -> web.Response:
+        assert request.headers["Range"]
+        return web.Response(status=200, body=data)
+
+    async with fake_s3(whole, tmp_path / "staging") as store:
+        for start, end in [(0, 10), (READ_CHUNK_BYTES + 5, None), (100, 2 * READ_CHUNK_BYTES + 9)]:
+            got = await read_all(store, digest_of(data), start=start, end=end)
+            assert got == data[start:end], (start, end)
+
+
+@pytest.mark.skipif(not DEV_FULL.exists(), reason="no /dev/full on this system")
+async def test_a_full_disk_is_507_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FilesystemBlobStore(tmp_path / "artifacts")
+    temp = tmp_path / "artifacts" / "staging" / "upload-full"
+
+    def open_full(directory: Path) -> tuple[Path, IO[bytes]]:
+        # The kernel's own ENOSPC: every write to /dev/full fails with it.
+        directory.mkdir(parents=True, exist_ok=True)
+        temp.write_bytes(b"")
+        return temp, DEV_FULL.open("wb")
+
+    monkeypatch.setattr(staging_module, "_open_temp", open_full)
+    with pytest.raises(StorageFull) as raised:
+        await store.stage(stream(os.urandom(3 * MIB)), max_bytes=10 * MIB)
+    assert raised.value.status == 507 and raised.value.code == "artifact_storage_full"
+    assert not temp.exists()

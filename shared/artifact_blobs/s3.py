@@ -120,6 +120,8 @@ class S3BlobStore:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._session: aiohttp.ClientSession | None = None
         self._swept = False
+        # If-None-Match on writes, until the store says it has no such thing.
+        self._conditional_writes = True
 
     def __repr__(self) -> str:
         return (
@@ -155,15 +157,14 @@ class S3BlobStore:
         temp file is removed afterwards, also when the upload fails."""
         check_staged(staged, self.staging_dir)
         try:
+            if not await asyncio.to_thread(staged.path.exists):
+                raise BlobStoreError("the staged upload is gone (already committed or discarded)")
             if await self.size(staged.digest) is not None:
                 return False
             if staged.size > self._multipart_threshold:
                 created = await self._multipart_upload(staged)
             else:
                 created = await self._put(staged)
-        except BlobStoreError as exc:
-            FAILURES.labels(BACKEND, "commit", exc.code).inc()
-            raise
         finally:
             remove_quietly(staged.path)
         if created:
@@ -185,6 +186,8 @@ class S3BlobStore:
     ) -> AsyncIterator[bytes]:
         check_range(start, end)
         if end is not None and end == start:
+            if await self.size(digest) is None:
+                raise BlobMissing(f"no blob {sha256_hex(digest)}")
             return
         key = self.key_of(digest)
         headers: dict[str, str] = {}
@@ -237,16 +240,30 @@ class S3BlobStore:
 
     # -- uploads -----------------------------------------------------------------------------
 
+    def _create_only(self) -> dict[str, str]:
+        return {"If-None-Match": "*"} if self._conditional_writes else {}
+
+    def _conditional_refused(self, reply: _Reply) -> bool:
+        """A store without conditional writes (501): write unconditionally from now on; the
+        content is the same whoever writes it, only the "created" answer gets less exact."""
+        if reply.status != 501 or not self._conditional_writes:
+            return False
+        self._conditional_writes = False
+        log.warning("artifact_store_without_conditional_writes", endpoint=str(self._endpoint))
+        return True
+
     async def _put(self, staged: Staged) -> bool:
-        reply = await self._call(
-            "PUT",
-            self.key_of(staged.digest),
-            headers={"Content-Length": str(staged.size), "If-None-Match": "*"},
-            body=lambda: _file_range(staged.path, 0, staged.size),
-            payload_sha256=staged.sha256,
-            ok=(200, 412),
-        )
-        return reply.status == 200
+        while True:
+            reply = await self._call(
+                "PUT",
+                self.key_of(staged.digest),
+                headers={"Content-Length": str(staged.size), **self._create_only()},
+                body=lambda: _file_range(staged.path, 0, staged.size),
+                payload_sha256=staged.sha256,
+                ok=(200, 412, 501) if self._conditional_writes else (200,),
+            )
+            if not self._conditional_refused(reply):
+                return reply.status == 200
 
     def part_size_for(self, size: int) -> int:
         """The configured part size, grown when the object would need more than 10,000."""
@@ -268,15 +285,18 @@ class S3BlobStore:
                     await self._put_part(staged.path, key, upload_id, number, offset, length)
                 )
             document = _complete_document(etags)
-            reply = await self._call(
-                "POST",
-                key,
-                query=[("uploadId", upload_id)],
-                headers={"If-None-Match": "*", "Content-Type": "application/xml"},
-                body=lambda: _bytes_body(document),
-                payload_sha256=hashlib.sha256(document).hexdigest(),
-                ok=(200, 412),
-            )
+            while True:
+                reply = await self._call(
+                    "POST",
+                    key,
+                    query=[("uploadId", upload_id)],
+                    headers={"Content-Type": "application/xml", **self._create_only()},
+                    body=lambda: _bytes_body(document),
+                    payload_sha256=hashlib.sha256(document).hexdigest(),
+                    ok=(200, 412, 501) if self._conditional_writes else (200,),
+                )
+                if not self._conditional_refused(reply):
+                    break
             if reply.status == 200 and b"<Error>" in reply.body:
                 # CompleteMultipartUpload can fail after its 200 has been sent.
                 code = _xml_text(reply.body, "Code") or "unknown"

@@ -311,6 +311,14 @@ async def test_a_staged_upload_of_another_store_is_refused(blobs: Harness, tmp_p
     assert foreign.exists()
 
 
+async def test_committing_a_staged_upload_twice_is_refused(blobs: Harness) -> None:
+    staged = await stored(blobs.store, b"once")
+    await blobs.store.delete(staged.digest)
+    with pytest.raises(BlobStoreError):
+        await blobs.store.commit(staged)
+    assert await blobs.store.size(staged.digest) is None
+
+
 async def test_a_large_upload_streams_in_bounded_memory(blobs: Harness) -> None:
     total, block = 256 * MIB, os.urandom(MIB)
     expected = hashlib.sha256()
@@ -590,3 +598,29 @@ async def test_a_full_disk_is_507_and_leaves_nothing(
         await store.stage(stream(os.urandom(3 * MIB)), max_bytes=10 * MIB)
     assert raised.value.status == 507 and raised.value.code == "artifact_storage_full"
     assert not temp.exists()
+
+
+async def test_a_store_without_conditional_writes_gets_plain_puts(tmp_path: Path) -> None:
+    data = os.urandom(100_000)
+    puts: list[dict[str, str]] = []
+    received: list[bytes] = []
+
+    async def no_conditionals(request: web.Request) -> web.Response:
+        if request.method == "HEAD":
+            return web.Response(status=404)
+        assert request.method == "PUT"
+        puts.append(dict(request.headers))
+        if "If-None-Match" in request.headers:
+            return web.Response(status=501, body=b"<Error><Code>NotImplemented</Code></Error>")
+        received.append(await request.read())
+        return web.Response(status=200)
+
+    async with fake_s3(no_conditionals, tmp_path / "staging") as store:
+        for _ in range(2):
+            staged = await store.stage(stream(data), max_bytes=len(data))
+            assert await store.commit(staged) is True
+    assert [("If-None-Match" in p) for p in puts] == [True, False, False], "asks once"
+    plain = puts[-1]
+    assert plain["x-amz-content-sha256"] == hashlib.sha256(data).hexdigest()
+    assert plain["Content-Length"] == str(len(data)) and "Transfer-Encoding" not in plain
+    assert received == [data, data]

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import errno
 import os
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO
 
@@ -30,10 +30,9 @@ from shared.artifact_blobs.base import (
 )
 from shared.artifact_blobs.staging import (
     DISK_FULL,
+    StagingArea,
     check_staged,
     remove_quietly,
-    spool,
-    sweep_stale,
 )
 
 BACKEND = "filesystem"
@@ -43,12 +42,13 @@ BLOB_MODE = 0o440
 _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV}
 
 
-class FilesystemBlobStore:
+class FilesystemBlobStore(StagingArea):
+    backend = BACKEND
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.staging_dir = root / "staging"
         self._blobs = root / "sha256"
-        self._swept = False
 
     def __repr__(self) -> str:
         return f"FilesystemBlobStore({str(self.root)!r})"
@@ -56,24 +56,6 @@ class FilesystemBlobStore:
     def path_of(self, digest: str) -> Path:
         hex_ = sha256_hex(digest)
         return self._blobs / hex_[:2] / hex_[2:4] / hex_
-
-    async def stage(
-        self,
-        chunks: AsyncIterable[bytes],
-        *,
-        max_bytes: int,
-        expected_sha256: str | None = None,
-    ) -> Staged:
-        if not self._swept:
-            self._swept = True
-            await asyncio.to_thread(sweep_stale, self.staging_dir)
-        return await spool(
-            chunks,
-            directory=self.staging_dir,
-            max_bytes=max_bytes,
-            expected_sha256=expected_sha256,
-            backend=BACKEND,
-        )
 
     async def commit(self, staged: Staged) -> bool:
         """Store by digest; True if it was not stored before. The temp file is gone

@@ -41,7 +41,7 @@ from shared.artifact_blobs.base import (
     sha256_hex,
 )
 from shared.artifact_blobs.sigv4 import EMPTY_SHA256, Credentials, sign_s3
-from shared.artifact_blobs.staging import check_staged, remove_quietly, spool, sweep_stale
+from shared.artifact_blobs.staging import StagingArea, check_staged, remove_quietly
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -85,7 +85,9 @@ class _Reply:
 BodyFactory = Callable[[], AsyncIterable[bytes]]
 
 
-class S3BlobStore:
+class S3BlobStore(StagingArea):
+    backend = BACKEND
+
     def __init__(
         self,
         *,
@@ -119,7 +121,6 @@ class S3BlobStore:
         )
         self._clock = clock or (lambda: datetime.now(UTC))
         self._session: aiohttp.ClientSession | None = None
-        self._swept = False
         # If-None-Match on writes, until the store says it has no such thing.
         self._conditional_writes = True
 
@@ -133,24 +134,6 @@ class S3BlobStore:
         return f"{self.prefix}sha256/{sha256_hex(digest)}"
 
     # -- the protocol ------------------------------------------------------------------------
-
-    async def stage(
-        self,
-        chunks: AsyncIterable[bytes],
-        *,
-        max_bytes: int,
-        expected_sha256: str | None = None,
-    ) -> Staged:
-        if not self._swept:
-            self._swept = True
-            await asyncio.to_thread(sweep_stale, self.staging_dir)
-        return await spool(
-            chunks,
-            directory=self.staging_dir,
-            max_bytes=max_bytes,
-            expected_sha256=expected_sha256,
-            backend=BACKEND,
-        )
 
     async def commit(self, staged: Staged) -> bool:
         """Upload by digest unless already there; True if this call created the object. The

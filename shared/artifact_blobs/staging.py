@@ -167,3 +167,30 @@ def sweep_stale(directory: Path, *, now: float | None = None) -> int:
     if removed:
         log.info("artifact_staging_swept", directory=str(directory), removed=removed)
     return removed
+
+
+class StagingArea:
+    """The staging half of both backends: uploads spool into ``staging_dir`` (leftovers of a
+    crash are swept on the first upload)."""
+
+    backend: str
+    staging_dir: Path
+    _swept: bool = False
+
+    async def stage(
+        self,
+        chunks: AsyncIterable[bytes],
+        *,
+        max_bytes: int,
+        expected_sha256: str | None = None,
+    ) -> Staged:
+        if not self._swept:
+            self._swept = True
+            await asyncio.to_thread(sweep_stale, self.staging_dir)
+        return await spool(
+            chunks,
+            directory=self.staging_dir,
+            max_bytes=max_bytes,
+            expected_sha256=expected_sha256,
+            backend=self.backend,
+        )

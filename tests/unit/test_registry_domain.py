@@ -146,6 +146,7 @@ def test_vers_containment(text: str, inside: list[str], outside: list[str]) -> N
         "vers:pypi/>=",
         "vers:pypi/*|>=1.0",
         "vers:npm/>=not-a-version",
+        "vers:pypi/>=bogus!",
     ],
 )
 def test_vers_it_cannot_evaluate_is_refused(text: str) -> None:

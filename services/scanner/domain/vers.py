@@ -23,6 +23,7 @@ import msgspec
 from .errors import ScannerError
 from .versions import VersionError, VersionKey, parser_for, semver_key
 from .versions._base import Parser
+from .versions.pypi import is_pep440
 
 # vers scheme -> the ecosystem whose ordering it uses (the purl types, and plain semver).
 _SCHEME_ECOSYSTEMS = {
@@ -160,5 +161,9 @@ def parse_vers(text: str) -> VersRange:
             key = parser(version)
         except VersionError as exc:
             raise InvalidVers(f"constraint {part!r}: {exc.detail}") from None
+        if scheme == "pypi" and not is_pep440(version):
+            # The ordering reads legacy versions (for OSV's old data); a range someone writes
+            # now with one is a typo, which would silently match the wrong versions.
+            raise InvalidVers(f"constraint {part!r}: {version!r} is not a PEP 440 version")
         constraints.append(Constraint(comparator, version, key))
     return VersRange(scheme=scheme, any_version=False, constraints=tuple(constraints))

@@ -173,7 +173,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/admin/webhooks/{id}/rotate-secret"): {
         "grace_seconds": 60,
         "secret": "whsec_" + "QUJD" * 11,
-    },    ("POST", "/api/v1/repos"): {
+    },
+    ("POST", "/api/v1/repos"): {
         "project_id": "sweep",
         "slug": "sweep-pypi",
         "format": "pypi",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import uuid
 
 from contracts.events.registry import BlockHit
 from contracts.rpc import registry as rpc
@@ -194,6 +195,18 @@ async def test_registration_rules_quotas_concurrency_and_the_index(
         assert back.id != tool.id
         (deleted, _) = await events(r.scanner, "artifact.deleted")
         assert (deleted.id, deleted.reason) == (first.id, "deleted")
+
+        # A command re-run (same command id: a retry after a lost answer) answers the first
+        # attempt's artifact and publishes nothing more.
+        request = register_request(generic["id"], "bin/once", kind="file")
+        command = str(uuid.uuid4())
+        replies = [
+            await r.rpc(rpc.ARTIFACT_REGISTER, request, rpc.Artifact, command_id=command)
+            for _ in range(2)
+        ]
+        assert replies[0] == replies[1]
+        uploaded = await events(r.scanner, "artifact.uploaded")
+        assert [e.path for e in uploaded].count("bin/once") == 1
 
 
 async def test_blocks_quarantine_verdicts_and_replay(

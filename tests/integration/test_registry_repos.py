@@ -46,6 +46,14 @@ async def test_repositories_crud_scope_and_the_artifact_reads(start_service: Sta
             json={"project_id": project["id"], "slug": "pypi-main", "format": "generic"},
         )
         assert taken.status == 409 and taken.code == "repository_slug_taken", taken.body
+        # An Idempotency-Key retry answers the first creation.
+        key = {"Idempotency-Key": "create-files-once"}
+        body = {"project_id": "acme", "slug": "files", "format": "generic"}
+        once = await r.http("POST", "/api/v1/repos", json=body, headers=key)
+        twice = await r.http("POST", "/api/v1/repos", json=body, headers=key)
+        assert once.status == twice.status == 201 and once.body["id"] == twice.body["id"]
+        assert twice.headers.get("Idempotent-Replayed") == "true"
+        await r.http("DELETE", f"/api/v1/repos/{once.body['id']}")
         # The same slug in another project is another repository.
         elsewhere = await r.new_repo("other", "pypi-main", format="generic")
         unknown = await r.http(
@@ -108,8 +116,9 @@ async def test_repositories_crud_scope_and_the_artifact_reads(start_service: Sta
         immutable = await r.http("PATCH", f"/api/v1/repos/{repo['id']}", json={"slug": "renamed"})
         assert immutable.status == 422
         assert (await r.counts("repository.>")) == {
-            "repository.created": 2,
+            "repository.created": 3,
             "repository.updated": 1,
+            "repository.deleted": 1,
         }
 
         # ---- roles and project scope ----------------------------------------------------

@@ -35,7 +35,7 @@ class Registry:
     async def http(self, method: str, path: str, **kwargs: Any) -> Reply:
         return await self.api.call(method, path, **kwargs)
 
-    async def rpc(
+    async def ask(
         self,
         operation: str,
         request: msgspec.Struct,
@@ -58,7 +58,7 @@ class Registry:
     async def refused(self, operation: str, request: msgspec.Struct) -> GatehouseError:
         """The error ``operation`` answers (fails the test when it succeeds)."""
         try:
-            await self.rpc(operation, request, msgspec.Struct)
+            await self.ask(operation, request, msgspec.Struct)
         except GatehouseError as exc:
             return exc
         raise AssertionError(f"{operation} succeeded")
@@ -84,7 +84,7 @@ class Registry:
         digest: str | None = None,
         **fields: Any,
     ) -> rpc.Artifact:
-        return await self.rpc(
+        return await self.ask(
             rpc.ARTIFACT_REGISTER,
             register_request(
                 repo_id,
@@ -101,7 +101,7 @@ class Registry:
 
     async def fetch(self, repo_id: str, path: str) -> rpc.ArtifactFetchReply:
         request = rpc.ArtifactFetchRequest(repo=rpc.RepositoryRef(id=repo_id), path=path)
-        return await self.rpc(rpc.ARTIFACT_FETCH, request, rpc.ArtifactFetchReply)
+        return await self.ask(rpc.ARTIFACT_FETCH, request, rpc.ArtifactFetchReply)
 
     async def counts(self, subjects: str = ">") -> dict[str, int]:
         return await subject_counts(self.scanner, subjects)

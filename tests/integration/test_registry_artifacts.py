@@ -52,10 +52,10 @@ async def test_registration_rules_quotas_concurrency_and_the_index(
         assert first.provenance is not None and first.provenance.commit == "a" * 40
         assert first.uploaded_by == "apikey:uploader"
         # Read-your-writes: the usage counts the upload at once.
-        repo = await r.rpc(rpc.REPOSITORY_GET, rpc.RepositoryRef(id=pypi["id"]), rpc.Repository)
+        repo = await r.ask(rpc.REPOSITORY_GET, rpc.RepositoryRef(id=pypi["id"]), rpc.Repository)
         assert (repo.used_bytes, repo.artifact_count) == (30, 1)
         by_slug = rpc.RepositoryRef(project_id=first.project_id, slug="pypi")
-        assert (await r.rpc(rpc.REPOSITORY_GET, by_slug, rpc.Repository)).id == pypi["id"]
+        assert (await r.ask(rpc.REPOSITORY_GET, by_slug, rpc.Repository)).id == pypi["id"]
 
         # ---- refusals, none of which publishes ------------------------------------------
         before = await r.counts()
@@ -143,15 +143,15 @@ async def test_registration_rules_quotas_concurrency_and_the_index(
         assert sum(isinstance(o, rpc.Artifact) for o in outcomes) == 1, outcomes
         full = [o for o in outcomes if isinstance(o, GatehouseError)]
         assert {(e.status, e.code) for e in full} == {(507, "quota_exceeded")}
-        repo = await r.rpc(rpc.REPOSITORY_GET, rpc.RepositoryRef(id=pypi["id"]), rpc.Repository)
+        repo = await r.ask(rpc.REPOSITORY_GET, rpc.RepositoryRef(id=pypi["id"]), rpc.Repository)
         assert repo.artifact_count == 4
         assert (await r.counts("artifact.uploaded")) == {"artifact.uploaded": 4}
 
         # ---- the simple index -----------------------------------------------------------
         index = rpc.ArtifactIndexRequest(repo=rpc.RepositoryRef(id=pypi["id"]))
-        names = await r.rpc(rpc.ARTIFACT_INDEX, index, rpc.ArtifactIndexReply)
+        names = await r.ask(rpc.ARTIFACT_INDEX, index, rpc.ArtifactIndexReply)
         assert names.names == ["demo-pkg", "many", "other"] and names.files == []
-        files = await r.rpc(
+        files = await r.ask(
             rpc.ARTIFACT_INDEX,
             rpc.ArtifactIndexRequest(repo=index.repo, name="DEMO.pkg"),
             rpc.ArtifactIndexReply,
@@ -170,7 +170,7 @@ async def test_registration_rules_quotas_concurrency_and_the_index(
 
         # ---- removal: PyPI never reuses a file name, generic paths may come back --------
         remove = rpc.ArtifactRemoveRequest(repo=index.repo, path=first.path)
-        removed = await r.rpc(rpc.ARTIFACT_REMOVE, remove, rpc.Artifact)
+        removed = await r.ask(rpc.ARTIFACT_REMOVE, remove, rpc.Artifact)
         assert removed.id == first.id
         reused = await r.refused(
             rpc.ARTIFACT_REGISTER, register_request(pypi["id"], first.path, name="Demo_Pkg")
@@ -178,7 +178,7 @@ async def test_registration_rules_quotas_concurrency_and_the_index(
         assert reused.code == "artifact_exists" and "never used twice" in reused.detail
         again = await r.refused(rpc.ARTIFACT_REMOVE, remove)
         assert again.code == "artifact_not_found"
-        after_removal = await r.rpc(
+        after_removal = await r.ask(
             rpc.ARTIFACT_INDEX,
             rpc.ArtifactIndexRequest(repo=index.repo, name="demo-pkg"),
             rpc.ArtifactIndexReply,
@@ -186,7 +186,7 @@ async def test_registration_rules_quotas_concurrency_and_the_index(
         assert [f.path for f in after_removal.files] == ["demo_pkg-2.0.tar.gz"]
         assert after_removal.revision > files.revision
         tool = await r.register(generic["id"], "bin/tool", kind="file")
-        await r.rpc(
+        await r.ask(
             rpc.ARTIFACT_REMOVE,
             rpc.ArtifactRemoveRequest(repo=rpc.RepositoryRef(id=generic["id"]), path="bin/tool"),
             rpc.Artifact,
@@ -201,7 +201,7 @@ async def test_registration_rules_quotas_concurrency_and_the_index(
         request = register_request(generic["id"], "bin/once", kind="file")
         command = str(uuid.uuid4())
         replies = [
-            await r.rpc(rpc.ARTIFACT_REGISTER, request, rpc.Artifact, command_id=command)
+            await r.ask(rpc.ARTIFACT_REGISTER, request, rpc.Artifact, command_id=command)
             for _ in range(2)
         ]
         assert replies[0] == replies[1]
@@ -280,7 +280,7 @@ async def test_blocks_quarantine_verdicts_and_replay(
         )
         assert blocked.block.blocked_until == dt.datetime(2999, 12, 31, tzinfo=dt.UTC)
         assert (await r.fetch(repo["id"], newer.path)).verdict == "allowed"
-        listing = await r.rpc(
+        listing = await r.ask(
             rpc.ARTIFACT_INDEX,
             rpc.ArtifactIndexRequest(repo=rpc.RepositoryRef(id=repo["id"]), name="evil-pkg"),
             rpc.ArtifactIndexReply,
@@ -305,7 +305,8 @@ async def test_blocks_quarantine_verdicts_and_replay(
             )
 
         async def two_hits() -> bool:
-            return (await r.http("GET", f"/api/admin/security/{block['id']}")).body["hits"] == 2
+            reply = await r.http("GET", f"/api/admin/security/{block['id']}")
+            return bool(reply.body["hits"] == 2)
 
         await wait_until(two_hits)
 
@@ -374,7 +375,7 @@ async def test_blocks_quarantine_verdicts_and_replay(
         verdict = await r.fetch(held["id"], waiting.path)
         assert verdict.verdict == "quarantined" and verdict.block is not None
         assert verdict.block.block_id.replace("-", "") == waiting.id.removeprefix("art_")
-        names = await r.rpc(
+        names = await r.ask(
             rpc.ARTIFACT_INDEX,
             rpc.ArtifactIndexRequest(repo=rpc.RepositoryRef(id=held["id"]), name="held"),
             rpc.ArtifactIndexReply,

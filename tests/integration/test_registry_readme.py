@@ -23,7 +23,7 @@ async def test_readme_examples_work(start_service: StartService, tmp_path: Path)
         before = await run_examples(
             "\n".join(blocks[:3]), base=r.api.base, token=r.api.admin, cwd=tmp_path
         )
-        repo = await r.rpc(
+        repo = await r.ask(
             rpc.REPOSITORY_LIST, rpc.RepositoryListRequest(slug="pypi"), rpc.RepositoryPage
         )
         for version in ("1.0", "1.1"):

@@ -24,6 +24,7 @@ from services.scanner.registry.domain import (
     matching_block,
     name_matches,
     normalize_name,
+    pypi_purl,
     quarantine_block_id,
     quota_refusal,
 )
@@ -59,6 +60,15 @@ def wheel(
 )
 def test_names_are_pep503_normalized(name: str, normalized: str) -> None:
     assert normalize_name(name) == normalized
+
+
+def test_pypi_purls_are_normalized_and_escaped() -> None:
+    assert pypi_purl("Demo_Pkg", "1.0") == "pkg:pypi/demo-pkg@1.0"
+    assert pypi_purl("zope.interface", None) == "pkg:pypi/zope-interface"
+    local = pypi_purl("demo", "1.0+local.7")
+    assert local == "pkg:pypi/demo@1.0%2Blocal.7"
+    block = BlockRule(id="b", purl="pkg:pypi/demo@1.0+local.7")
+    assert block_matches(block, wheel("demo", "1.0+local.7", purl=local))
 
 
 def test_formats_take_their_kinds_only() -> None:

@@ -24,7 +24,7 @@ from typing import Literal
 import msgspec
 
 from services.scanner.domain.model import ECOSYSTEM_BY_PURL_TYPE, normalize_pypi_name
-from services.scanner.domain.purls import InvalidPurl, parse_purl
+from services.scanner.domain.purls import InvalidPurl, build_purl, parse_purl
 from services.scanner.domain.vers import InvalidVers, VersRange, parse_vers
 from services.scanner.domain.versions import VersionError, parse_version
 
@@ -49,9 +49,9 @@ def format_accepts(format_: str, kind: str) -> bool:
 
 
 def pypi_purl(name: str, version: str | None) -> str:
-    """The purl of a PyPI package (``pkg:pypi/<normalized name>@<version>``)."""
-    text = f"pkg:pypi/{normalize_name(name)}"
-    return f"{text}@{version}" if version else text
+    """The purl of a PyPI package (``pkg:pypi/<normalized name>@<version>``, escaped as the
+    purl spec says: ``1.0+local`` is ``1.0%2Blocal``)."""
+    return build_purl("pypi", normalize_name(name), version or None)
 
 
 class FieldProblem(msgspec.Struct, frozen=True):

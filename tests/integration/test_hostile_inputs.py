@@ -187,6 +187,37 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "grace_seconds": 60,
         "secret": "whsec_" + "QUJD" * 11,
     },
+    ("POST", "/api/v1/repos"): {
+        "project_id": "sweep",
+        "slug": "sweep-pypi",
+        "format": "pypi",
+        "visibility": "public",
+        "description": "d",
+        "quota_bytes": 1000,
+        "quota_artifacts": 10,
+    },
+    ("PATCH", "/api/v1/repos/{id}"): {
+        "visibility": "private",
+        "description": "d",
+        "quota_bytes": 1000,
+        "quota_artifacts": 10,
+    },
+    ("POST", "/api/admin/security"): {
+        "purl": "pkg:pypi/sweep",
+        "versions": "vers:pypi/>=1.0",
+        "format": "pypi",
+        "reason": "r",
+        "customer_message": "m",
+        "blocked_until": "2099-01-01T00:00:00Z",
+    },
+    ("PATCH", "/api/admin/security/{block_id}"): {
+        "versions": "vers:pypi/>=1.0",
+        "reason": "r",
+        "customer_message": "m",
+        "blocked_until": "2099-01-01T00:00:00Z",
+    },
+    ("POST", "/api/admin/quarantine/{artifact_id}/release"): {"reason": "r"},
+    ("POST", "/api/admin/quarantine/{artifact_id}/reject"): {"reason": "r"},
 }
 # Required query parameters (the hostile value replaces one of them or comes beside them).
 QUERIES: dict[str, dict[str, str]] = {

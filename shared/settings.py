@@ -8,6 +8,7 @@ not convert fails fast with the variable's name.
 from __future__ import annotations
 
 import os
+import re
 import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -26,6 +27,13 @@ PerSecond = Annotated[float, msgspec.Meta(gt=0)]
 
 class SettingsError(ValueError):
     pass
+
+
+BANNER_MAX = 500
+# Control characters (line breaks included) and markup: public config texts are one line of
+# plain text that a UI may place in a page.
+_NOT_PLAIN = re.compile(r"[\x00-\x1f\x7f-\x9f<>]")
+_HELP_URL = re.compile(r"https?://[^\s<>\"]+")
 
 
 # Fields that hold secrets: shown as *** by Settings' repr.
@@ -183,7 +191,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         64 * 1024**2
     )
 
+    # Shown to every client by /api/public-config (unauthenticated): a link to the
+    # operator's help page (an http(s) URL) and a one-line notice such as a maintenance
+    # window (plain text: no markup or control characters, at most 500 characters).
+    help_url: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    banner: Annotated[str, msgspec.Meta(max_length=BANNER_MAX)] = ""
+
     def __post_init__(self) -> None:
+        _check_public_texts(self)
         if self.db_pool_min > self.db_pool_max:
             raise ValueError(
                 f"db_pool_min ({self.db_pool_min}) must not exceed db_pool_max ({self.db_pool_max})"
@@ -218,6 +233,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def with_(self, **changes: Any) -> Settings:
         """A copy with ``changes``, checked by the same rules as the environment."""
         return _validated({**msgspec.structs.asdict(self), **changes})
+
+
+def _check_public_texts(settings: Settings) -> None:
+    if _NOT_PLAIN.search(settings.banner):
+        raise ValueError(
+            f"{env_name('banner')} is one line of plain text: no control characters, < or >"
+        )
+    if settings.help_url and (
+        not _HELP_URL.fullmatch(settings.help_url) or _NOT_PLAIN.search(settings.help_url)
+    ):
+        raise ValueError(f"{env_name('help_url')} must be an http:// or https:// URL")
 
 
 def env_name(field: str) -> str:

@@ -62,9 +62,9 @@ class SearchHit(msgspec.Struct, frozen=True, kw_only=True):
     score: Annotated[
         float,
         msgspec.Meta(
-            description="0..1: (tier + similarity) / 4, tier 3 exact, 2 prefix, 1 substring, "
-            "0 fuzzy; similarity is pg_trgm's (trigram mode) or the share of the field the "
-            "query covers (substring mode)"
+            description="0..1: 1.0 an exact match, 0.5..0.75 a prefix, 0.25..0.5 a "
+            "substring, below 0.25 a fuzzy match; within a tier, by similarity (pg_trgm's in "
+            "trigram mode, the share of the field the query covers in substring mode)"
         ),
     ]
     score_key: Annotated[int, msgspec.Meta(description="score * 10,000: the rank's integer")]

@@ -23,7 +23,8 @@ def projects(
     fields = ("p.slug", "p.name")
     inner = (
         f"SELECT p.id, p.slug, p.name, p.archived_at, {m.score_key(fields)} AS score_key "
-        f"FROM gateway.projects p WHERE {m.any_matches(fields)} "
+        "FROM gateway.projects p WHERE p.id IN ("
+        f"{m.candidates('SELECT id', 'gateway.projects', ('slug', 'name'))}) "
         f"AND {scoped(params, 'p.id', project_ids)}"
     )
 
@@ -40,7 +41,7 @@ def projects(
             score_key=row["score_key"],
         )
 
-    return KindQuery(paged("project", inner, params, after, limit), params.values, hit)
+    return KindQuery(paged("project", inner, params, after, limit), params.values, hit, m.mode)
 
 
 def git_repos(
@@ -58,7 +59,8 @@ def git_repos(
     inner = (
         "SELECT lower(r.repo) AS id, min(r.repo) AS repo, min(r.project_id) AS project_id, "
         f"count(*) AS projects, max({m.score_key(['r.repo'])}) AS score_key "
-        f"FROM gateway.project_repos r WHERE {m.matches('r.repo')} "
+        "FROM gateway.project_repos r WHERE (r.project_id, r.repo) IN ("
+        f"{m.candidates('SELECT project_id, repo', 'gateway.project_repos', ('repo',))}) "
         f"AND {scoped(params, 'r.project_id', project_ids)} GROUP BY lower(r.repo)"
     )
 
@@ -75,4 +77,4 @@ def git_repos(
             score_key=row["score_key"],
         )
 
-    return KindQuery(paged("git_repo", inner, params, after, limit), params.values, hit)
+    return KindQuery(paged("git_repo", inner, params, after, limit), params.values, hit, m.mode)

@@ -40,7 +40,8 @@ def repositories(
     inner = (
         "SELECT r.id, r.project_id, r.slug, r.format, r.visibility, r.description, "
         f"{m.score_key(['r.slug'])} AS score_key FROM scanner.registry_repositories r "
-        f"WHERE {m.matches('r.slug')} AND {scoped(params, 'r.project_id', project_ids)}"
+        f"WHERE r.id IN ({m.candidates('SELECT id', 'scanner.registry_repositories', ['slug'])}) "
+        f"AND {scoped(params, 'r.project_id', project_ids)}"
     )
 
     def hit(row: asyncpg.Record) -> SearchHit:
@@ -58,11 +59,12 @@ def repositories(
             score_key=row["score_key"],
         )
 
-    return KindQuery(paged("repository", inner, params, after, limit), params.values, hit)
+    return KindQuery(paged("repository", inner, params, after, limit), params.values, hit, m.mode)
 
 
 # ---- artifacts --------------------------------------------------------------------------------
 _ARTIFACT_FIELDS = ("a.name", "a.path", "a.purl")
+_MATCHED_ARTIFACT_FIELDS = ("name", "path", "purl")
 
 
 def artifacts(
@@ -77,8 +79,9 @@ def artifacts(
     inner = (
         "SELECT a.id, a.project_id, a.name, a.version, a.path, a.purl, a.format, "
         f"{m.score_key(_ARTIFACT_FIELDS)} AS score_key FROM scanner.registry_artifacts a "
-        f"WHERE a.deleted_seq IS NULL AND {m.any_matches(_ARTIFACT_FIELDS)} "
-        f"AND {scoped(params, 'a.project_id', project_ids)}"
+        "WHERE a.id IN ("
+        f"{m.candidates('SELECT id', 'scanner.registry_artifacts', _MATCHED_ARTIFACT_FIELDS)}"
+        f") AND a.deleted_seq IS NULL AND {scoped(params, 'a.project_id', project_ids)}"
     )
 
     def hit(row: asyncpg.Record) -> SearchHit:
@@ -95,7 +98,7 @@ def artifacts(
             score_key=row["score_key"],
         )
 
-    return KindQuery(paged("artifact", inner, params, after, limit), params.values, hit)
+    return KindQuery(paged("artifact", inner, params, after, limit), params.values, hit, m.mode)
 
 
 # ---- components of the latest snapshots --------------------------------------------------------
@@ -120,8 +123,8 @@ def components(
         f"{scoped(params, 'project_id', project_ids)} ORDER BY project_id, completed_seq DESC) "
         "SELECT c.scan_id || ':' || c.ref AS id, c.scan_id, l.project_id, c.name, c.version, "
         f"c.purl, {m.score_key(_COMPONENT_FIELDS)} AS score_key "
-        "FROM scanner.components c JOIN latest l ON l.id = c.scan_id "
-        f"WHERE {m.any_matches(_COMPONENT_FIELDS)}"
+        "FROM scanner.components c JOIN latest l ON l.id = c.scan_id WHERE (c.scan_id, c.ref) "
+        f"IN ({m.candidates('SELECT scan_id, ref', 'scanner.components', ('name', 'purl'))})"
     )
 
     def hit(row: asyncpg.Record) -> SearchHit:
@@ -137,7 +140,7 @@ def components(
             score_key=row["score_key"],
         )
 
-    return KindQuery(paged("component", inner, params, after, limit), params.values, hit)
+    return KindQuery(paged("component", inner, params, after, limit), params.values, hit, m.mode)
 
 
 # ---- advisories --------------------------------------------------------------------------------
@@ -162,8 +165,8 @@ def advisories(
     inner = (
         f"SELECT a.id, a.severity, a.summary, {key} AS score_key FROM scanner.advisories a "
         "WHERE a.withdrawn IS NULL AND a.id IN ("
-        f"SELECT id FROM scanner.advisories WHERE {m.any_matches(['id', 'summary'])} UNION "
-        f"SELECT advisory_id FROM scanner.advisory_aliases WHERE {m.matches('alias')})"
+        f"{m.candidates('SELECT id', 'scanner.advisories', ('id', 'summary'))} UNION "
+        f"{m.candidates('SELECT advisory_id', 'scanner.advisory_aliases', ('alias',))})"
     )
 
     def hit(row: asyncpg.Record) -> SearchHit:
@@ -178,4 +181,4 @@ def advisories(
             score_key=row["score_key"],
         )
 
-    return KindQuery(paged("advisory", inner, params, after, limit), params.values, hit)
+    return KindQuery(paged("advisory", inner, params, after, limit), params.values, hit, m.mode)

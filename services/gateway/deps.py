@@ -13,6 +13,7 @@ from services.gateway.keycache import KeyCache
 from services.gateway.ratelimiter import FailedAuthThrottle, RateLimiter
 from services.gateway.routing import RequestContext, Route
 from services.gateway.writes import CommandWriter
+from shared.artifact_blobs import ArtifactBlobStore
 from shared.projection import ProjectionRunner
 from shared.service import Runtime
 from shared.settings import Settings
@@ -31,6 +32,8 @@ class GatewayDeps:
     auth_throttle: FailedAuthThrottle
     key_cache: KeyCache
     liveness: ProcessLiveness
+    # Package files by digest (the package protocols stream into and out of it).
+    artifact_blobs: ArtifactBlobStore
     # Documents derived from the routes alone (OpenAPI, docs page), built on first use.
     rendered: dict[str, Any] = field(default_factory=dict)
 

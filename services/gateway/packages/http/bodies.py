@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from services.gateway.deps import GatewayDeps
 from services.gateway.packages.domain.errors import InvalidUploadForm
@@ -61,6 +62,18 @@ async def read_upload_form(
         raise UnsupportedMediaType(
             f"an upload is multipart/form-data, not {media_type_of(request) or 'none'!r}"
         )
+    try:
+        return await _read_parts(request, deps, staged=staged, max_bytes=max_bytes)
+    except (HttpProcessingError, ValueError, AssertionError) as exc:
+        # aiohttp's multipart parser refusing the body (a NUL or line break in a part's
+        # header, a missing boundary, a truncated part).
+        message = " ".join(str(getattr(exc, "message", "") or exc).split())[:200]
+        raise InvalidUploadForm(f"malformed multipart/form-data body: {message}") from None
+
+
+async def _read_parts(
+    request: web.Request, deps: GatewayDeps, *, staged: list[Staged], max_bytes: int
+) -> UploadParts:
     parts = UploadParts()
     form_bytes = 0
     count = 0

@@ -16,7 +16,8 @@ from services.gateway.packages.http import generic, pypi
 from shared.http import Handler
 
 _PYPI = "/pypi/{project}/{repo}"
-_GENERIC = "/generic/{project}/{repo}/{path:.+}"
+# Any path, line breaks included (refused by shared.artifact_paths, not left to a 404).
+_GENERIC = r"/generic/{project}/{repo}/{path:[\s\S]*}"
 
 Bound = Callable[[web.Request, GatewayDeps], Awaitable[web.StreamResponse]]
 

@@ -6,7 +6,8 @@ twine posts to.
   URL; ``ETag`` (the repository's artifact revision and the representation) with
   ``If-None-Match`` → 304; ``X-PyPI-Last-Serial``.
 * ``GET …/files/<sha256>/<filename>`` (and ``<filename>.metadata``, PEP 658): the file,
-  451 with the why-blocked envelope when a block or the quarantine holds it.
+  451 with the why-blocked envelope when a block or the quarantine holds it (the metadata
+  file is served all the same: it describes the file, pip then asks for the file).
 * ``POST …/`` (also ``…/legacy/``): the legacy upload form. Errors answer as PyPI does —
   the status line's reason phrase carries the message (twine prints it) — with a
   problem+json body; an existing file name is 409 (``twine --skip-existing`` knows it).
@@ -89,8 +90,12 @@ def archive_limits(deps: GatewayDeps) -> ArchiveLimits:
 
 
 # ---- the simple index ----------------------------------------------------------------------------
+def moved(location: str) -> web.Response:
+    return web.Response(status=301, headers={"Location": location})
+
+
 async def simple_root_redirect(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPMovedPermanently(location=f"{request.path}/")
+    return moved(f"{request.path}/")
 
 
 async def simple_index(request: web.Request, deps: GatewayDeps) -> web.StreamResponse:
@@ -110,7 +115,7 @@ async def simple_project(request: web.Request, deps: GatewayDeps) -> web.StreamR
     normalized = normalize_name(name)
     if name != normalized or not request.path.endswith("/"):
         base = request.path.rsplit("/simple/", 1)[0]
-        raise web.HTTPMovedPermanently(location=f"{base}/simple/{normalized}/")
+        return moved(f"{base}/simple/{normalized}/")
     ctx = await caller(request, deps, required=False)
     media_type = negotiate(request.headers.get("Accept"))
     ref = await repository_ref(ctx, deps)
@@ -194,14 +199,17 @@ async def download(request: web.Request, deps: GatewayDeps) -> web.StreamRespons
     artifact = reply.artifact
     if artifact.digest != f"sha256:{sha256}":
         raise ArtifactNotFound(f"{filename} has no content {sha256} (a stale link?)")
-    downloading = request.method == "GET" and not side_file
-    await refuse_unless_allowed(ctx, deps, reply, counts=downloading)
     if side_file:
+        # The core metadata describes the file and is not the file: it is served even while
+        # a block or the quarantine holds the file, so that pip resolves, asks for the file
+        # itself and is refused there, naming the file (and block.hit names the artifact).
         if artifact.metadata_digest is None:
             raise ArtifactNotFound(f"{filename} has no core metadata file")
         return await send_blob(
             ctx, deps, digest=artifact.metadata_digest, media_type=_OCTETS, record=None, fmt="pypi"
         )
+    downloading = request.method == "GET"
+    await refuse_unless_allowed(ctx, deps, reply, counts=downloading)
     return await send_blob(
         ctx,
         deps,

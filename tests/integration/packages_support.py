@@ -85,11 +85,13 @@ class Stack:
         visibility: str = "public",
         quarantine_new: bool = False,
         quota_artifacts: int | None = None,
+        slug: str | None = None,
+        project_id: str | None = None,
     ) -> str:
-        """A repository of the stack's project; returns its slug."""
-        slug = f"{fmt}-{uuid.uuid4().hex[:8]}"
+        """A repository (of the stack's project unless told); returns its slug."""
+        slug = slug or f"{fmt}-{uuid.uuid4().hex[:8]}"
         body = rpc.RepositoryBody(
-            project_id=self.project["id"],
+            project_id=project_id or self.project["id"],
             slug=slug,
             format=fmt,  # type: ignore[arg-type]
             visibility=visibility,  # type: ignore[arg-type]

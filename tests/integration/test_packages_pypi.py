@@ -291,9 +291,7 @@ def multipart(fields: dict[str, str], filename: str, content: bytes) -> tuple[by
         f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
         for k, v in fields.items()
     ]
-    disposition = (
-        f"filename*=UTF-8''{filename}" if "%" in filename else f'filename="{filename}"'
-    )
+    disposition = f"filename*=UTF-8''{filename}" if "%" in filename else f'filename="{filename}"'
     parts.append(
         f'--{boundary}\r\nContent-Disposition: form-data; name="content"; {disposition}'
         "\r\nContent-Type: application/octet-stream\r\n\r\n".encode()

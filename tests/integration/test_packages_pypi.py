@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from shared.blobs import BlobStore, digest_of
 from tests.conftest import Infra
 from tests.integration.packages_support import (
     PYTHON,
@@ -399,3 +400,62 @@ async def test_an_upload_into_a_generic_repository_is_refused_before_reading(
         stack, slug, wheel_bytes("demo", "1.0"), "demo-1.0-py3-none-any.whl", token=operator
     )
     assert (status, problem["code"]) == (400, "repository_format_mismatch")
+
+
+def wheel_with_sbom(name: str, sbom: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(
+            f"{name}-1.0.dist-info/METADATA", f"Metadata-Version: 2.5\nName: {name}\nVersion: 1.0\n"
+        )
+        archive.writestr(f"{name}-1.0.dist-info/sboms/bom.cdx.json", sbom)
+        archive.writestr(f"{name}/__init__.py", b"")
+    return buffer.getvalue()
+
+
+def cyclonedx(component: str) -> bytes:
+    return json.dumps(
+        {
+            "bomFormat": "CycloneDX",
+            "specVersion": "1.6",
+            "components": [
+                {
+                    "type": "library",
+                    "name": component,
+                    "version": "1.0",
+                    "purl": f"pkg:pypi/{component}@1.0",
+                }
+            ],
+        }
+    ).encode()
+
+
+async def test_pep770_sboms_are_stored_for_the_scan_and_taken_back_on_refusal(
+    stack: Stack, operator: str
+) -> None:
+    slug = await stack.new_repository("pypi", quota_artifacts=1)
+    evidence = await BlobStore.open(stack.gateway.bus)
+    first_sbom, second_sbom = cyclonedx("left-pad"), cyclonedx("right-pad")
+    status, artifact, _ = await post_upload(
+        stack,
+        slug,
+        wheel_with_sbom("sbomful", first_sbom),
+        "sbomful-1.0-py3-none-any.whl",
+        token=operator,
+    )
+    assert status == 200, artifact
+    assert await evidence.exists(digest_of(first_sbom))
+    assert await evidence.get(digest_of(first_sbom)) == first_sbom
+
+    # Over the repository's quota: refused by the scanner after this upload stored its blobs
+    # (the wheel, its METADATA, its SBOM); every one of them is taken back.
+    second = wheel_with_sbom("sbomless", second_sbom)
+    blobs = stack.blob_files()
+    uploaded = await stack.event_count("artifact.uploaded")
+    status, problem, _ = await post_upload(
+        stack, slug, second, "sbomless-1.0-py3-none-any.whl", token=operator
+    )
+    assert (status, problem["code"]) == (507, "quota_exceeded"), problem
+    assert stack.blob_files() == blobs
+    assert not await evidence.exists(digest_of(second_sbom))
+    assert await stack.event_count("artifact.uploaded") == uploaded

@@ -14,6 +14,7 @@ service-account token), the repository's own project.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -33,6 +34,9 @@ from shared.http import request_id_of
 from shared.rpc import call
 
 WRITE_ROLES: frozenset[str] = frozenset({"OPERATOR", "ADMIN"})
+# contracts.events.registry.RepoSlug; a project is named by its id or slug (printable ASCII).
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+_PROJECT_REF = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 Resp = TypeVar("Resp", bound=msgspec.Struct)
 
 
@@ -78,6 +82,9 @@ async def repository_ref(
     """The repository the path names, by its project's id and its slug."""
     project_ref = ctx.request.match_info["project"]
     slug = ctx.request.match_info["repo"]
+    if not _SLUG.match(slug) or not _PROJECT_REF.match(project_ref):
+        # Nothing could be named so (a NUL, a line break): not worth a lookup.
+        raise hidden(ctx, RepositoryNotFound(f"no repository {project_ref[:100]!r}/{slug[:100]!r}"))
     project = await find_project(deps.pool, project_ref)
     scope = ctx.principal.project_id if ctx.principal else None
     if project is None or (scope is not None and scope != project.id):

@@ -28,6 +28,20 @@ class SettingsError(ValueError):
     pass
 
 
+# Fields that hold secrets: shown as *** by Settings' repr.
+SECRET_FIELDS = frozenset(
+    {
+        "nats_password",
+        "bootstrap_token",
+        "github_webhook_secret",
+        "github_token",
+        "gitlab_webhook_token",
+        "git_credentials",
+        "s3_secret_access_key",
+    }
+)
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Which service this process runs (set by `gatehouse serve <service>`).
     service: str = "gateway"
@@ -85,9 +99,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     audit_export_max_rows: AtLeastOne = 100_000
     # Largest SBOM document accepted for a scan (413 above; also bounded by max_upload_bytes).
     max_sbom_bytes: AtLeastOne = 32 * 1_048_576
-    # Largest artifact one upload may store (a wheel, an sdist, a generic file): streamed into
-    # the artifact blob store, never held in memory (413 artifact_too_large above).
-    artifact_max_upload_bytes: AtLeastOne = 4096 * 1_048_576
     # A wheel or sdist whose entries expand beyond this is refused before it is read (400
     # archive_too_expanded: a zip bomb); the compression ratio is bounded as well.
     artifact_max_expanded_bytes: AtLeastOne = 8192 * 1_048_576
@@ -153,12 +164,59 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Commits API pages and commits the gateway keeps hot (0: off), dropped by the events
     # that change them and after 30 s at the most.
     commits_cache_size: NotNegative = 10_000
+    # Where artifact bytes (wheels, sdists, generic files) live: "filesystem" (files under
+    # artifact_dir) or "s3" (an S3-compatible object store: AWS S3, MinIO, ...).
+    artifact_store: Literal["filesystem", "s3"] = "filesystem"
+    # The filesystem store's root, and with either store the staging directory of uploads
+    # in flight (empty: <data_dir>/artifacts).
+    artifact_dir: str = ""
+    # Largest artifact upload (413 `artifact_too_large` above).
+    artifact_max_upload_bytes: AtLeastOne = 5 * 1024**3
+    # The S3 store: endpoint (path-style: <endpoint>/<bucket>/<key>), bucket (created by the
+    # operator, not by Gatehouse), region signed into requests, credentials, and a key prefix
+    # (objects are <prefix>sha256/<hex>).
+    s3_endpoint_url: str = ""
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    s3_prefix: str = ""
+    # Part size of multipart uploads (objects above 5 GiB); S3 needs at least 5 MiB.
+    s3_multipart_part_bytes: Annotated[int, msgspec.Meta(ge=5 * 1024**2, le=5 * 1024**3)] = (
+        64 * 1024**2
+    )
 
     def __post_init__(self) -> None:
         if self.db_pool_min > self.db_pool_max:
             raise ValueError(
                 f"db_pool_min ({self.db_pool_min}) must not exceed db_pool_max ({self.db_pool_max})"
             )
+        if self.artifact_store == "s3":
+            missing = [
+                env_name(name)
+                for name in (
+                    "s3_endpoint_url",
+                    "s3_bucket",
+                    "s3_access_key_id",
+                    "s3_secret_access_key",
+                )
+                if not getattr(self, name)
+            ]
+            if missing:
+                raise ValueError(f"{env_name('artifact_store')}=s3 needs {', '.join(missing)}")
+            if not self.s3_endpoint_url.startswith(("http://", "https://")):
+                raise ValueError(
+                    f"{env_name('s3_endpoint_url')} must be an http:// or https:// URL"
+                )
+
+    def __repr__(self) -> str:
+        # Secrets never reach a log line or a traceback through repr().
+        shown = []
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            hidden = name in SECRET_FIELDS and value
+            shown.append(f"{name}={'***' if hidden else repr(value)}")
+        return f"Settings({', '.join(shown)})"
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with ``changes``, checked by the same rules as the environment."""

@@ -12,6 +12,16 @@ Errors (``shared.errors`` codes, mapped to HTTP by the gateway):
 ``artifact_exists`` 409 (a file name is never uploaded twice, as on PyPI),
 ``repository_format_mismatch`` 400, ``quota_exceeded`` 413 (bytes) / 507 (artifacts),
 ``block_not_found`` 404, ``not_quarantined`` 409.
+
+Replies per operation: ``repository_create`` / ``_get`` / ``_update`` / ``_delete``
+``Repository`` (delete: as it was), ``repository_list`` ``RepositoryPage``;
+``artifact_register`` / ``artifact_get`` / ``artifact_remove`` (as it was) ``Artifact``,
+``artifact_fetch`` ``ArtifactFetchReply``, ``artifact_index`` ``ArtifactIndexReply``,
+``artifact_list`` ``ArtifactPage``; ``block_create`` / ``_get`` / ``_update`` / ``_delete``
+``Block``, ``block_list`` ``BlockPage``; ``quarantine_list`` ``ArtifactPage``,
+``quarantine_release`` / ``quarantine_reject`` ``Artifact`` (reject: as it was). A
+``quota_exceeded`` problem carries ``quota`` (bytes | artifacts), ``limit``, ``used``,
+``attempted``.
 """
 
 from __future__ import annotations
@@ -144,6 +154,17 @@ class RepositoryUpdateRequest(msgspec.Struct, frozen=True, kw_only=True):
     patch: RepositoryPatch
     # If-Match: the revision the caller saw (None: unconditional).
     if_revision: int | None = None
+    # If-Match as the gateway reads the header: the revisions of its tags (None: no header
+    # or ``*``; empty: tags none of which is ours, so nothing matches).
+    if_match: list[int] | None = None
+
+
+class RepositoryDeleteRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """``DELETE /api/v1/repos/{id}``; replies the repository as it was."""
+
+    id: RepositoryId
+    if_revision: int | None = None
+    if_match: list[int] | None = None
 
 
 class RepositoryPage(msgspec.Struct, frozen=True, kw_only=True):
@@ -321,6 +342,15 @@ class BlockUpdateRequest(msgspec.Struct, frozen=True, kw_only=True):
     id: BlockId
     patch: BlockPatch
     if_revision: int | None = None
+    if_match: list[int] | None = None
+
+
+class BlockDeleteRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """``DELETE /api/admin/security/{block_id}``; replies the block as it was."""
+
+    id: BlockId
+    if_revision: int | None = None
+    if_match: list[int] | None = None
 
 
 class BlockListRequest(msgspec.Struct, frozen=True, kw_only=True):

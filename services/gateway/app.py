@@ -110,9 +110,11 @@ DEFINITION = ServiceDefinition(
     name="gateway",
     schema="gateway",
     migrations_dir=Path(__file__).parent / "migrations",
-    description="HTTP edge: projects, API keys, users; auth, roles, rate limits, OpenAPI",
+    description="HTTP edge: projects, API keys, service accounts, users; auth, roles, rate "
+    "limits, OpenAPI",
     setup=setup,
     # Answers to Idempotency-Key requests (24 h): kept, so a client retrying across a restore
-    # is still answered, not run twice.
-    unreplayable_tables=("idempotency_keys",),
+    # is still answered, not run twice. When service-account tokens were last used: written
+    # by requests, not by events.
+    unreplayable_tables=("idempotency_keys", "service_account_token_usage"),
 )

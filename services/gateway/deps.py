@@ -10,6 +10,7 @@ import asyncpg
 
 from services.gateway.adapters.idempotency_store import ProcessLiveness
 from services.gateway.keycache import KeyCache
+from services.gateway.last_used import LastUseRecorder
 from services.gateway.ratelimiter import FailedAuthThrottle, RateLimiter
 from services.gateway.routing import RequestContext, Route
 from services.gateway.writes import CommandWriter
@@ -34,6 +35,7 @@ class GatewayDeps:
     liveness: ProcessLiveness
     # Package files by digest (the package protocols stream into and out of it).
     artifact_blobs: ArtifactBlobStore
+    last_use: LastUseRecorder = field(default_factory=LastUseRecorder)
     # Documents derived from the routes alone (OpenAPI, docs page), built on first use.
     rendered: dict[str, Any] = field(default_factory=dict)
 

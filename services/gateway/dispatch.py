@@ -98,10 +98,11 @@ async def authenticate(request: web.Request, deps: GatewayDeps) -> Principal:
 
 
 async def authenticate_token(token: str, request: web.Request, deps: GatewayDeps) -> Principal:
-    """The key of ``token`` from the read model (through the checkpoint-bound cache): a
-    revocation applies to the very next request, an expiry the moment it passes. An address
-    that failed too often is refused before an unknown token costs a database lookup.
-    (The package protocols pass the token of their HTTP Basic credentials here.)"""
+    """The API key or service-account token ``token`` from the read model (through the
+    checkpoint-bound cache): a revocation applies to the very next request, an expiry the
+    moment it passes. An address that failed too often is refused before an unknown token
+    costs a database lookup. A service-account token's use is recorded (once a minute).
+    (The package protocols pass the password of their HTTP Basic credentials here.)"""
     if not is_well_formed(token):
         raise InvalidToken()
     token_hash = token_sha256(token)
@@ -110,11 +111,14 @@ async def authenticate_token(token: str, request: web.Request, deps: GatewayDeps
     stored = await deps.key_cache.lookup(
         token_hash, lambda: key_by_token_hash(deps.pool, token_hash)
     )
+    now = dt.datetime.now(dt.UTC)
     try:
-        key = usable_key(stored, now=dt.datetime.now(dt.UTC))
+        key = usable_key(stored, now=now)
     except Unauthorized:
         deps.auth_throttle.failed(address)
         raise
+    if key.service_account_id is not None:
+        await deps.last_use.used(deps.pool, key.key_id, now)
     return Principal(
         key_id=key.key_id,
         name=key.name,
@@ -124,6 +128,7 @@ async def authenticate_token(token: str, request: web.Request, deps: GatewayDeps
         expires_at=key.expires_at,
         bootstrap=key.bootstrap,
         user=key.user,
+        service_account_id=key.service_account_id,
     )
 
 

@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 import msgspec
 
-from contracts.events.identity import Email, Login, Role, Slug, UserEmail, Visibility
+from contracts.events.identity import (
+    Email,
+    Login,
+    Role,
+    ServiceAccountName,
+    Slug,
+    UserEmail,
+    Visibility,
+)
 from contracts.rpc.audit import PAGE_SIZE_DEFAULT, PageNumber, PageSize
 from shared.pagination import PageQuery
 
@@ -110,6 +118,113 @@ class Me(msgspec.Struct, kw_only=True):
     expires_at: dt.datetime | None
     bootstrap: bool
     user: str | None = None
+    service_account_id: (
+        Annotated[
+            str,
+            msgspec.Meta(description="The service account whose token this is (null: an API key)"),
+        ]
+        | None
+    ) = None
+
+
+# ---- service accounts ----------------------------------------------------------------------
+Roles = Annotated[list[Role], msgspec.Meta(min_length=1, max_length=6)]
+
+
+class ServiceAccountCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    name: Annotated[
+        ServiceAccountName,
+        msgspec.Meta(description="Unique in the project; lower case, digits, . _ -"),
+    ]
+    description: Annotated[str, msgspec.Meta(max_length=1000)] = ""
+    roles: Annotated[Roles, msgspec.Meta(description="The most its tokens may do")]
+
+
+class ServiceAccountView(msgspec.Struct, kw_only=True):
+    id: Annotated[str, msgspec.Meta(description="sa_<32 hex>")]
+    project_id: str
+    name: str
+    description: str
+    roles: list[Role]
+    created_at: dt.datetime
+    created_by: str
+
+
+class ServiceAccountList(msgspec.Struct, kw_only=True):
+    items: list[ServiceAccountView]
+    next_cursor: str | None
+
+
+class ServiceAccountListQuery(PageQuery, frozen=True, kw_only=True):
+    name: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=63, description="Exact name")] | None
+    ) = None
+
+
+class ServiceAccountTokenCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    roles: (
+        Annotated[
+            Roles, msgspec.Meta(description="A subset of the account's roles; default all of them")
+        ]
+        | None
+    ) = None
+    expires_at: (
+        Annotated[AwareDatetime, msgspec.Meta(description="RFC 3339 with offset; future")] | None
+    ) = None
+    expires_in_days: (
+        Annotated[
+            int, msgspec.Meta(ge=1, le=3650, description="Instead of expires_at: days from now")
+        ]
+        | None
+    ) = None
+
+
+class ServiceAccountTokenView(msgspec.Struct, kw_only=True):
+    id: str
+    service_account_id: str
+    project_id: str
+    name: str
+    prefix: Annotated[str, msgspec.Meta(description="First characters of the token")]
+    roles: list[Role]
+    expires_at: dt.datetime | None
+    created_at: dt.datetime
+    created_by: str
+    last_used_at: Annotated[
+        dt.datetime | None,
+        msgspec.Meta(description="Last authenticated use, to the minute"),
+    ]
+    revoked: bool
+    revoked_at: dt.datetime | None
+
+
+class ServiceAccountTokenIssued(msgspec.Struct, kw_only=True):
+    """A new token: the only time its plaintext is ever shown."""
+
+    id: str
+    service_account_id: str
+    project_id: str
+    name: str
+    prefix: str
+    roles: list[Role]
+    expires_at: dt.datetime | None
+    created_at: dt.datetime
+    token: (
+        Annotated[
+            str,
+            msgspec.Meta(description="The token (gsa_…); null in an Idempotency-Key replay"),
+        ]
+        | None
+    )
+
+
+class ServiceAccountTokenList(msgspec.Struct, kw_only=True):
+    items: list[ServiceAccountTokenView]
+    next_cursor: str | None
+
+
+class ServiceAccountTokenListQuery(PageQuery, frozen=True, kw_only=True):
+    pass
 
 
 # ---- projects ------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Identity events → the gateway read model (projects, API keys, users, e-mail addresses).
+"""Identity events → the gateway read model (projects, API keys, users, e-mail addresses,
+service accounts and their tokens).
 
 Every value written comes from the event: payload fields, the envelope's ``occurred_at`` and
 ``actor``, and the stream sequence as the row version. A replay from sequence 0 therefore
@@ -20,6 +21,10 @@ from contracts.events.identity import (
     ProjectArchived,
     ProjectCreated,
     ProjectUpdated,
+    ServiceAccountCreated,
+    ServiceAccountDeleted,
+    ServiceAccountTokenCreated,
+    ServiceAccountTokenRevoked,
     UserCreated,
     UserEmailAdded,
     UserEmailVerified,
@@ -29,7 +34,14 @@ from shared.errors import PermanentEventError
 from shared.logging import event_log_context
 
 SCHEMA = "gateway"
-PROJECTION_TABLES = ("projects", "api_keys", "users", "user_emails")
+PROJECTION_TABLES = (
+    "projects",
+    "api_keys",
+    "users",
+    "user_emails",
+    "service_accounts",
+    "service_account_tokens",
+)
 
 Applier = Callable[[asyncpg.Connection, Event], Awaitable[None]]
 
@@ -126,6 +138,89 @@ async def _apikey_revoked(conn: asyncpg.Connection, event: Event) -> None:
     )
 
 
+async def _service_account_created(conn: asyncpg.Connection, event: Event) -> None:
+    p = event.payload
+    assert isinstance(p, ServiceAccountCreated)
+    await conn.execute(
+        "INSERT INTO gateway.service_accounts (id, project_id, name, description, roles, "
+        "created_at, created_by, deleted_at, deleted_by, version) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $8)",
+        p.id,
+        p.project_id,
+        p.name,
+        p.description,
+        sorted(p.roles),
+        event.envelope.occurred_at,
+        event.envelope.actor,
+        event.sequence,
+    )
+
+
+async def _service_account_deleted(conn: asyncpg.Connection, event: Event) -> None:
+    p = event.payload
+    assert isinstance(p, ServiceAccountDeleted)
+    at, actor = event.envelope.occurred_at, event.envelope.actor
+    await _must_touch(
+        conn,
+        "UPDATE gateway.service_accounts SET deleted_at = coalesce(deleted_at, $2), "
+        "deleted_by = coalesce(deleted_by, $3), version = $4 WHERE id = $1",
+        p.id,
+        at,
+        actor,
+        event.sequence,
+        what=f"service account {p.id}",
+    )
+    # Deleting the account revokes every token of it, by the same event.
+    await conn.execute(
+        "UPDATE gateway.service_account_tokens SET revoked_at = $2, revoked_by = $3, "
+        "version = $4 WHERE service_account_id = $1 AND revoked_at IS NULL",
+        p.id,
+        at,
+        actor,
+        event.sequence,
+    )
+
+
+async def _service_account_token_created(conn: asyncpg.Connection, event: Event) -> None:
+    p = event.payload
+    assert isinstance(p, ServiceAccountTokenCreated)
+    await conn.execute(
+        "INSERT INTO gateway.service_account_tokens (id, service_account_id, project_id, name, "
+        "prefix, token_sha256, roles, expires_at, created_at, created_by, revoked_at, "
+        "revoked_by, version) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL, $11)",
+        p.id,
+        p.service_account_id,
+        p.project_id,
+        p.name,
+        p.prefix,
+        p.token_sha256,
+        sorted(p.roles),
+        p.expires_at,
+        event.envelope.occurred_at,
+        event.envelope.actor,
+        event.sequence,
+    )
+
+
+async def _service_account_token_revoked(conn: asyncpg.Connection, event: Event) -> None:
+    p = event.payload
+    assert isinstance(p, ServiceAccountTokenRevoked)
+    # A second revocation keeps the first one's time and actor.
+    await _must_touch(
+        conn,
+        "UPDATE gateway.service_account_tokens SET revoked_at = coalesce(revoked_at, $3), "
+        "revoked_by = coalesce(revoked_by, $4), version = $5 "
+        "WHERE id = $1 AND service_account_id = $2",
+        p.id,
+        p.service_account_id,
+        event.envelope.occurred_at,
+        event.envelope.actor,
+        event.sequence,
+        what=f"token {p.id} of service account {p.service_account_id}",
+    )
+
+
 async def _user_created(conn: asyncpg.Connection, event: Event) -> None:
     p = event.payload
     assert isinstance(p, UserCreated)
@@ -212,6 +307,10 @@ _APPLIERS: dict[type[EventPayload], Applier] = {
     UserCreated: _user_created,
     UserEmailAdded: _user_email_added,
     UserEmailVerified: _user_email_verified,
+    ServiceAccountCreated: _service_account_created,
+    ServiceAccountDeleted: _service_account_deleted,
+    ServiceAccountTokenCreated: _service_account_token_created,
+    ServiceAccountTokenRevoked: _service_account_token_revoked,
 }
 
 
@@ -219,7 +318,7 @@ _APPLIERS: dict[type[EventPayload], Applier] = {
 class IdentityProjection:
     name: str = "identity"
     schema: str = SCHEMA
-    subjects: Sequence[str] | None = ("project.>", "apikey.>", "user.>")
+    subjects: Sequence[str] | None = ("project.>", "apikey.>", "user.>", "serviceaccount.>")
     tables: Sequence[str] = PROJECTION_TABLES
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:

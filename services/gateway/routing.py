@@ -28,7 +28,7 @@ ADMIN_ONLY: frozenset[str] = frozenset({"ADMIN"})
 
 @dataclass(frozen=True, kw_only=True)
 class Principal:
-    """Who is calling: an API key and what it may do."""
+    """Who is calling: an API key or a service-account token, and what it may do."""
 
     key_id: str
     name: str
@@ -39,9 +39,14 @@ class Principal:
     bootstrap: bool = False
     # The user (login) the key acts for on `/api/v1/user/...`; None: the key acts for nobody.
     user: str | None = None
+    # A service-account token (``key_id`` is the token's id): the account it acts as. Events
+    # and the audit log name the account, whichever of its tokens was used.
+    service_account_id: str | None = None
 
     @property
     def actor(self) -> str:
+        if self.service_account_id is not None:
+            return f"serviceaccount:{self.service_account_id}"
         return f"apikey:{self.key_id}"
 
 

@@ -1,6 +1,7 @@
 """Wiring of the scanner service: the vulnerability database, then scans (which match
 against it), then triage (whose events the scans projection applies), licensing (the policy
-scans classify with, re-evaluated snapshots) and the reports. Each part registers its own
+scans classify with, re-evaluated snapshots), the reports and the artifact registry's
+metadata (repositories, artifacts, blocks, quarantine). Each part registers its own
 projections, workers and request/reply endpoints."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from services.scanner.licensing import wiring as licensing
 from services.scanner.readside import wiring as readside
+from services.scanner.registry import wiring as registry
 from services.scanner.scans import wiring as scans
 from services.scanner.triage import wiring as triage
 from services.scanner.vulndb import wiring as vulndb
@@ -21,12 +23,16 @@ async def setup(runtime: Runtime) -> None:
     await triage.setup(runtime)
     await licensing.setup(runtime)
     await readside.setup(runtime)
+    await registry.setup(runtime)
 
 
 DEFINITION = ServiceDefinition(
     name="scanner",
     schema="scanner",
     migrations_dir=Path(__file__).parent / "migrations",
-    description="SBOM and lockfile scans, vulnerability database, findings, licenses",
+    description=(
+        "SBOM and lockfile scans, vulnerability database, findings, licenses, "
+        "registry metadata, blocks and quarantine"
+    ),
     setup=setup,
 )

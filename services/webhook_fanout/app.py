@@ -39,6 +39,8 @@ DEFINITION = ServiceDefinition(
         "deliveries",
         "delivery_attempts",
         "subscription_health",
+        # Which sender is sending to which subscription (migrations/0005).
+        "subscription_leases",
         "delivery_intake",
         "workflow_deliveries",
         "workflow_outcomes",

@@ -84,6 +84,19 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "expires_at": "2099-01-01T00:00:00Z",
         "purl": "pkg:npm/x",
     },
+    ("POST", "/api/v1/projects/{project}/service_accounts"): {
+        "name": "bot",
+        "description": "d",
+        "roles": ["VIEWER"],
+    },
+    # expires_at and expires_in_days exclude each other; both are here so each gets its
+    # hostile values (any one of them alone is refused too).
+    ("POST", "/api/v1/projects/{project}/service_accounts/{sa}/tokens"): {
+        "name": "t",
+        "roles": ["VIEWER"],
+        "expires_at": "2099-01-01T00:00:00Z",
+        "expires_in_days": 30,
+    },
     ("POST", "/api/v1/projects"): {
         "slug": "fresh",
         "name": "n",
@@ -174,6 +187,37 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "grace_seconds": 60,
         "secret": "whsec_" + "QUJD" * 11,
     },
+    ("POST", "/api/v1/repos"): {
+        "project_id": "sweep",
+        "slug": "sweep-pypi",
+        "format": "pypi",
+        "visibility": "public",
+        "description": "d",
+        "quota_bytes": 1000,
+        "quota_artifacts": 10,
+    },
+    ("PATCH", "/api/v1/repos/{id}"): {
+        "visibility": "private",
+        "description": "d",
+        "quota_bytes": 1000,
+        "quota_artifacts": 10,
+    },
+    ("POST", "/api/admin/security"): {
+        "purl": "pkg:pypi/sweep",
+        "versions": "vers:pypi/>=1.0",
+        "format": "pypi",
+        "reason": "r",
+        "customer_message": "m",
+        "blocked_until": "2099-01-01T00:00:00Z",
+    },
+    ("PATCH", "/api/admin/security/{block_id}"): {
+        "versions": "vers:pypi/>=1.0",
+        "reason": "r",
+        "customer_message": "m",
+        "blocked_until": "2099-01-01T00:00:00Z",
+    },
+    ("POST", "/api/admin/quarantine/{artifact_id}/release"): {"reason": "r"},
+    ("POST", "/api/admin/quarantine/{artifact_id}/reject"): {"reason": "r"},
 }
 # Required query parameters (the hostile value replaces one of them or comes beside them).
 QUERIES: dict[str, dict[str, str]] = {
@@ -191,6 +235,7 @@ PATH_VALUES = {
     "email": "a@example.org",
     "owner": "acme",
     "repo": "sweep",
+    "sa": "sweeper",
 }
 
 
@@ -369,6 +414,12 @@ def _webhook_headers(route: Route, body: bytes) -> dict[str, str]:
 async def _prepare(api: Api) -> None:
     await api.new_project("sweep", repos=["acme/sweep"])
     reply = await api.call("POST", "/api/v1/users", json={"login": "sweeper", "name": "S"})
+    assert reply.status == 201, reply.body
+    reply = await api.call(
+        "POST",
+        "/api/v1/projects/sweep/service_accounts",
+        json={"name": "sweeper", "roles": ["VIEWER"]},
+    )
     assert reply.status == 201, reply.body
 
 

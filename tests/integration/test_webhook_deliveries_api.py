@@ -142,7 +142,7 @@ async def test_redeliver_requeues_the_delivery_and_is_audited_once(
         assert [a["attempt"] for a in reply.body["attempts"]] == [1, 2, 3]
         row = await delivery_row(stack, delivery)
         assert row["status"] == "pending" and row["attempts"] == 0
-        assert row["next_attempt_at"] is not None and row["lease_owner"] is None
+        assert row["next_attempt_at"] is not None
 
         again = await api.call("POST", path, headers=headers)
         assert again.status == 202 and again.headers.get("Idempotent-Replayed") == "true"
@@ -157,9 +157,12 @@ async def test_redeliver_requeues_the_delivery_and_is_audited_once(
         # A delivery being sent right now is not taken from its sender.
         conn = await stack.sql()
         try:
+            # Another sender leased the stretch of the subscription's queue holding it.
             await conn.execute(
-                "UPDATE webhook_fanout.deliveries SET status = 'delivering', lease_owner = 'x',"
-                " lease_until = now() + interval '1 minute' WHERE id = $1",
+                "INSERT INTO webhook_fanout.subscription_leases"
+                " (subscription_id, owner, until, first_seq, last_seq)"
+                " SELECT subscription_id, 'x', now() + interval '1 minute', stream_seq,"
+                " stream_seq FROM webhook_fanout.deliveries WHERE id = $1",
                 uuid.UUID(delivery),
             )
         finally:

@@ -114,13 +114,26 @@ def _key_view(row: asyncpg.Record) -> ApiKeyView:
     )
 
 
+# API keys and service-account tokens in one lookup, so that every way of presenting a token
+# (Bearer, HTTP Basic `__token__:<token>`) accepts both. A token of a deleted account is
+# revoked by the same event (the coalesce keeps that true even for a row written otherwise).
+_TOKEN_LOOKUP = (
+    "SELECT id, name, prefix, roles, project_id, expires_at, revoked_at, bootstrap, "
+    "user_login, NULL::text AS service_account_id "
+    "FROM gateway.api_keys WHERE token_sha256 = $1 "
+    "UNION ALL "
+    "SELECT t.id, a.name, t.prefix, t.roles, t.project_id, t.expires_at, "
+    "coalesce(t.revoked_at, a.deleted_at), false, NULL, t.service_account_id "
+    "FROM gateway.service_account_tokens t "
+    "JOIN gateway.service_accounts a ON a.id = t.service_account_id "
+    "WHERE t.token_sha256 = $1 "
+    "LIMIT 1"
+)
+
+
 async def key_by_token_hash(db: Queryable, token_sha256: str) -> StoredKey | None:
-    row = await db.fetchrow(
-        "SELECT id, name, prefix, roles, project_id, expires_at, revoked_at, bootstrap, "
-        "user_login "
-        "FROM gateway.api_keys WHERE token_sha256 = $1",
-        token_sha256,
-    )
+    """The API key or service-account token whose token hashes to ``token_sha256``."""
+    row = await db.fetchrow(_TOKEN_LOOKUP, token_sha256)
     if row is None:
         return None
     return StoredKey(
@@ -133,6 +146,7 @@ async def key_by_token_hash(db: Queryable, token_sha256: str) -> StoredKey | Non
         revoked_at=row["revoked_at"],
         bootstrap=row["bootstrap"],
         user=row["user_login"],
+        service_account_id=row["service_account_id"],
     )
 
 

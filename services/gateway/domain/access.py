@@ -30,6 +30,9 @@ class StoredKey:
     bootstrap: bool
     # The user the key acts for (its `/api/v1/user/...` routes); None for most keys.
     user: str | None = None
+    # Set for a service-account token (``key_id`` is then the token's id): the account it
+    # acts as. Its ``project_id`` is the account's project, always.
+    service_account_id: str | None = None
 
 
 def bearer_token(authorization: str | None) -> str:

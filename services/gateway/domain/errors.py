@@ -113,6 +113,16 @@ class ApiKeyNotFound(NotFound):
         super().__init__(f"no API key {key_id!r}")
 
 
+class ServiceAccountNotFound(NotFound):
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"no service account {ref!r} in this project")
+
+
+class ServiceAccountTokenNotFound(NotFound):
+    def __init__(self, token_id: str) -> None:
+        super().__init__(f"the service account has no token {token_id!r}")
+
+
 class UserNotFound(NotFound):
     def __init__(self, login: str) -> None:
         super().__init__(f"no user {login!r}")
@@ -129,6 +139,13 @@ class SlugTaken(Conflict):
 
 class ProjectArchived(Conflict):
     code, title = "project_archived", "The project is archived"
+
+
+class ServiceAccountNameTaken(Conflict):
+    code, title = (
+        "service_account_name_taken",
+        "A service account of this project has the name already",
+    )
 
 
 class LoginTaken(Conflict):

@@ -168,6 +168,7 @@ async def get_me(ctx: RequestContext) -> web.StreamResponse:
         expires_at=p.expires_at,
         bootstrap=p.bootstrap,
         user=p.user,
+        service_account_id=p.service_account_id,
     )
     return json_response(me, headers={"Cache-Control": "no-store"})
 
@@ -214,7 +215,7 @@ ROUTES: list[Route] = [
         path="/api/v1/me",
         handler=get_me,
         roles=READ_ROLES,
-        summary="The calling key: its roles, project scope and expiry",
+        summary="The calling key or service-account token: its roles, project scope and expiry",
         tag="api-keys",
         response=Me,
         allow_project_scoped=True,

@@ -167,13 +167,12 @@ async def replay(
         f"""
         WITH requeued AS (
             UPDATE {_S}.deliveries d SET status = 'pending', attempts = 0,
-                next_attempt_at = now(), finished_at = NULL, lease_owner = NULL,
-                lease_until = NULL
+                next_attempt_at = now(), finished_at = NULL
             FROM {_S}.delivery_events e
             WHERE d.subscription_id = $1 AND e.event_id = d.event_id AND d.stream_seq > 0
               AND e.occurred_at >= $2 AND e.occurred_at < $3
               -- One being sent now keeps its attempt (two senders would race on it).
-              AND NOT (d.status = 'delivering' AND d.lease_until > now())
+              AND NOT {store.IN_FLIGHT}
             RETURNING 1
         ) SELECT count(*) FROM requeued
         """,

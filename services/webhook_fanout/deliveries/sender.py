@@ -1,17 +1,18 @@
 """The sender: sends queued deliveries, in stream order per subscription, many subscriptions
 at once.
 
-* **Claims.** One query leases, for every subscription this sender is not already sending
-  to, its oldest open delivery and the due ones right behind it (a *run*), if that oldest
-  one is due and not leased (``store.claim``; ``FOR UPDATE SKIP LOCKED``, never a hole in a
-  run). So only the head of a subscription's queue is ever in flight, across replicas too.
+* **Claims.** One query leases subscriptions this sender is not already sending to whose
+  oldest open delivery is due and which no other sender holds, and returns each one's
+  *run*: that delivery and the due ones right behind it (``store.claim``; the lease is one
+  row per subscription, the deliveries are not written). So only the head of a
+  subscription's queue is ever in flight, across replicas too.
 * **Runs.** A task per subscription sends its run one delivery after the other and stops at
-  the first that is not delivered; the rest are given back. A receiver that hangs or fails
+  the first that is not delivered; the rest stay queued as they were. A receiver that hangs or fails
   holds up its own subscription only; connections per receiver host are bounded by the
   client.
-* **Writes.** Finished runs are written together, one transaction for all (attempts,
-  delivery states, subscription health), then the next claim: two round trips per cycle
-  whatever the number of subscriptions.
+* **Writes.** Finished runs are written together, one statement for all (attempts,
+  delivery states, the end of their leases, subscription health), then the next claim: two
+  round trips per cycle whatever the number of subscriptions.
 * **Leases** are renewed while sending. A sender that dies stops renewing; once its leases
   expire another sender (or this one restarted) takes the deliveries over and sends them
   again with the same delivery id: at least once.
@@ -91,7 +92,6 @@ class _Run:
     subscription_id: str
     claimed: list[store.Claimed]
     attempts: list[_Attempt] = field(default_factory=list)
-    unsent: list[store.Claimed] = field(default_factory=list)
 
 
 class Sender:
@@ -124,18 +124,14 @@ class Sender:
         ]
 
     async def stop(self) -> None:
-        """Stop sending: runs in flight are cut short; what they finished is recorded and the
-        rest given back (a delivery cut mid-request is sent again, same id)."""
+        """Stop sending: runs in flight are cut short; what they finished is recorded and their
+        leases end (a delivery cut mid-request is sent again, same id)."""
         for task in [*self._tasks, *self._busy.values()]:
             task.cancel()
         for task in [*self._tasks, *self._busy.values()]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        runs = list(self._runs.values())
-        for run in runs:
-            sent = {a.claimed.id for a in run.attempts}
-            run.unsent = [c for c in run.claimed if c.id not in sent]
-        self._done = runs
+        self._done = list(self._runs.values())
         with contextlib.suppress(Exception):
             if self._listener is not None and not self._listener.is_closed():
                 await self._flush(self._listener)
@@ -215,8 +211,8 @@ class Sender:
         interval = self.settings.webhook_lease_seconds / 3
         while True:
             await asyncio.sleep(interval)
-            ids = [c.id for run in self._runs.values() for c in run.claimed]
-            if not ids:
+            subscriptions = list(self._runs)
+            if not subscriptions:
                 continue
             try:
                 async with self.pool.acquire() as conn:
@@ -224,7 +220,7 @@ class Sender:
                         conn,
                         owner=self.owner,
                         lease_seconds=self.settings.webhook_lease_seconds,
-                        ids=ids,
+                        subscriptions=subscriptions,
                     )
             except (asyncpg.PostgresError, OSError) as exc:
                 log.warning("webhook_lease_renewal_failed", error=str(exc))
@@ -233,16 +229,13 @@ class Sender:
     async def _send_run(self, run: _Run) -> None:
         try:
             keys = await self.signing_keys(run.claimed[0])
-            for index, claimed in enumerate(run.claimed):
+            for claimed in run.claimed:
                 attempt = await self.attempt(claimed, keys)
                 run.attempts.append(attempt)
                 if state_after(attempt.step) != "succeeded":
-                    run.unsent = run.claimed[index + 1 :]
                     break
         except Exception as exc:  # a bug must not leave the subscription leased forever
             log.error("webhook_run_failed", error=f"{type(exc).__name__}: {exc}")
-            sent = {a.claimed.id for a in run.attempts}
-            run.unsent = [c for c in run.claimed if c.id not in sent]
         finally:
             self._done.append(run)
             self._wake.set()
@@ -347,6 +340,7 @@ class Sender:
                 error=a.result.error,
                 state=state_after(a.step),
                 next_attempt_at=a.step.at if isinstance(a.step, Retry) else None,
+                subscription_id=run.subscription_id,
             )
             for run in runs
             for a in run.attempts
@@ -371,7 +365,7 @@ class Sender:
                     conn,
                     owner=self.owner,
                     finished=finished,
-                    released=[c.id for run in runs for c in run.unsent],
+                    released=[run.subscription_id for run in runs if not run.attempts],
                     health=health,
                 )
                 now = dt.datetime.now(dt.UTC)

@@ -21,6 +21,8 @@ from services.webhook_fanout.domain.formats import WebhookFormat
 S: Final = "webhook_fanout"
 # The sender LISTENs here; the intake, requeue and replay NOTIFY when deliveries are due.
 CHANNEL: Final = "gatehouse_webhook_deliveries"
+# Not finished. ('delivering' was the state of a claimed delivery before senders leased
+# subscriptions, migration 0005; it stays in the list because the partial indexes name it.)
 OPEN: Final = "('pending', 'delivering', 'retrying')"
 
 
@@ -149,7 +151,7 @@ async def cancel_open(conn: asyncpg.Connection, subscription_id: str, *, before_
     (redeliverable by requeue or replay): events of the stream before ``before_seq``."""
     result = await conn.execute(
         f"UPDATE {S}.deliveries SET status = 'cancelled', finished_at = now(), "
-        "lease_owner = NULL, lease_until = NULL, next_attempt_at = NULL "
+        "next_attempt_at = NULL "
         f"WHERE subscription_id = $1 AND status IN {OPEN} AND stream_seq < $2",
         subscription_id,
         before_seq,
@@ -180,53 +182,52 @@ class Claimed:
 
 _CLAIM = f"""
 WITH heads AS (
+    -- Subscriptions whose oldest open delivery is due, and that no live lease holds.
     SELECT s.id FROM {S}.subscriptions s
     LEFT JOIN {S}.subscription_health h ON h.subscription_id = s.id
+    LEFT JOIN {S}.subscription_leases l ON l.subscription_id = s.id
     CROSS JOIN LATERAL (
-        SELECT d.next_attempt_at, d.lease_until FROM {S}.deliveries d
+        SELECT d.next_attempt_at FROM {S}.deliveries d
         WHERE d.subscription_id = s.id AND d.status IN {OPEN}
         ORDER BY d.stream_seq LIMIT 1
     ) head
     WHERE s.enabled AND s.deleted_at IS NULL AND s.id <> ALL($3::text[])
       AND (h.disabled_revision IS NULL OR h.disabled_revision <> s.revision)
       AND (head.next_attempt_at IS NULL OR head.next_attempt_at <= now())
-      AND (head.lease_until IS NULL OR head.lease_until < now())
+      AND (l.until IS NULL OR l.until < now())
     LIMIT $4
 ), runs AS (
-    SELECT r.id, r.pos FROM heads CROSS JOIN LATERAL (
-        SELECT x.id, x.pos FROM (
-            SELECT d.id, row_number() OVER w AS pos,
-                   bool_and((d.next_attempt_at IS NULL OR d.next_attempt_at <= now())
-                            AND (d.lease_until IS NULL OR d.lease_until < now())) OVER w AS ok
-            FROM (
-                SELECT id, stream_seq, next_attempt_at, lease_until FROM {S}.deliveries
-                WHERE subscription_id = heads.id AND status IN {OPEN}
-                ORDER BY stream_seq LIMIT $5
-            ) d
-            WINDOW w AS (ORDER BY d.stream_seq)
-        ) x WHERE x.ok
-    ) r
-), locked AS (
-    SELECT d.id, d.subscription_id, d.stream_seq FROM {S}.deliveries d
-    JOIN runs ON runs.id = d.id
-    WHERE d.status IN {OPEN} AND (d.lease_until IS NULL OR d.lease_until < now())
-    FOR UPDATE OF d SKIP LOCKED
-), prefix AS (
-    -- Only an unbroken run from the head: a row another sender holds ends it.
-    SELECT ranked.id FROM (
-        SELECT locked.id, runs.pos,
-               row_number() OVER (PARTITION BY locked.subscription_id
-                                  ORDER BY locked.stream_seq) AS rank
-        FROM locked JOIN runs ON runs.id = locked.id
-    ) ranked WHERE ranked.pos = ranked.rank
+    -- Each one's run: its oldest open deliveries, up to the first one not due yet.
+    SELECT heads.id, min(x.stream_seq) AS first_seq, max(x.stream_seq) AS last_seq
+    FROM heads CROSS JOIN LATERAL (
+        SELECT d.stream_seq,
+               bool_and(d.next_attempt_at IS NULL OR d.next_attempt_at <= now())
+                   OVER (ORDER BY d.stream_seq) AS due
+        FROM (
+            SELECT stream_seq, next_attempt_at FROM {S}.deliveries
+            WHERE subscription_id = heads.id AND status IN {OPEN}
+            ORDER BY stream_seq LIMIT $5
+        ) d
+    ) x
+    WHERE x.due
+    GROUP BY heads.id
+), leased AS (
+    -- Another sender that leased one of them since this statement's snapshot keeps it.
+    INSERT INTO {S}.subscription_leases AS l (subscription_id, owner, until, first_seq, last_seq)
+    SELECT id, $1, now() + make_interval(secs => $2), first_seq, last_seq FROM runs
+    ON CONFLICT (subscription_id) DO UPDATE SET owner = EXCLUDED.owner, until = EXCLUDED.until,
+        first_seq = EXCLUDED.first_seq, last_seq = EXCLUDED.last_seq
+    WHERE l.until < now()
+    RETURNING l.subscription_id, l.first_seq, l.last_seq
 )
-UPDATE {S}.deliveries d
-SET status = 'delivering', lease_owner = $1, lease_until = now() + make_interval(secs => $2)
-FROM prefix, {S}.subscriptions s, {S}.delivery_events e
-WHERE d.id = prefix.id AND s.id = d.subscription_id AND e.event_id = d.event_id
-RETURNING d.id, d.subscription_id, d.event_id, d.stream_seq, d.attempts, d.attempts_total,
-          s.url, s.format, s.secret_version, s.previous_valid_until, s.revision, e.envelope,
-          s.workflow_options
+SELECT d.id, d.subscription_id, d.event_id, d.stream_seq, d.attempts, d.attempts_total,
+       s.url, s.format, s.secret_version, s.previous_valid_until, s.revision, e.envelope,
+       s.workflow_options
+FROM leased
+JOIN {S}.deliveries d ON d.subscription_id = leased.subscription_id
+    AND d.stream_seq BETWEEN leased.first_seq AND leased.last_seq AND d.status IN {OPEN}
+JOIN {S}.subscriptions s ON s.id = d.subscription_id
+JOIN {S}.delivery_events e ON e.event_id = d.event_id
 """
 
 
@@ -239,9 +240,10 @@ async def claim(
     subscriptions: int,
     run_length: int,
 ) -> list[Claimed]:
-    """Lease, for up to ``subscriptions`` subscriptions not in ``busy``, the due deliveries
-    that lead each one's queue (its oldest open delivery and the due ones right behind it,
-    at most ``run_length``), sorted in stream order per subscription."""
+    """Lease up to ``subscriptions`` subscriptions not in ``busy`` whose queue's head is due
+    (``subscription_leases``), and return the run of each: its oldest open delivery and the
+    due ones right behind it, at most ``run_length``, sorted in stream order per
+    subscription. Nothing is written to the deliveries themselves."""
     rows = await conn.fetch(_CLAIM, owner, lease_seconds, list(busy), subscriptions, run_length)
     claimed = [
         Claimed(
@@ -281,6 +283,7 @@ class Finished:
     error: str | None
     state: str
     next_attempt_at: dt.datetime | None
+    subscription_id: str
 
 
 async def finish(
@@ -288,22 +291,28 @@ async def finish(
     *,
     owner: str,
     finished: Sequence[Finished],
-    released: Sequence[uuid.UUID],
+    released: Sequence[str],
     health: Sequence[HealthChange],
 ) -> dict[str, dt.datetime | None]:
-    """Record attempts and move their deliveries on (only those still leased to ``owner``:
-    a sender whose lease was taken over records its attempt and changes nothing else),
-    give back leased deliveries not sent, and update health. Returns each subscription's
-    ``failing_since`` after the change. One statement (atomic, one round trip: the sender
-    runs it between every two claims)."""
+    """Record attempts, move their deliveries on and end the leases of their subscriptions
+    (only where ``owner`` still holds the lease: a sender whose lease was taken over records
+    its attempt and changes nothing else; a delivery cancelled meanwhile stays cancelled),
+    end the leases of ``released`` subscriptions (runs that sent nothing) and update health.
+    Returns each subscription's ``failing_since`` after the change. One statement (atomic,
+    one round trip: the sender runs it between every two claims)."""
     rows = await conn.fetch(
         f"""
         WITH r AS (
             SELECT * FROM unnest($2::uuid[], $3::int[], $4::int[], $5::timestamptz[],
                 $6::jsonb[], $7::int[], $8::text[], $9::bool[], $10::float8[], $11::text[],
-                $12::text[], $13::timestamptz[])
+                $12::text[], $13::timestamptz[], $14::text[])
             AS r(id, attempt, total, at, headers, status, body, truncated, latency,
-                 error, state, next_at)
+                 error, state, next_at, subscription_id)
+        ), held AS (
+            DELETE FROM {S}.subscription_leases
+            WHERE owner = $1 AND subscription_id IN (
+                SELECT subscription_id FROM r UNION SELECT unnest($15::text[]))
+            RETURNING subscription_id
         ), recorded AS (
             INSERT INTO {S}.delivery_attempts (delivery_id, attempt, at, request_headers,
                 response_status, response_body, response_truncated, latency_ms, error)
@@ -312,16 +321,14 @@ async def finish(
         ), moved AS (
             UPDATE {S}.deliveries d SET status = r.state, attempts = r.attempt,
                 attempts_total = greatest(d.attempts_total, r.total), next_attempt_at = r.next_at,
-                finished_at = CASE WHEN r.state IN ('succeeded', 'dead') THEN r.at END,
-                lease_owner = NULL, lease_until = NULL
-            FROM r WHERE d.id = r.id AND d.lease_owner = $1
-        ), given_back AS (
-            {_RELEASE.format(ids="$14")}
+                finished_at = CASE WHEN r.state IN ('succeeded', 'dead') THEN r.at END
+            FROM r WHERE d.id = r.id AND d.status IN {OPEN}
+              AND r.subscription_id IN (SELECT subscription_id FROM held)
         )
         INSERT INTO {S}.subscription_health AS h (subscription_id, last_success_at,
             last_failure_at, failing_since)
-        SELECT * FROM unnest($15::text[], $16::timestamptz[], $17::timestamptz[],
-            $18::timestamptz[])
+        SELECT * FROM unnest($16::text[], $17::timestamptz[], $18::timestamptz[],
+            $19::timestamptz[])
         ON CONFLICT (subscription_id) DO UPDATE SET
             last_success_at = coalesce(EXCLUDED.last_success_at, h.last_success_at),
             last_failure_at = coalesce(EXCLUDED.last_failure_at, h.last_failure_at),
@@ -343,6 +350,7 @@ async def finish(
         [f.error for f in finished],
         [f.state for f in finished],
         [f.next_attempt_at for f in finished],
+        [f.subscription_id for f in finished],
         list(released),
         [h.subscription_id for h in health],
         [h.last_success_at for h in health],
@@ -352,27 +360,15 @@ async def finish(
     return {r["subscription_id"]: r["failing_since"] for r in rows}
 
 
-_RELEASE = (
-    f"UPDATE {S}.deliveries SET lease_owner = NULL, lease_until = NULL, "
-    "status = CASE WHEN attempts > 0 THEN 'retrying' ELSE 'pending' END "
-    "WHERE id = ANY({ids}::uuid[]) AND lease_owner = $1 AND status = 'delivering'"
-)
-
-
-async def release(conn: asyncpg.Connection, *, owner: str, ids: Sequence[uuid.UUID]) -> None:
-    """Give back leased deliveries that were not sent (their run stopped at a failure)."""
-    await conn.execute(_RELEASE.format(ids="$2"), owner, list(ids))
-
-
 async def renew(
-    conn: asyncpg.Connection, *, owner: str, lease_seconds: float, ids: Sequence[uuid.UUID]
+    conn: asyncpg.Connection, *, owner: str, lease_seconds: float, subscriptions: Sequence[str]
 ) -> None:
     await conn.execute(
-        f"UPDATE {S}.deliveries SET lease_until = now() + make_interval(secs => $2) "
-        "WHERE id = ANY($3::uuid[]) AND lease_owner = $1 AND status = 'delivering'",
+        f"UPDATE {S}.subscription_leases SET until = now() + make_interval(secs => $2) "
+        "WHERE owner = $1 AND subscription_id = ANY($3::text[])",
         owner,
         lease_seconds,
-        list(ids),
+        list(subscriptions),
     )
 
 
@@ -381,11 +377,18 @@ async def next_due(conn: asyncpg.Connection | asyncpg.Pool, *, owner: str) -> dt
     value: dt.datetime | None = await conn.fetchval(
         "SELECT least("
         f"(SELECT min(next_attempt_at) FROM {S}.deliveries WHERE status IN {OPEN}), "
-        f"(SELECT min(lease_until) FROM {S}.deliveries WHERE status = 'delivering' "
-        "AND lease_owner IS DISTINCT FROM $1))",
+        f"(SELECT min(until) FROM {S}.subscription_leases WHERE owner <> $1))",
         owner,
     )
     return value
+
+
+# A delivery being sent right now: open, in the leased stretch of its subscription's queue.
+IN_FLIGHT: Final = (
+    f"(d.status IN {OPEN} AND EXISTS (SELECT 1 FROM {S}.subscription_leases l "
+    "WHERE l.subscription_id = d.subscription_id AND l.until > now() "
+    "AND d.stream_seq BETWEEN l.first_seq AND l.last_seq))"
+)
 
 
 async def disable_locally(conn: asyncpg.Connection, subscription_id: str, *, revision: int) -> int:
@@ -404,7 +407,7 @@ async def disable_locally(conn: asyncpg.Connection, subscription_id: str, *, rev
 async def requeue(conn: asyncpg.Connection, delivery_id: uuid.UUID) -> dict[str, Any] | None:
     """A new attempt series for a finished delivery (same id), due now and sent in stream
     order before the subscription's later deliveries; a delivery waiting for a retry is
-    tried now, one being sent is left alone (the deliveries API answers 409 for it). None
+    tried now. Not for one being sent (``IN_FLIGHT``: the deliveries API answers 409). None
     when there is no such delivery."""
     row = await conn.fetchrow(
         f"UPDATE {S}.deliveries SET "
@@ -412,8 +415,7 @@ async def requeue(conn: asyncpg.Connection, delivery_id: uuid.UUID) -> dict[str,
         "ELSE status END, "
         "attempts = CASE WHEN status IN ('succeeded', 'dead', 'cancelled') THEN 0 "
         "ELSE attempts END, "
-        "next_attempt_at = CASE WHEN status = 'delivering' THEN next_attempt_at ELSE now() END, "
-        "finished_at = CASE WHEN status = 'delivering' THEN finished_at END "
+        "next_attempt_at = now(), finished_at = NULL "
         "WHERE id = $1 RETURNING id, subscription_id, status",
         delivery_id,
     )

@@ -28,7 +28,7 @@ from contracts.rpc.webhooks import (
     WebhookRequest,
     WebhookTestReply,
 )
-from services.webhook_fanout.deliveries import operations
+from services.webhook_fanout.deliveries import operations, store
 from services.webhook_fanout.deliveries_api import queries
 from services.webhook_fanout.deliveries_api.errors import (
     DeliveryInFlight,
@@ -66,9 +66,9 @@ class DeliveriesApi:
                 async with conn.transaction():
                     await _subscription(conn, request.id, lock=True)
                     state = await conn.fetchrow(
-                        "SELECT status, lease_until > now() AS leased"
-                        " FROM webhook_fanout.deliveries"
-                        " WHERE id = $1 AND subscription_id = $2 FOR UPDATE",
+                        f"SELECT {store.IN_FLIGHT} AS in_flight"
+                        " FROM webhook_fanout.deliveries d"
+                        " WHERE d.id = $1 AND d.subscription_id = $2 FOR UPDATE OF d",
                         uuid.UUID(request.delivery_id),
                         request.id,
                     )
@@ -76,7 +76,7 @@ class DeliveriesApi:
                         raise DeliveryNotFound(
                             f"{request.id} has no delivery {request.delivery_id}"
                         )
-                    if state["status"] == "delivering" and state["leased"]:
+                    if state["in_flight"]:
                         raise DeliveryInFlight(
                             "an attempt of this delivery is under way; redeliver once it ends"
                         )

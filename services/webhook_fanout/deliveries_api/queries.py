@@ -22,6 +22,7 @@ from contracts.rpc.webhooks import (
     DeliveryPage,
     DeliveryView,
 )
+from services.webhook_fanout.deliveries.store import IN_FLIGHT
 from shared.pagination import InvalidCursor, decode_cursor, encode_cursor
 
 LIST_ATTEMPTS_MAX: Final = 5
@@ -30,8 +31,10 @@ GET_ATTEMPTS_MAX: Final = 10
 PAGE_BUDGET_BYTES: Final = 512 * 1024
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
-_DELIVERY_COLUMNS = """
-    d.id, d.subscription_id, d.event_id, d.event_type, d.status, d.created_at,
+# A delivery of the stretch its subscription's sender has leased is being sent right now.
+_STATUS = f"CASE WHEN {IN_FLIGHT} THEN 'delivering' ELSE d.status END"
+_DELIVERY_COLUMNS = f"""
+    d.id, d.subscription_id, d.event_id, d.event_type, {_STATUS} AS status, d.created_at,
     d.next_attempt_at,
     (extract(epoch FROM d.created_at) * 1000000)::bigint AS created_us
 """
@@ -54,7 +57,7 @@ async def list_deliveries(conn: asyncpg.Connection, request: DeliveriesListReque
         SELECT {_DELIVERY_COLUMNS}
         FROM webhook_fanout.deliveries d
         WHERE d.subscription_id = $1
-          AND ($2::text IS NULL OR d.status = $2)
+          AND ($2::text IS NULL OR {_STATUS} = $2)
           AND ($3::text IS NULL OR d.event_type = $3)
           AND ($4::timestamptz IS NULL OR (d.created_at, d.id) < ($4, $5::uuid))
         ORDER BY d.created_at DESC, d.id DESC

@@ -258,7 +258,7 @@ async def _upload(request: web.Request, deps: GatewayDeps) -> rpc.Artifact:
             form,
             sha256=content.digest.removeprefix("sha256:"),
             md5=content.md5,
-            blake2_256=content.blake2_256,
+            blake2_256=content.blake2b_256,
         )
         dist = parse_dist_filename(parts.filename, name_hint=form.name)
         check_matches_file(form, dist)

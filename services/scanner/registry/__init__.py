@@ -1,0 +1,1 @@
+"""The artifact registry's metadata: repositories, artifacts, blocks and the quarantine."""

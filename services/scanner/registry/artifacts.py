@@ -1,0 +1,255 @@
+"""``svc.scanner.artifact_*``: the package protocols' operations (register an upload, may a
+download go ahead, the simple index, remove) and the metadata API's reads.
+
+A registration runs under its repository's lock: the path is checked free (PyPI: never used,
+even by a deleted file), then the quotas against the usage the projection holds (current:
+every change of it was applied under the same lock), then ``artifact.uploaded`` is
+published and the answer waits for the projection. Two uploads of one path: one 2xx, one
+409. Over quota: ``quota.exceeded`` is published and the upload refused (413 / 507).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from contracts.events.registry import ArtifactDeleted, ArtifactUploaded, QuotaExceeded
+from contracts.rpc.registry import (
+    Artifact,
+    ArtifactFetchReply,
+    ArtifactFetchRequest,
+    ArtifactGetRequest,
+    ArtifactIndexReply,
+    ArtifactIndexRequest,
+    ArtifactListRequest,
+    ArtifactPage,
+    ArtifactRegisterRequest,
+    ArtifactRemoveRequest,
+    BlockInfo,
+)
+from services.scanner.registry import store
+from services.scanner.registry.domain import (
+    QUARANTINE_REASON,
+    BlockRule,
+    FieldProblem,
+    artifact_ref,
+    check_artifact_path,
+    format_accepts,
+    matching_block,
+    pypi_purl,
+    quarantine_block_id,
+    quota_refusal,
+)
+from services.scanner.registry.errors import (
+    ArtifactExists,
+    ArtifactNotFound,
+    OverQuota,
+    RepositoryFormatMismatch,
+    RepositoryNotFound,
+    invalid,
+)
+from services.scanner.registry.handlers import RegistryBase, new_hex, repo_lock
+from shared.commands import publish_in_command
+from shared.pagination import decode_cursor, encode_cursor
+from shared.rpc import CallContext
+
+
+@dataclass
+class ArtifactHandlers(RegistryBase):
+    # ---- register -------------------------------------------------------------------------
+    async def register(self, request: ArtifactRegisterRequest, ctx: CallContext) -> Artifact:
+        return await self._once(  # type: ignore[no-any-return]
+            ctx,
+            lambda: self._register(request, ctx),
+            lambda applied: self._artifact(applied.aggregate_id),
+        )
+
+    async def _register(self, request: ArtifactRegisterRequest, ctx: CallContext) -> Artifact:
+        repo = await self._resolve(request.repo)
+        if not format_accepts(repo.format, request.kind):
+            raise RepositoryFormatMismatch(
+                f"a {repo.format} repository does not take a {request.kind}"
+            )
+        problems = check_artifact_path(request.path)
+        if repo.format == "pypi" and not request.name:
+            problems.append(FieldProblem("$.name", "a pypi artifact names its package"))
+        if problems:
+            raise invalid(problems, code="invalid_artifact")
+        purl = request.purl
+        if purl is None and repo.format == "pypi" and request.name:
+            purl = pypi_purl(request.name, request.version)
+        artifact_id = "art_" + new_hex(ctx.command_id, "artifact")
+        async with self._locked(repo_lock(repo.id)) as conn:
+            repo = await self._repository(repo.id, conn)
+            if await store.artifact_by_path(conn, repo.id, request.path) is not None:
+                raise ArtifactExists(f"{request.path!r} is already in {repo.slug}")
+            if repo.format == "pypi" and await store.path_was_used(conn, repo.id, request.path):
+                raise ArtifactExists(
+                    f"{request.path!r} was uploaded to {repo.slug} before and deleted: as on "
+                    "PyPI, a file name is never used twice (upload a new version)"
+                )
+            refusal = quota_refusal(
+                quota_bytes=repo.quota_bytes,
+                quota_artifacts=repo.quota_artifacts,
+                used_bytes=repo.used_bytes,
+                artifact_count=repo.artifact_count,
+                size=request.size,
+            )
+            if refusal is not None:
+                await publish_in_command(
+                    self.bus,
+                    QuotaExceeded(
+                        repo_id=repo.id,
+                        project_id=repo.project_id,
+                        kind=refusal.kind,
+                        limit=refusal.limit,
+                        used=refusal.used,
+                        attempted=refusal.attempted,
+                        principal=request.uploaded_by,
+                    ),
+                    aggregate=f"repository:{repo.id}",
+                    actor=ctx.actor,
+                    correlation_id=ctx.request_id or None,
+                )
+                raise OverQuota(refusal, repo_id=repo.id)
+            await self._emit(
+                ArtifactUploaded(
+                    id=artifact_id,
+                    repo_id=repo.id,
+                    project_id=repo.project_id,
+                    format=repo.format,
+                    path=request.path,
+                    kind=request.kind,
+                    digest=request.digest,
+                    size=request.size,
+                    name=request.name,
+                    version=request.version,
+                    purl=purl,
+                    metadata_digest=request.metadata_digest,
+                    requires_python=request.requires_python,
+                    sbom_digests=list(request.sbom_digests),
+                    provenance=request.provenance,
+                    quarantined=repo.quarantine_new,
+                    uploaded_by=request.uploaded_by,
+                ),
+                aggregate=f"artifact:{artifact_id}",
+                ctx=ctx,
+            )
+        return await self._artifact(artifact_id)
+
+    # ---- fetch ----------------------------------------------------------------------------
+    async def fetch(self, request: ArtifactFetchRequest, _ctx: CallContext) -> ArtifactFetchReply:
+        repo = await self._resolve(request.repo)
+        artifact = await store.artifact_by_path(self.pool, repo.id, request.path)
+        if artifact is None:
+            raise ArtifactNotFound(f"no {request.path!r} in {repo.slug}")
+        rules = await self._candidate_rules([artifact])
+        block = matching_block(rules, store.facts_of(artifact), now=dt.datetime.now(dt.UTC))
+        if block is not None:
+            found = await store.block_by_id(self.pool, block.id)
+            if found is not None:
+                return ArtifactFetchReply(
+                    verdict="blocked",
+                    artifact=artifact,
+                    repository=repo,
+                    block=BlockInfo(
+                        block_id=found.id,
+                        reason=found.reason,
+                        customer_message=found.customer_message,
+                        blocked_until=found.blocked_until,
+                    ),
+                )
+        if artifact.quarantined:
+            return ArtifactFetchReply(
+                verdict="quarantined",
+                artifact=artifact,
+                repository=repo,
+                block=BlockInfo(
+                    block_id=quarantine_block_id(artifact.id),
+                    reason=QUARANTINE_REASON,
+                    customer_message="",
+                    blocked_until=None,
+                ),
+            )
+        return ArtifactFetchReply(verdict="allowed", artifact=artifact, repository=repo)
+
+    async def _candidate_rules(self, artifacts: list[Artifact]) -> list[BlockRule]:
+        keys = {
+            ref.key
+            for artifact in artifacts
+            if (ref := artifact_ref(store.facts_of(artifact))) is not None
+        }
+        rows = await store.candidate_blocks(
+            self.pool, digests=sorted({a.digest for a in artifacts}), purl_keys=sorted(keys)
+        )
+        return [row.rule for row in rows]
+
+    # ---- index ----------------------------------------------------------------------------
+    async def index(self, request: ArtifactIndexRequest, _ctx: CallContext) -> ArtifactIndexReply:
+        repo = await self._resolve(request.repo)
+        state = await store.repository_index_state(self.pool, repo.id)
+        if state is None:  # deleted a moment ago
+            raise RepositoryNotFound(f"no repository {repo.id!r}")
+        repo, revision = state
+        if request.name is None:
+            names = await store.package_names(self.pool, repo.id)
+            return ArtifactIndexReply(repository=repo, names=names, revision=revision)
+        normalized = store.stored_name(repo.format, request.name) or ""
+        artifacts = await store.package_files(self.pool, repo.id, normalized)
+        if not artifacts:
+            raise ArtifactNotFound(f"no files of {normalized!r} in {repo.slug}")
+        rules = await self._candidate_rules(artifacts)
+        now = dt.datetime.now(dt.UTC)
+        files = [
+            store.index_file(
+                artifact,
+                available=not artifact.quarantined
+                and matching_block(rules, store.facts_of(artifact), now=now) is None,
+            )
+            for artifact in artifacts
+        ]
+        return ArtifactIndexReply(repository=repo, files=files, revision=revision)
+
+    # ---- remove ---------------------------------------------------------------------------
+    async def remove(self, request: ArtifactRemoveRequest, ctx: CallContext) -> Artifact:
+        repo = await self._resolve(request.repo)
+        async with self._locked(repo_lock(repo.id)) as conn:
+            artifact = await store.artifact_by_path(conn, repo.id, request.path)
+            if artifact is None:
+                raise ArtifactNotFound(f"no {request.path!r} in {repo.slug}")
+            await self._emit(
+                ArtifactDeleted(
+                    id=artifact.id, repo_id=repo.id, digest=artifact.digest, reason="deleted"
+                ),
+                aggregate=f"artifact:{artifact.id}",
+                ctx=ctx,
+            )
+        return artifact
+
+    # ---- metadata reads -------------------------------------------------------------------
+    async def list(self, request: ArtifactListRequest, _ctx: CallContext) -> ArtifactPage:
+        before = int(decode_cursor(request.cursor, kinds=(int,))[0]) if request.cursor else None
+        rows = await store.list_artifacts(
+            self.pool,
+            project_ids=request.project_ids,
+            repo_id=request.repo_id,
+            q=request.q,
+            before_seq=before,
+            limit=request.limit + 1,
+        )
+        return page_of(rows, request.limit)
+
+    async def get(self, request: ArtifactGetRequest, _ctx: CallContext) -> Artifact:
+        return await self._artifact(request.id)
+
+    async def _artifact(self, artifact_id: str) -> Artifact:
+        found = await store.artifact_by_id(self.pool, artifact_id)
+        if found is None:
+            raise ArtifactNotFound(f"no artifact {artifact_id!r}")
+        return found
+
+
+def page_of(rows: list[tuple[Artifact, int]], limit: int) -> ArtifactPage:
+    page = rows[:limit]
+    cursor = encode_cursor([page[-1][1]]) if len(rows) > limit else None
+    return ArtifactPage(items=[artifact for artifact, _ in page], next_cursor=cursor)

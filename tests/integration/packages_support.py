@@ -20,9 +20,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from contracts.rpc import registry as rpc
 from shared.db import with_database
-from shared.rpc import CallContext, call
 from shared.service import Runtime
 from shared.settings import Settings, load_settings
 from tests.conftest import Infra, _reset_stream
@@ -86,40 +84,28 @@ class Stack:
         quarantine_new: bool = False,
         quota_artifacts: int | None = None,
         slug: str | None = None,
-        project_id: str | None = None,
+        project: str | None = None,
     ) -> str:
-        """A repository (of the stack's project unless told); returns its slug."""
-        slug = slug or f"{fmt}-{uuid.uuid4().hex[:8]}"
-        body = rpc.RepositoryBody(
-            project_id=project_id or self.project["id"],
-            slug=slug,
-            format=fmt,  # type: ignore[arg-type]
-            visibility=visibility,  # type: ignore[arg-type]
-            quarantine_new=quarantine_new,
-            quota_artifacts=quota_artifacts,
-        )
-        await call(
-            self.gateway.bus,
-            rpc.SERVICE,
-            rpc.REPOSITORY_CREATE,
-            rpc.RepositoryCreateRequest(body=body),
-            rpc.Repository,
-            ctx=CallContext(request_id="test", actor="apikey:test", roles=("ADMIN",)),
-            timeout=10,
-        )
-        return slug
+        """A repository (of the stack's project unless told), through ``POST
+        /api/v1/repos``; returns its slug."""
+        body: dict[str, Any] = {
+            "project_id": project or self.project["id"],
+            "slug": slug or f"{fmt}-{uuid.uuid4().hex[:8]}",
+            "format": fmt,
+            "visibility": visibility,
+            "quarantine_new": quarantine_new,
+        }
+        if quota_artifacts is not None:
+            body["quota_artifacts"] = quota_artifacts
+        reply = await self.api.call("POST", "/api/v1/repos", json=body)
+        assert reply.status == 201, reply.body
+        return str(reply.body["slug"])
 
     async def block(self, **fields: Any) -> str:
-        block = await call(
-            self.gateway.bus,
-            rpc.SERVICE,
-            rpc.BLOCK_CREATE,
-            rpc.BlockBody(**fields),
-            rpc.Block,
-            ctx=CallContext(request_id="test", actor="apikey:test", roles=("ADMIN",)),
-            timeout=10,
-        )
-        return block.id
+        """A block, through ``POST /api/admin/security``; returns its id."""
+        reply = await self.api.call("POST", "/api/admin/security", json=fields)
+        assert reply.status == 201, reply.body
+        return str(reply.body["id"])
 
     def pypi_url(self, slug: str, *, token: str | None = None) -> str:
         base = self.base

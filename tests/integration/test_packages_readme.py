@@ -24,10 +24,6 @@ async def test_readme_examples_work(
     )
     assert len(blocks) >= 4, "the sections have their examples"
     async with package_stack(infra, tmp_path_factory.mktemp("data")) as stack:
-        # The repositories the sections' prose creates with POST /api/v1/repos.
-        widget = await stack.api.new_project(slug="widget")
-        await stack.new_repository("pypi", slug="py", project_id=widget["id"])
-        await stack.new_repository("generic", slug="files", project_id=widget["id"])
         output = await run_examples(
             "\n".join(blocks), base=stack.base, token=stack.api.admin, cwd=tmp_path, timeout=120
         )

@@ -26,6 +26,8 @@ from contracts.rpc.registry import (
     ArtifactRegisterRequest,
     ArtifactRemoveRequest,
     BlockInfo,
+    DigestUses,
+    DigestUsesRequest,
 )
 from services.scanner.registry import store
 from services.scanner.registry.domain import (
@@ -225,6 +227,11 @@ class ArtifactHandlers(RegistryBase):
                 ctx=ctx,
             )
         return artifact
+
+    async def digest_uses(self, request: DigestUsesRequest, _ctx: CallContext) -> DigestUses:
+        """For the gateway, which deletes a blob once nothing names it (after a remove)."""
+        count = await store.digest_uses(self.pool, request.digest)
+        return DigestUses(digest=request.digest, artifacts=count)
 
     # ---- metadata reads -------------------------------------------------------------------
     async def list(self, request: ArtifactListRequest, _ctx: CallContext) -> ArtifactPage:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import urllib.parse
 
-import msgspec
 from aiohttp import web
 
 from contracts.rpc import registry as rpc
@@ -53,14 +52,6 @@ from shared.logging import get_logger
 log = get_logger(__name__)
 _OCTETS = "application/octet-stream"
 _PREFIX_SEGMENTS = 4  # "", "generic", project, repo
-
-
-class RemovedReply(msgspec.Struct, frozen=True, kw_only=True):
-    """What ``artifact_remove`` answers, read leniently: the removed artifact and whether
-    its blob is still named by another artifact (absent: assume it is, keep the blob)."""
-
-    artifact: rpc.Artifact | None = None
-    blob_unreferenced: bool = False
 
 
 def artifact_path_of(request: web.Request) -> str:
@@ -172,8 +163,10 @@ async def delete(request: web.Request, deps: GatewayDeps) -> web.StreamResponse:
     digest = current.artifact.digest
     async with deps.writer.locked(f"artifact-blob:{digest}"):
         remove = rpc.ArtifactRemoveRequest(repo=ref, path=path)
-        removed = await ask_scanner(ctx, deps, rpc.ARTIFACT_REMOVE, remove, RemovedReply)
-        same_blob = removed.artifact is not None and removed.artifact.digest == digest
-        if removed.blob_unreferenced and same_blob:
-            await deps.artifact_blobs.delete(digest)
+        removed = await ask_scanner(ctx, deps, rpc.ARTIFACT_REMOVE, remove, rpc.Artifact)
+        if removed.digest == digest:  # else replaced since: its blob is not under our lock
+            uses = rpc.DigestUsesRequest(digest=digest)
+            named = await ask_scanner(ctx, deps, rpc.ARTIFACT_DIGEST_USES, uses, rpc.DigestUses)
+            if named.artifacts == 0:
+                await deps.artifact_blobs.delete(digest)
     return web.Response(status=204)

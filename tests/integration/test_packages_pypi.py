@@ -210,33 +210,41 @@ async def test_credentials(
 
 
 async def test_a_block_answers_451_and_pip_fails(
-    stack: Stack, dists: dict[str, Built], operator: str, tmp_path: Path
+    stack: Stack, operator: str, tmp_path: Path
 ) -> None:
+    # A package of its own: a block by digest holds in every repository.
+    built = await build_distribution(tmp_path, "gh-blocked", "1.0")
     slug = await stack.new_repository("pypi")
     url = stack.pypi_url(slug)
-    assert (await twine_upload(url + "/", operator, dists["1.0"].wheel))[0] == 0
+    assert (await twine_upload(url + "/", operator, built.wheel))[0] == 0
     block_id = await stack.block(
-        digest=f"sha256:{sha256_of(dists['1.0'].wheel)}",
+        digest=f"sha256:{sha256_of(built.wheel)}",
         reason="Malicious code in setup",
-        customer_message="Use gh-demo 1.1",
+        customer_message="Use gh-blocked 1.1",
     )
     hits = await stack.event_count("block.hit")
     downloads = await stack.event_count("download.recorded")
-    code, out = await pip_download(f"{url}/simple/", "gh-demo==1.0", tmp_path / "dl")
+    code, out = await pip_download(f"{url}/simple/", "gh-blocked", tmp_path / "dl")
     assert code != 0 and "451" in out, out
     assert await stack.event_count("block.hit") == hits + 1
     prefix = f"/pypi/{stack.project['slug']}/{slug}"
-    wheel = dists["1.0"].wheel
+    wheel = built.wheel
     status, _, body = await get(stack, f"{prefix}/files/{sha256_of(wheel)}/{wheel.name}")
     assert status == 451
     problem = json.loads(body)
     assert {k: problem[k] for k in ("block_id", "reason", "customer_message", "blocked_until")} == {
         "block_id": block_id,
         "reason": "Malicious code in setup",
-        "customer_message": "Use gh-demo 1.1",
+        "customer_message": "Use gh-blocked 1.1",
         "blocked_until": None,
     }
     assert problem["public_url"] == f"{stack.base}/blocked/{block_id}"
+    # The page to share: no token, the same explanation.
+    status, headers, page = await get(stack, f"/blocked/{block_id}")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert b"Malicious code in setup" in page and b"Use gh-blocked 1.1" in page
+    status, _, _ = await get(stack, "/blocked/00000000-0000-4000-8000-000000000000")
+    assert status == 404
     hit = await stack.last_event("block.hit")
     assert hit["data"]["block_id"] == block_id and hit["data"]["principal"] == "anonymous"
     assert await stack.event_count("download.recorded") == downloads  # refused: no download
@@ -508,7 +516,7 @@ async def test_a_quarantined_file_is_451_until_released(
     # (No scan releases it meanwhile: the scan on upload is not wired to the quarantine yet.)
     slug = await stack.new_repository("pypi", quarantine_new=True)
     url = stack.pypi_url(slug)
-    wheel = dists["1.0"].wheel
+    wheel = dists["1.1"].wheel
     assert (await twine_upload(url + "/", operator, wheel))[0] == 0
     path = f"/pypi/{stack.project['slug']}/{slug}/files/{sha256_of(wheel)}/{wheel.name}"
     hits = await stack.event_count("block.hit")
@@ -517,6 +525,8 @@ async def test_a_quarantined_file_is_451_until_released(
     assert (status, problem["code"]) == (451, "artifact_quarantined"), problem
     assert problem["public_url"] == f"{stack.base}/blocked/{problem['block_id']}"
     assert await stack.event_count("block.hit") == hits  # a quarantine is not a block
+    status, _, page = await get(stack, f"/blocked/{problem['block_id']}")
+    assert status == 200 and b"Held in quarantine" in page
     code, out = await pip_download(f"{url}/simple/", "gh-demo", tmp_path / "held")
     assert code != 0 and "451" in out, out
 

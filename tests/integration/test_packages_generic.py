@@ -39,6 +39,7 @@ async def raw_request(
     *,
     headers: dict[str, str] | None = None,
     body: bytes = b"",
+    length: int | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     """One HTTP/1.1 request with the request target exactly as given (clients normalize
     '..' and re-encode, which would hide what these tests send)."""
@@ -46,7 +47,7 @@ async def raw_request(
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     lines = [f"{method} {target} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close"]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    lines.append(f"Content-Length: {len(body)}")
+    lines.append(f"Content-Length: {len(body) if length is None else length}")
     writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
     await writer.drain()
     data = await reader.read()
@@ -232,3 +233,19 @@ async def test_private_generic_repository(stack: Stack, operator: str) -> None:
         assert resp.status == 200 and await resp.read() == b"secret"
     async with stack.api.http.put(url + "2", data=b"x") as resp:
         assert resp.status == 401
+
+
+async def test_an_upload_declared_too_large_is_refused_before_a_byte_is_read(
+    stack: Stack, operator: str
+) -> None:
+    slug = await stack.new_repository("generic")
+    limit = stack.settings.artifact_max_upload_bytes
+    status, _, body = await raw_request(
+        stack,
+        "PUT",
+        f"/generic/{stack.project['slug']}/{slug}/huge.bin",
+        headers={"Authorization": f"Bearer {operator}"},
+        length=limit + 1,  # and no body at all: the answer comes before any is read
+    )
+    assert (status, json.loads(body)["code"]) == (413, "artifact_too_large")
+    assert stack.staging_files() == []

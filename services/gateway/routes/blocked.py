@@ -17,7 +17,7 @@ from aiohttp import web
 from contracts.rpc import registry as rpc
 from services.gateway.routes._upstream import ask
 from services.gateway.routing import RequestContext, Route
-from shared.errors import GatehouseError
+from shared.errors import GatehouseError, NotFound
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _TEMPLATES = jinja2.Environment(
@@ -34,17 +34,15 @@ _HEADERS = {
 
 
 async def blocked_page(ctx: RequestContext) -> web.StreamResponse:
+    """The explanation; for an id nothing holds (any more: a block lifted, an artifact
+    released) the page says so — a link pasted last week still tells what it is now."""
     block_id = ctx.request.match_info["block_id"].lower()
+    if not _UUID.match(block_id):
+        raise NotFound(f"{block_id[:100]!r} is not the id of a block")
     context: dict[str, Any] = {"block_id": block_id, "found": False, "title": "Not blocked"}
-    if _UUID.match(block_id):
-        context.update(await _block(ctx, block_id) or await _quarantine(ctx, block_id) or {})
+    context.update(await _block(ctx, block_id) or await _quarantine(ctx, block_id) or {})
     body = _TEMPLATES.get_template("blocked.html.j2").render(**context)
-    return web.Response(
-        text=body,
-        status=200 if context["found"] else 404,
-        content_type="text/html",
-        headers=_HEADERS,
-    )
+    return web.Response(text=body, content_type="text/html", headers=_HEADERS)
 
 
 async def _block(ctx: RequestContext, block_id: str) -> dict[str, Any] | None:

@@ -22,18 +22,20 @@ import msgspec
 from aiohttp import web
 
 from contracts.rpc import registry as rpc
-from services.gateway.adapters.read_model import find_project
 from services.gateway.deps import GatewayDeps
 from services.gateway.dispatch import authenticate_token, client_address
 from services.gateway.domain.access import require_roles
 from services.gateway.domain.errors import ProjectArchived
 from services.gateway.packages.domain.credentials import BadCredentials, token_of
+from services.gateway.packages.http.projects import project_refs
+from services.gateway.ratelimiter import RateLimiter
 from services.gateway.routing import RequestContext
 from shared.errors import GatehouseError, NotFound, Unauthorized
 from shared.http import request_id_of
 from shared.rpc import call
 
 WRITE_ROLES: frozenset[str] = frozenset({"OPERATOR", "ADMIN"})
+_LIMITER_KEY = "gateway.package_limiter"
 # contracts.events.registry.RepoSlug; a project is named by its id or slug (printable ASCII).
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _PROJECT_REF = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
@@ -52,22 +54,34 @@ def need_credentials() -> BadCredentials:
 
 
 async def caller(request: web.Request, deps: GatewayDeps, *, required: bool) -> RequestContext:
-    """The request's context with its principal (None: anonymous), rate-limited as the
-    JSON API is: per key, or per client address when anonymous."""
+    """The request's context with its principal (None: anonymous), rate-limited per key,
+    or per client address when anonymous (``artifact_rate_limit``)."""
     ctx = RequestContext(request=request, request_id=request_id_of(request), runtime=deps.runtime)
     token = token_of(request.headers.get("Authorization"))
     if token is None:
         if required:
             raise BadCredentials("authentication required: username __token__, password a token")
-        deps.ip_limiter.check(f"ip:{client_address(request)}")
+        package_limiter(deps).check(f"ip:{client_address(request)}")
         return ctx
     try:
         ctx.principal = await authenticate_token(token, request, deps)
     except Unauthorized as exc:
         # The same refusal, with the challenge package clients answer (Basic, not Bearer).
         raise BadCredentials(exc.detail, code=exc.code) from None
-    deps.token_limiter.check(f"key:{ctx.principal.key_id}")
+    package_limiter(deps).check(f"key:{ctx.principal.key_id}")
     return ctx
+
+
+def package_limiter(deps: GatewayDeps) -> RateLimiter:
+    """The package routes' own limiter (per key or client address): package clients ask
+    for many files in a row, the JSON API's rates would throttle every ``pip install``."""
+    found = deps.runtime.state.get(_LIMITER_KEY)
+    if not isinstance(found, RateLimiter):
+        settings = deps.settings
+        found = deps.runtime.state[_LIMITER_KEY] = RateLimiter(
+            rate=settings.artifact_rate_limit, burst=settings.artifact_rate_limit_burst
+        )
+    return found
 
 
 def require_writer(ctx: RequestContext) -> None:
@@ -85,7 +99,7 @@ async def repository_ref(
     if not _SLUG.match(slug) or not _PROJECT_REF.match(project_ref):
         # Nothing could be named so (a NUL, a line break): not worth a lookup.
         raise hidden(ctx, RepositoryNotFound(f"no repository {project_ref[:100]!r}/{slug[:100]!r}"))
-    project = await find_project(deps.pool, project_ref)
+    project = await project_refs(deps).find(deps, project_ref)
     scope = ctx.principal.project_id if ctx.principal else None
     if project is None or (scope is not None and scope != project.id):
         raise hidden(ctx, RepositoryNotFound(f"no repository {project_ref}/{slug}"))

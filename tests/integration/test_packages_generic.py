@@ -50,14 +50,16 @@ async def raw_request(
     lines.append(f"Content-Length: {len(body) if length is None else length}")
     writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
     await writer.drain()
-    data = await reader.read()
-    writer.close()
-    head, _, payload = data.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    # The answer by its Content-Length, not until EOF: a server that answered before reading
+    # an announced body may linger on the connection for it.
+    head = await reader.readuntil(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").rstrip("\r\n").split("\r\n")
     found = {}
     for line in header_lines:
         key, _, value = line.partition(":")
         found[key.strip().lower()] = value.strip()
+    payload = await reader.readexactly(int(found.get("content-length", "0")))
+    writer.close()
     return int(status_line.split()[1]), found, payload
 
 

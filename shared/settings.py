@@ -107,6 +107,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     audit_export_max_rows: AtLeastOne = 100_000
     # Largest SBOM document accepted for a scan (413 above; also bounded by max_upload_bytes).
     max_sbom_bytes: AtLeastOne = 32 * 1_048_576
+    # Requests per second per API key or client address on the package routes (/pypi/...,
+    # /generic/...), and the burst above it: pip asks for two or three files per package,
+    # one after the other, far beyond the JSON API's rates (429 with Retry-After above).
+    artifact_rate_limit: PerSecond = 500.0
+    artifact_rate_limit_burst: AtLeastOne = 2000
+    # A wheel or sdist whose entries expand beyond this is refused before it is read (400
+    # archive_too_expanded: a zip bomb); the compression ratio is bounded as well.
+    artifact_max_expanded_bytes: AtLeastOne = 8192 * 1_048_576
     # EPSS probability at or above which a finding blocks by default and is announced with
     # finding.threshold-exceeded.
     epss_threshold: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.1

@@ -241,6 +241,11 @@ class ArtifactFetchReply(msgspec.Struct, frozen=True, kw_only=True):
     artifact: Artifact
     repository: Repository
     block: BlockInfo | None = None
+    # The stream sequence through which the registry read model had applied every
+    # ``repository.*``, ``artifact.*`` and ``block.*`` event when the answer was read (0:
+    # unknown). The gateway keeps an answer in its cache only when it has applied no newer
+    # event for it (``services.gateway.packages.read_cache``).
+    applied_through: int = 0
 
 
 class ArtifactIndexRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -270,6 +275,11 @@ class ArtifactIndexReply(msgspec.Struct, frozen=True, kw_only=True):
     files: list[IndexFile] = []
     # Last change of the repository's artifacts (stream sequence): the index's ETag.
     revision: int = 0
+    # The stream sequence through which the registry read model had applied every
+    # ``repository.*``, ``artifact.*`` and ``block.*`` event when the answer was read (0:
+    # unknown). The gateway keeps an answer in its cache only when it has applied no newer
+    # event for it (``services.gateway.packages.read_cache``).
+    applied_through: int = 0
 
 
 class ArtifactRemoveRequest(msgspec.Struct, frozen=True, kw_only=True):

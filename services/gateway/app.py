@@ -18,6 +18,7 @@ from services.gateway.deps import DEPS_KEY, GatewayDeps
 from services.gateway.dispatch import install_routes
 from services.gateway.keycache import KeyCache
 from services.gateway.packages.http.install import install_package_routes
+from services.gateway.packages.read_cache import REGISTRY_FEED_KEY, RegistryFeed, RegistryReadCache
 from services.gateway.projection import IdentityProjection
 from services.gateway.ratelimiter import FailedAuthThrottle, RateLimiter
 from services.gateway.routes import collect_routes
@@ -70,6 +71,8 @@ async def setup(runtime: Runtime) -> None:
     runtime.state[FEED_KEY] = feed
     commits_feed = CommitsFeed(runtime.bus, CommitsCache(size=settings.commits_cache_size))
     runtime.state[COMMITS_FEED_KEY] = commits_feed
+    registry_feed = RegistryFeed(runtime.bus, RegistryReadCache(size=settings.registry_cache_size))
+    runtime.state[REGISTRY_FEED_KEY] = registry_feed
     janitor: list[asyncio.Task[None]] = []
 
     async def started() -> None:
@@ -78,11 +81,13 @@ async def setup(runtime: Runtime) -> None:
         await ensure_bootstrap_admin(deps)
         await feed.start()
         await commits_feed.start()
+        await registry_feed.start()
         janitor.append(asyncio.create_task(_purge_idempotency_keys(deps), name="idempotency"))
 
     async def stopping() -> None:
         await feed.stop()
         await commits_feed.stop()
+        await registry_feed.stop()
         for task in janitor:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -85,12 +85,17 @@ class EventFeed:
             self._reconnects = self.bus.reconnects
             self.cache.clear()
 
+    def undecodable(self, sequence: int) -> None:
+        """An event of the feed's subjects that this process cannot read (a newer type, a
+        newer schema): ignored here; a cache that must not miss a change overrides this."""
+
     async def _on_message(self, msg: Msg) -> None:
         self.check_connection()
         try:
             event = decode_event(msg.data, sequence=msg.metadata.sequence.stream)
         except (UnknownEventType, msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.warning(f"{self._name}_undecodable", subject=msg.subject, error=str(exc))
+            self.undecodable(msg.metadata.sequence.stream)
             return
         self._applied.labels(event.envelope.type).inc()
         self.cache.apply(event)

@@ -34,7 +34,7 @@ from shared.artifact_blobs.base import (
     StorageFull,
     sha256_hex,
 )
-from shared.artifact_blobs.filesystem import FilesystemBlobStore
+from shared.artifact_blobs.filesystem import FilesystemBlobStore, OpenBlob
 from shared.artifact_blobs.s3 import S3BlobStore
 from shared.artifact_blobs.sigv4 import Credentials
 from shared.settings import Settings
@@ -50,6 +50,7 @@ __all__ = [
     "DigestMismatch",
     "FilesystemBlobStore",
     "InvalidDigest",
+    "OpenBlob",
     "S3BlobStore",
     "Staged",
     "StorageFull",

@@ -15,6 +15,7 @@ import contextlib
 import errno
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -130,12 +131,51 @@ class FilesystemBlobStore(StagingArea):
         finally:
             handle.close()
 
+    async def open_blob(self, digest: str, *, preload_max: int = 0) -> OpenBlob:
+        """The blob as an open file and its size, and its bytes too when it is at most
+        ``preload_max`` long: one trip to a worker thread, for a caller that sends the file
+        itself (``sendfile``). Once open it stays readable even if deleted meanwhile; the
+        caller closes it."""
+        path = self.path_of(digest)
+        try:
+            blob = await asyncio.to_thread(_open_blob, path, preload_max)
+        except FileNotFoundError:
+            raise BlobMissing(f"no blob {sha256_hex(digest)}") from None
+        if blob.data is not None:
+            BYTES.labels(BACKEND, "read").inc(blob.size)
+        return blob
+
     async def delete(self, digest: str) -> None:
         path = self.path_of(digest)
         await asyncio.to_thread(_unlink_missing_ok, path)
 
     async def close(self) -> None:
         return None
+
+
+@dataclass(frozen=True)
+class OpenBlob:
+    file: IO[bytes]
+    size: int
+    # The whole content, when it was small enough to read along with the open.
+    data: bytes | None
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _open_blob(path: Path, preload_max: int) -> OpenBlob:
+    handle = path.open("rb")
+    try:
+        size = os.fstat(handle.fileno()).st_size
+        data = handle.read() if size <= preload_max else None
+    except BaseException:
+        handle.close()
+        raise
+    if data is not None and len(data) != size:  # never: blobs are not written again
+        handle.close()
+        raise BlobStoreError(f"{path.name} changed size while read")
+    return OpenBlob(file=handle, size=size, data=data)
 
 
 def _open_at(path: Path, start: int) -> IO[bytes]:

@@ -13,6 +13,7 @@ from services.gateway.deps import deps_of
 from services.gateway.domain.errors import ProjectNotFound
 from services.gateway.domain.etag import etag_for, none_match
 from services.gateway.dto import ProjectView
+from services.gateway.packages.read_cache import registry_changed
 from services.gateway.routing import RequestContext
 from services.gateway.uploads import gateway_blobs
 from shared.errors import NotFound
@@ -33,15 +34,19 @@ async def ask(
 ) -> Resp:
     """``service``'s ``operation`` on behalf of the caller (its call context is passed on)."""
     deps = deps_of(ctx)
-    return await call(
-        deps.runtime.bus,
-        service,
-        operation,
-        request,
-        response_type,
-        ctx=ctx.call_context(),
-        timeout=timeout or deps.settings.rpc_timeout_seconds,
-    )
+    try:
+        return await call(
+            deps.runtime.bus,
+            service,
+            operation,
+            request,
+            response_type,
+            ctx=ctx.call_context(),
+            timeout=timeout or deps.settings.rpc_timeout_seconds,
+        )
+    finally:
+        # Whatever the outcome (a timeout may still have written): read-your-writes.
+        registry_changed(deps.runtime.state, service, operation)
 
 
 class RepoNotVisible(NotFound):

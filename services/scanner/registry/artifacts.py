@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import msgspec
+
 from contracts.events.registry import ArtifactDeleted, ArtifactUploaded, QuotaExceeded
 from contracts.rpc.registry import (
     Artifact,
@@ -141,10 +143,13 @@ class ArtifactHandlers(RegistryBase):
 
     # ---- fetch ----------------------------------------------------------------------------
     async def fetch(self, request: ArtifactFetchRequest, _ctx: CallContext) -> ArtifactFetchReply:
+        # Read before the queries: the rows then reflect at least every event up to it.
+        applied = self.runner.checkpoint
         # One connection for the few reads: each pooled query would also pay the pool's
         # reset round trip, and this runs for every file pip downloads.
         async with self.pool.acquire() as conn:
-            return await self._fetch(request, conn)
+            reply = await self._fetch(request, conn)
+        return msgspec.structs.replace(reply, applied_through=applied)
 
     async def _fetch(
         self, request: ArtifactFetchRequest, conn: store.Queryable
@@ -198,8 +203,10 @@ class ArtifactHandlers(RegistryBase):
 
     # ---- index ----------------------------------------------------------------------------
     async def index(self, request: ArtifactIndexRequest, _ctx: CallContext) -> ArtifactIndexReply:
+        applied = self.runner.checkpoint  # as fetch
         async with self.pool.acquire() as conn:  # one connection, as fetch
-            return await self._index(request, conn)
+            reply = await self._index(request, conn)
+        return msgspec.structs.replace(reply, applied_through=applied)
 
     async def _index(
         self, request: ArtifactIndexRequest, conn: store.Queryable

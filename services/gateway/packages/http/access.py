@@ -28,6 +28,7 @@ from services.gateway.domain.access import require_roles
 from services.gateway.domain.errors import ProjectArchived
 from services.gateway.packages.domain.credentials import BadCredentials, token_of
 from services.gateway.packages.http.projects import project_refs
+from services.gateway.packages.read_cache import registry_changed
 from services.gateway.ratelimiter import RateLimiter
 from services.gateway.routing import RequestContext
 from shared.errors import GatehouseError, NotFound, Unauthorized
@@ -126,15 +127,19 @@ async def ask_scanner(
     response_type: type[Resp],
 ) -> Resp:
     """``operation`` of the scanner (which owns artifact metadata) for this caller."""
-    return await call(
-        deps.runtime.bus,
-        rpc.SERVICE,
-        operation,
-        request,
-        response_type,
-        ctx=ctx.call_context(),
-        timeout=deps.settings.rpc_timeout_seconds,
-    )
+    try:
+        return await call(
+            deps.runtime.bus,
+            rpc.SERVICE,
+            operation,
+            request,
+            response_type,
+            ctx=ctx.call_context(),
+            timeout=deps.settings.rpc_timeout_seconds,
+        )
+    finally:
+        # Whatever the outcome (a timeout may still have written): read-your-writes.
+        registry_changed(deps.runtime.state, rpc.SERVICE, operation)
 
 
 async def anonymous_safe(

@@ -4,14 +4,26 @@ and single byte ranges.
 
 Events: a refused download of a blocked artifact publishes ``block.hit``; every download
 that is answered with content publishes ``download.recorded`` (who pulled: the key or
-``anonymous`` and the client address) *before* the first byte leaves, so an incident's
-who-pulled never misses a client that got the bytes. HEAD, 304 and 451 are no downloads.
+``anonymous`` and the client address). The publish starts before the first byte leaves
+and its JetStream ack is awaited while the file goes out, but the **last byte** of the
+body waits for the ack: an incident's who-pulled never misses a client that got the whole
+file. When the record fails (JetStream refused it or did not answer) the download fails:
+a 503 when nothing was sent yet, otherwise the connection is cut one byte short (the
+client sees a truncated body and retries), logged and counted
+(``gatehouse_gateway_artifact_download_records_failed_total``). HEAD, 304 and 451 are no
+downloads.
+
+Filesystem blobs are opened (and, when small, read) in one trip to a worker thread and
+sent with ``sendfile`` when large; other stores stream in chunks.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -22,10 +34,21 @@ from services.gateway.dispatch import client_address
 from services.gateway.domain.etag import none_match
 from services.gateway.packages.domain.digests import digest_headers
 from services.gateway.packages.domain.ranges import ByteRange, if_range_allows, parse_range
-from services.gateway.packages.http.metrics import DOWNLOAD_BYTES, DOWNLOADS, REFUSED_DOWNLOADS
+from services.gateway.packages.http.metrics import (
+    DOWNLOAD_BYTES,
+    DOWNLOAD_RECORDS_FAILED,
+    DOWNLOADS,
+    REFUSED_DOWNLOADS,
+)
 from services.gateway.routing import RequestContext
-from shared.artifact_blobs import BlobMissing
-from shared.errors import GatehouseError, NotFound
+from shared.artifact_blobs import (
+    READ_CHUNK_BYTES,
+    ArtifactBlobStore,
+    BlobMissing,
+    FilesystemBlobStore,
+    OpenBlob,
+)
+from shared.errors import GatehouseError, NotFound, UpstreamUnavailable
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -109,6 +132,16 @@ def _rfc3339(value: dt.datetime | None) -> str | None:
     return None if value is None else value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+# Blobs up to this size are read along with the open and written from memory (most wheels and
+# every METADATA file); larger ones go out with sendfile.
+PRELOAD_MAX_BYTES = 256 * 1024
+BeforeLast = Callable[[], Awaitable[None]]
+
+
+class DownloadNotRecorded(UpstreamUnavailable):
+    code, title = "download_not_recorded", "The download could not be recorded"
+
+
 async def send_blob(
     ctx: RequestContext,
     deps: GatewayDeps,
@@ -123,11 +156,38 @@ async def send_blob(
     satisfiable single range (416 otherwise), HEAD without a body. ``record``: the
     artifact whose download this is (``download.recorded``), None for a side file."""
     request = ctx.request
-    blobs = deps.artifact_blobs
-    size = await blobs.size(digest)
-    if size is None:
+    source = await _open(deps.artifact_blobs, digest, request.method == "HEAD")
+    if source is None:
         # Deleted between the owner's answer and now (a DELETE racing this GET).
         raise ArtifactNotFound(f"{request.path}: the artifact was deleted")
+    try:
+        return await _answer(
+            ctx,
+            deps,
+            source,
+            digest=digest,
+            media_type=media_type,
+            record=record,
+            fmt=fmt,
+            extra_headers=extra_headers,
+        )
+    finally:
+        await source.close()
+
+
+async def _answer(
+    ctx: RequestContext,
+    deps: GatewayDeps,
+    source: _Source,
+    *,
+    digest: str,
+    media_type: str,
+    record: rpc.Artifact | None,
+    fmt: str,
+    extra_headers: dict[str, str] | None,
+) -> web.StreamResponse:
+    request = ctx.request
+    size = source.size
     sha256 = digest.removeprefix("sha256:")
     etag = f'"{sha256}"'
     headers = {
@@ -153,39 +213,52 @@ async def send_blob(
         await response.prepare(request)
         await response.write_eof()
         return response
-    chunks = blobs.read(digest, start=start, end=end)
-    try:
-        # The first chunk before the headers: a blob deleted since size() is still a 404.
-        first = await anext(chunks, b"")
-    except BlobMissing:
-        raise ArtifactNotFound(f"{request.path}: the artifact was deleted") from None
+    await source.check(start, end)
+    recording = None
     if record is not None:
-        await _record_download(ctx, deps, record)
+        recording = asyncio.create_task(_record_download(ctx, deps, record))
         DOWNLOADS.labels(fmt).inc()
-    await response.prepare(request)
     try:
-        sent = await _stream(response, first, chunks)
-    except ConnectionError:
-        # The client went away mid-download (its download.recorded stands: it had bytes).
-        log.info("download_aborted", path=request.path)
+        if recording is not None and end == start:
+            # No byte to hold back: the record before the headers (a 503 if it fails).
+            await _recorded(recording, request)
+        await response.prepare(request)
+        before_last = None if recording is None else _waiter(recording, request)
+        try:
+            sent = await source.send(request, response, start, end, before_last=before_last)
+        except ConnectionError:
+            # The client went away mid-download (its download.recorded stands: it had bytes).
+            log.info("download_aborted", path=request.path)
+            return response
+        except DownloadNotRecorded:
+            # Cut one byte short: the client never holds the whole file unrecorded.
+            if request.transport is not None:
+                request.transport.abort()
+            return response
+        DOWNLOAD_BYTES.labels(fmt).inc(sent)
+        await response.write_eof()
         return response
-    DOWNLOAD_BYTES.labels(fmt).inc(sent)
-    await response.write_eof()
-    return response
-
-
-async def _stream(response: web.StreamResponse, first: bytes, chunks: AsyncIterator[bytes]) -> int:
-    sent = 0
-    try:
-        if first:
-            await response.write(first)
-            sent += len(first)
-        async for chunk in chunks:
-            await response.write(chunk)
-            sent += len(chunk)
     finally:
-        await chunks.aclose()  # type: ignore[attr-defined]
-    return sent
+        if recording is not None and not recording.done():
+            # The client left before the ack: the publish was sent, let it finish.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(recording)
+
+
+def _waiter(recording: asyncio.Task[None], request: web.Request) -> BeforeLast:
+    async def wait() -> None:
+        await _recorded(recording, request)
+
+    return wait
+
+
+async def _recorded(recording: asyncio.Task[None], request: web.Request) -> None:
+    try:
+        await recording
+    except Exception as exc:
+        DOWNLOAD_RECORDS_FAILED.inc()
+        log.error("download_record_failed", path=request.path, error=f"{type(exc).__name__}: {exc}")
+        raise DownloadNotRecorded("who-pulled could not record this download; try again") from None
 
 
 async def _record_download(ctx: RequestContext, deps: GatewayDeps, artifact: rpc.Artifact) -> None:
@@ -203,3 +276,147 @@ async def _record_download(ctx: RequestContext, deps: GatewayDeps, artifact: rpc
         actor=ctx.actor,
         correlation_id=ctx.request_id,
     )
+
+
+# ---- where the bytes come from -------------------------------------------------------------
+class _Source:
+    size: int
+
+    async def check(self, start: int, end: int) -> None:
+        """Anything that must fail before the headers go (the blob deleted meanwhile)."""
+
+    async def send(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        start: int,
+        end: int,
+        *,
+        before_last: BeforeLast | None,
+    ) -> int:
+        """Write bytes [start, end) of the blob; ``before_last`` is awaited before the last
+        byte is written. Returns the bytes written."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        return None
+
+
+async def _open(store: ArtifactBlobStore, digest: str, head: bool) -> _Source | None:
+    if isinstance(store, FilesystemBlobStore):
+        try:
+            blob = await store.open_blob(digest, preload_max=0 if head else PRELOAD_MAX_BYTES)
+        except BlobMissing:
+            return None
+        return _FileSource(blob)
+    size = await store.size(digest)
+    return None if size is None else _StoreSource(store, digest, size)
+
+
+class _FileSource(_Source):
+    """An open file of the filesystem store: written from memory when it was small enough
+    to read along with the open, else with ``sendfile``."""
+
+    def __init__(self, blob: OpenBlob) -> None:
+        self.blob = blob
+        self.size = blob.size
+
+    async def send(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        start: int,
+        end: int,
+        *,
+        before_last: BeforeLast | None,
+    ) -> int:
+        if end <= start:
+            return 0
+        last = end - 1 if before_last is not None else end
+        await self._write(request, response, start, last)
+        if before_last is not None:
+            await before_last()
+            await self._write(request, response, last, end)
+        return end - start
+
+    async def _write(
+        self, request: web.Request, response: web.StreamResponse, start: int, end: int
+    ) -> None:
+        if end <= start:
+            return
+        data = self.blob.data
+        if data is not None:
+            await response.write(memoryview(data)[start:end])
+            return
+        transport = request.transport
+        if transport is None:
+            raise ConnectionResetError("the client went away")
+        try:
+            await asyncio.get_running_loop().sendfile(transport, self.blob.file, start, end - start)
+        except NotImplementedError:  # a transport sendfile cannot write to (TLS)
+            await self._copy(response, start, end)
+
+    async def _copy(self, response: web.StreamResponse, start: int, end: int) -> None:
+        position = start
+        while position < end:
+            want = min(READ_CHUNK_BYTES, end - position)
+            chunk = await asyncio.to_thread(os.pread, self.blob.file.fileno(), want, position)
+            if not chunk:
+                raise BlobMissing("the blob is shorter than its size")
+            await response.write(chunk)
+            position += len(chunk)
+
+    async def close(self) -> None:
+        self.blob.close()
+
+
+class _StoreSource(_Source):
+    """A store that streams chunks (S3): the first chunk is read before the headers go (a
+    blob deleted since ``size`` is still a 404), and each chunk is written once the next
+    has come, so the last byte can wait for ``before_last``."""
+
+    def __init__(self, store: ArtifactBlobStore, digest: str, size: int) -> None:
+        self.store = store
+        self.digest = digest
+        self.size = size
+        self._chunks: AsyncIterator[bytes] | None = None
+        self._first = b""
+
+    async def check(self, start: int, end: int) -> None:
+        self._chunks = self.store.read(self.digest, start=start, end=end)
+        try:
+            self._first = await anext(self._chunks, b"")
+        except BlobMissing:
+            raise ArtifactNotFound("the artifact was deleted") from None
+
+    async def send(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        start: int,
+        end: int,
+        *,
+        before_last: BeforeLast | None,
+    ) -> int:
+        assert self._chunks is not None
+        sent = 0
+        held = self._first
+        async for chunk in self._chunks:
+            if held:
+                await response.write(held)
+                sent += len(held)
+            held = chunk
+        if held and before_last is not None:
+            await response.write(held[:-1])
+            sent += len(held) - 1
+            held = held[-1:]
+        if before_last is not None:
+            await before_last()
+        if held:
+            await response.write(held)
+            sent += len(held)
+        return sent
+
+    async def close(self) -> None:
+        if self._chunks is not None:
+            await self._chunks.aclose()  # type: ignore[attr-defined]

@@ -27,7 +27,6 @@ from services.gateway.packages.domain.digests import declared_sha256, digest_hea
 from services.gateway.packages.domain.names import generic_purl
 from services.gateway.packages.domain.upload_form import provenance_of
 from services.gateway.packages.http.access import (
-    anonymous_safe,
     ask_scanner,
     caller,
     repository_ref,
@@ -38,6 +37,7 @@ from services.gateway.packages.http.bodies import body_chunks, refuse_declared_t
 from services.gateway.packages.http.downloads import refuse_unless_allowed, send_blob
 from services.gateway.packages.http.formats import require_format, writable_repository
 from services.gateway.packages.http.metrics import UPLOAD_BYTES, UPLOADS
+from services.gateway.packages.http.reads import fetch_artifact
 from services.gateway.packages.http.storing import staging, store_and_register
 from shared.artifact_paths import (
     InvalidArtifactPath,
@@ -122,13 +122,7 @@ async def get(request: web.Request, deps: GatewayDeps) -> web.StreamResponse:
     path = artifact_path_of(request)
     ctx = await caller(request, deps, required=False)
     ref = await repository_ref(ctx, deps)
-    fetch = rpc.ArtifactFetchRequest(repo=ref, path=path)
-    reply = await anonymous_safe(
-        ctx,
-        deps,
-        ref,
-        lambda: ask_scanner(ctx, deps, rpc.ARTIFACT_FETCH, fetch, rpc.ArtifactFetchReply),
-    )
+    reply = await fetch_artifact(ctx, deps, ref, path)
     require_visible(ctx, reply.repository)
     require_format(reply.repository, "generic")
     downloading = request.method == "GET"

@@ -29,3 +29,8 @@ REFUSED_DOWNLOADS = Counter(
     "Downloads refused with 451, by verdict (blocked, quarantined)",
     ["format", "verdict"],
 )
+DOWNLOAD_RECORDS_FAILED = Counter(
+    "gatehouse_gateway_artifact_download_records_failed_total",
+    "Downloads whose download.recorded JetStream did not acknowledge: answered 503, or cut "
+    "one byte short when the file was already on its way",
+)

@@ -47,8 +47,6 @@ from services.gateway.packages.domain.upload_form import (
     upload_form,
 )
 from services.gateway.packages.http.access import (
-    anonymous_safe,
-    ask_scanner,
     caller,
     repository_ref,
     require_visible,
@@ -66,6 +64,7 @@ from services.gateway.packages.http.downloads import (
 )
 from services.gateway.packages.http.formats import require_format, writable_repository
 from services.gateway.packages.http.metrics import UPLOAD_BYTES, UPLOADS
+from services.gateway.packages.http.reads import fetch_artifact, package_index
 from services.gateway.packages.http.storing import staging, store_and_register
 from services.gateway.routing import RequestContext
 from shared.artifact_paths import check_filename
@@ -131,13 +130,7 @@ async def simple_project(request: web.Request, deps: GatewayDeps) -> web.StreamR
 async def _index(
     ctx: RequestContext, deps: GatewayDeps, ref: rpc.RepositoryRef, name: str | None
 ) -> rpc.ArtifactIndexReply:
-    request = rpc.ArtifactIndexRequest(repo=ref, name=name)
-    reply = await anonymous_safe(
-        ctx,
-        deps,
-        ref,
-        lambda: ask_scanner(ctx, deps, rpc.ARTIFACT_INDEX, request, rpc.ArtifactIndexReply),
-    )
+    reply = await package_index(ctx, deps, ref, name)
     require_visible(ctx, reply.repository)
     require_format(reply.repository, "pypi")
     return reply
@@ -187,13 +180,7 @@ async def download(request: web.Request, deps: GatewayDeps) -> web.StreamRespons
         raise ArtifactNotFound(f"{sha256!r} is not a sha256 digest")
     ctx = await caller(request, deps, required=False)
     ref = await repository_ref(ctx, deps)
-    fetch = rpc.ArtifactFetchRequest(repo=ref, path=filename)
-    reply = await anonymous_safe(
-        ctx,
-        deps,
-        ref,
-        lambda: ask_scanner(ctx, deps, rpc.ARTIFACT_FETCH, fetch, rpc.ArtifactFetchReply),
-    )
+    reply = await fetch_artifact(ctx, deps, ref, filename)
     require_visible(ctx, reply.repository)
     require_format(reply.repository, "pypi")
     artifact = reply.artifact

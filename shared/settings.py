@@ -180,6 +180,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Registry answers (simple indexes, allowed downloads) the gateway keeps hot (0: off),
     # dropped by the repository.*, artifact.* and block.* events that change them.
     registry_cache_size: NotNegative = 10_000
+    # Small artifact blobs (wheels, METADATA files up to 256 KiB) the gateway keeps in memory
+    # by digest (0: off): content-addressed, so never stale.
+    artifact_memory_cache_bytes: NotNegative = 32 * 1024 * 1024
     # Where artifact bytes (wheels, sdists, generic files) live: "filesystem" (files under
     # artifact_dir) or "s3" (an S3-compatible object store: AWS S3, MinIO, ...).
     artifact_store: Literal["filesystem", "s3"] = "filesystem"

@@ -30,6 +30,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import resource
 import shutil
 import sys
 import time
@@ -290,14 +291,17 @@ def file_digests(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
 
 
-async def _pip_round(
+async def _pip_run(
     index: str, dest: Path, names: list[str], expected: dict[str, str], server: ChildProcess
 ) -> dict[str, Any]:
+    """One ``pip download`` of every name: its wall time, the server's CPU and pip's own."""
     shutil.rmtree(dest, ignore_errors=True)
     cpu_before = server.cpu_seconds()
+    pip_before = _children_cpu_seconds()
     started = time.monotonic()
     await run_client(*_pip_download_args(index, dest, names))
     elapsed = time.monotonic() - started
+    pip_cpu = _children_cpu_seconds() - pip_before
     cpu_after = server.cpu_seconds()
     got = await asyncio.to_thread(file_digests, dest)
     if got != expected:
@@ -305,12 +309,56 @@ async def _pip_round(
         raise HarnessError(f"pip download from {index} got other files than uploaded: {wrong}")
     shutil.rmtree(dest, ignore_errors=True)
     return {
-        "seconds": round(elapsed, 3),
-        "wheels_per_second": round(report.rate(len(names), elapsed), 2),
-        "server_cpu_s": None
-        if cpu_before is None or cpu_after is None
-        else round(cpu_after - cpu_before, 3),
+        "seconds": elapsed,
+        "server_cpu_s": None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
+        "pip_cpu_s": pip_cpu,
     }
+
+
+def _children_cpu_seconds() -> float:
+    """User + system CPU of the reaped children (pip, once it exited; the services are
+    reaped only when stopped)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def pip_round_row(runs: dict[str, list[dict[str, Any]]], wheels: int) -> dict[str, Any]:
+    """One round's runs (two per contender, ABBA) as one row per contender."""
+    row: dict[str, Any] = {}
+    for who, done in runs.items():
+        seconds = sum(r["seconds"] for r in done)
+        cpu = [r["server_cpu_s"] for r in done]
+        row[who] = {
+            "seconds": round(seconds, 3),
+            "wheels_per_second": round(report.rate(wheels * len(done), seconds), 2),
+            "runs_s": [round(r["seconds"], 3) for r in done],
+            "server_cpu_s": None if None in cpu else round(sum(cpu), 3),
+            "pip_cpu_s": round(sum(r["pip_cpu_s"] for r in done), 3),
+        }
+    return row
+
+
+def pip_figure(details: list[dict[str, Any]], *, context: dict[str, Any]) -> report.Figure:
+    """(o) from its rounds (each a row per contender): the median of the rounds' ratios."""
+    if not details:
+        return unmeasured("pip", "no round was measured")
+    subject = [d["subject"]["wheels_per_second"] for d in details]
+    baseline = [d["baseline"]["wheels_per_second"] for d in details]
+    ratio = report.paired_ratio(subject, baseline)
+    return report.measured(
+        "pip_download",
+        PIP_TITLE,
+        subject={"wheels_per_second": round(report.median(subject), 2)},
+        baseline={"wheels_per_second": round(report.median(baseline), 2)},
+        baseline_description="pypiserver (`python -m pypiserver run`, no auth, no fallback) "
+        "serving the same wheel files from a folder, the same pip command",
+        ratio_value=ratio,
+        ratio_meaning="ours / pypiserver wheels per second (higher is better); each round "
+        "runs pip four times, ABBA, so a drift of the machine's load cancels out",
+        targets=pip_targets(ratio),
+        rounds=details,
+        context=context,
+    )
 
 
 async def _pip_figure(
@@ -339,6 +387,7 @@ async def _pip_figure(
         *(str(p) for p in paths),
     )
     pypiserver = pypiserver_process(infra, folder)
+    details: list[dict[str, Any]] = []
     try:
         pypiserver.start()
         await pypiserver.wait_ready(path="/simple/")
@@ -349,41 +398,32 @@ async def _pip_figure(
         dest = s.work_dir / "downloads"
         print("  (o) warming up …", flush=True)
         for index, server in contenders.values():
-            await _pip_round(index, dest, names, expected, server)
-        details: list[dict[str, Any]] = []
+            await _pip_run(index, dest, names, expected, server)
         for n in range(params.rounds):
-            order = ["baseline", "subject"] if n % 2 == 0 else ["subject", "baseline"]
-            row: dict[str, Any] = {}
-            for who in order:
+            # B S S B, then S B B S: neither side always runs on the warmer machine.
+            first, second = ("baseline", "subject") if n % 2 == 0 else ("subject", "baseline")
+            runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "subject": []}
+            for who in (first, second, second, first):
                 index, server = contenders[who]
-                row[who] = await _pip_round(index, dest, names, expected, server)
+                runs[who].append(await _pip_run(index, dest, names, expected, server))
+            row = pip_round_row(runs, len(names))
             details.append(row)
+            ours, base = row["subject"], row["baseline"]
             print(
-                f"  (o) round {n + 1}: ours {row['subject']['seconds']:.2f}s "
-                f"(gateway CPU {row['subject']['server_cpu_s']}s), pypiserver "
-                f"{row['baseline']['seconds']:.2f}s (CPU {row['baseline']['server_cpu_s']}s)",
+                f"  (o) round {n + 1}: ours {ours['runs_s']}s (gateway CPU "
+                f"{ours['server_cpu_s']}s, pip CPU {ours['pip_cpu_s']}s), pypiserver "
+                f"{base['runs_s']}s (CPU {base['server_cpu_s']}s, pip CPU {base['pip_cpu_s']}s)",
                 flush=True,
             )
     finally:
         pypiserver.stop()
-    subject = [d["subject"]["wheels_per_second"] for d in details]
-    baseline = [d["baseline"]["wheels_per_second"] for d in details]
-    ratio = report.paired_ratio(subject, baseline)
-    return report.measured(
-        "pip_download",
-        PIP_TITLE,
-        subject={"wheels_per_second": round(report.median(subject), 2)},
-        baseline={"wheels_per_second": round(report.median(baseline), 2)},
-        baseline_description="pypiserver (`python -m pypiserver run`, no auth, no fallback) "
-        "serving the same wheel files from a folder, the same pip command",
-        ratio_value=ratio,
-        ratio_meaning="ours / pypiserver wheels per second (higher is better)",
-        targets=pip_targets(ratio),
-        rounds=details,
+    return pip_figure(
+        details,
         context={
             "wheels": len(paths),
             "wheel_bytes": sum(p.stat().st_size for p in paths),
             "client": "pip download --no-deps --no-cache-dir -d <tmp> -i <index> <50 names>",
+            "requests_per_wheel": "ours 3 (index, PEP 658 metadata, file), pypiserver 2",
             "repository": "public (anonymous reads), filesystem blob store",
             "cpu_count": os.cpu_count(),
         },

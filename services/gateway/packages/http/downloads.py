@@ -13,8 +13,9 @@ client sees a truncated body and retries), logged and counted
 (``gatehouse_gateway_artifact_download_records_failed_total``). HEAD, 304 and 451 are no
 downloads.
 
-Filesystem blobs are opened (and, when small, read) in one trip to a worker thread and
-sent with ``sendfile`` when large; other stores stream in chunks.
+Filesystem blobs are opened (and, when small, read) in one trip to a worker thread; small
+ones are then kept in memory by digest (``blob_memo``) and written with the headers in one
+packet, large ones go out with ``sendfile``. Other stores stream in chunks.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from services.gateway.dispatch import client_address
 from services.gateway.domain.etag import none_match
 from services.gateway.packages.domain.digests import digest_headers
 from services.gateway.packages.domain.ranges import ByteRange, if_range_allows, parse_range
+from services.gateway.packages.http.blob_memo import BlobMemo, blob_memo
 from services.gateway.packages.http.metrics import (
     DOWNLOAD_BYTES,
     DOWNLOAD_RECORDS_FAILED,
@@ -156,7 +158,8 @@ async def send_blob(
     satisfiable single range (416 otherwise), HEAD without a body. ``record``: the
     artifact whose download this is (``download.recorded``), None for a side file."""
     request = ctx.request
-    source = await _open(deps.artifact_blobs, digest, request.method == "HEAD")
+    memo = blob_memo(deps.runtime.state, deps.settings.artifact_memory_cache_bytes)
+    source = await _open(deps.artifact_blobs, memo, digest, head=request.method == "HEAD")
     if source is None:
         # Deleted between the owner's answer and now (a DELETE racing this GET).
         raise ArtifactNotFound(f"{request.path}: the artifact was deleted")
@@ -206,7 +209,7 @@ async def _answer(
     status, start, end = (200, 0, size) if wanted is None else (206, wanted.start, wanted.end)
     if wanted is not None:
         headers["Content-Range"] = wanted.content_range(size)
-    response = web.StreamResponse(status=status, headers=headers)
+    response = source.response_class(status=status, headers=headers)
     response.content_type = media_type
     response.content_length = end - start
     if request.method == "HEAD":
@@ -279,8 +282,16 @@ async def _record_download(ctx: RequestContext, deps: GatewayDeps, artifact: rpc
 
 
 # ---- where the bytes come from -------------------------------------------------------------
+class _HeadersWithBody(web.StreamResponse):
+    """Headers go out with the first body write (one packet for a small file), as
+    ``web.Response`` does; never for ``sendfile``, which needs them sent before."""
+
+    _send_headers_immediately = False
+
+
 class _Source:
     size: int
+    response_class: type[web.StreamResponse] = web.StreamResponse
 
     async def check(self, start: int, end: int) -> None:
         """Anything that must fail before the headers go (the blob deleted meanwhile)."""
@@ -302,20 +313,58 @@ class _Source:
         return None
 
 
-async def _open(store: ArtifactBlobStore, digest: str, head: bool) -> _Source | None:
+async def _open(
+    store: ArtifactBlobStore, memo: BlobMemo, digest: str, *, head: bool
+) -> _Source | None:
     if isinstance(store, FilesystemBlobStore):
+        data = memo.get(digest) if memo.max_bytes else None
+        if data is not None:
+            return _MemorySource(data)
         try:
             blob = await store.open_blob(digest, preload_max=0 if head else PRELOAD_MAX_BYTES)
         except BlobMissing:
             return None
+        if blob.data is not None:
+            memo.put(digest, blob.data)
+            blob.close()
+            return _MemorySource(blob.data)
         return _FileSource(blob)
     size = await store.size(digest)
     return None if size is None else _StoreSource(store, digest, size)
 
 
+class _MemorySource(_Source):
+    """A small blob, read already: written from memory."""
+
+    response_class = _HeadersWithBody
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.size = len(data)
+
+    async def send(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        start: int,
+        end: int,
+        *,
+        before_last: BeforeLast | None,
+    ) -> int:
+        if end <= start:
+            return 0
+        view = memoryview(self.data)
+        if before_last is None:
+            await response.write(view[start:end])
+        else:
+            await response.write(view[start : end - 1])
+            await before_last()
+            await response.write(view[end - 1 : end])
+        return end - start
+
+
 class _FileSource(_Source):
-    """An open file of the filesystem store: written from memory when it was small enough
-    to read along with the open, else with ``sendfile``."""
+    """An open file of the filesystem store, sent with ``sendfile``."""
 
     def __init__(self, blob: OpenBlob) -> None:
         self.blob = blob
@@ -333,20 +382,16 @@ class _FileSource(_Source):
         if end <= start:
             return 0
         last = end - 1 if before_last is not None else end
-        await self._write(request, response, start, last)
+        await self._sendfile(request, response, start, last)
         if before_last is not None:
             await before_last()
-            await self._write(request, response, last, end)
+            await self._sendfile(request, response, last, end)
         return end - start
 
-    async def _write(
+    async def _sendfile(
         self, request: web.Request, response: web.StreamResponse, start: int, end: int
     ) -> None:
         if end <= start:
-            return
-        data = self.blob.data
-        if data is not None:
-            await response.write(memoryview(data)[start:end])
             return
         transport = request.transport
         if transport is None:

@@ -33,6 +33,7 @@ from services.gateway.packages.http.access import (
     require_visible,
     require_writer,
 )
+from services.gateway.packages.http.blob_memo import blob_memo
 from services.gateway.packages.http.bodies import body_chunks, refuse_declared_too_large
 from services.gateway.packages.http.downloads import refuse_unless_allowed, send_blob
 from services.gateway.packages.http.formats import require_format, writable_repository
@@ -163,4 +164,6 @@ async def delete(request: web.Request, deps: GatewayDeps) -> web.StreamResponse:
             named = await ask_scanner(ctx, deps, rpc.ARTIFACT_DIGEST_USES, uses, rpc.DigestUses)
             if named.artifacts == 0:
                 await deps.artifact_blobs.delete(digest)
+                memo = blob_memo(deps.runtime.state, deps.settings.artifact_memory_cache_bytes)
+                memo.discard(digest)
     return web.Response(status=204)

@@ -214,6 +214,10 @@ class Artifact(msgspec.Struct, frozen=True, kw_only=True):
     # pending: scan not finished; passed / blocked / failed: artifact.scanned's verdict.
     scan_status: Literal["pending", "passed", "blocked", "failed"]
     quarantined: bool
+    # Downloads recorded (``download.recorded``) and the newest one's time: filled in by
+    # ``artifact_get`` (the who-pulled projection counts them).
+    pull_count: int = 0
+    last_pulled_at: dt.datetime | None = None
 
 
 class BlockInfo(msgspec.Struct, frozen=True, kw_only=True):

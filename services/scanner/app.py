@@ -1,7 +1,8 @@
 """Wiring of the scanner service: the vulnerability database, then scans (which match
 against it), then triage (whose events the scans projection applies), licensing (the policy
 scans classify with, re-evaluated snapshots), the reports and the artifact registry's
-metadata (repositories, artifacts, blocks, quarantine). Each part registers its own
+metadata (repositories, artifacts, blocks, quarantine), who pulled them and their
+retention. Each part registers its own
 projections, workers and request/reply endpoints."""
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.scanner.licensing import wiring as licensing
+from services.scanner.pulls import wiring as pulls
 from services.scanner.readside import wiring as readside
 from services.scanner.registry import wiring as registry
+from services.scanner.retention import store as retention_store
+from services.scanner.retention import wiring as retention
 from services.scanner.scans import wiring as scans
 from services.scanner.triage import wiring as triage
 from services.scanner.vulndb import wiring as vulndb
@@ -24,6 +28,8 @@ async def setup(runtime: Runtime) -> None:
     await licensing.setup(runtime)
     await readside.setup(runtime)
     await registry.setup(runtime)
+    await pulls.setup(runtime)
+    await retention.setup(runtime)
 
 
 DEFINITION = ServiceDefinition(
@@ -32,7 +38,9 @@ DEFINITION = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     description=(
         "SBOM and lockfile scans, vulnerability database, findings, licenses, "
-        "registry metadata, blocks and quarantine"
+        "registry metadata, blocks, quarantine, who pulled and retention"
     ),
     setup=setup,
+    # Retention runs are jobs of the scanner, not events: backed up, not replayed.
+    unreplayable_tables=retention_store.KEPT_TABLES,
 )

@@ -53,6 +53,7 @@ async def upload_at(
     name: str,
     version: str,
     at: dt.datetime,
+    quarantined: bool = False,
 ) -> str:
     """An ``artifact.uploaded`` of another time (as an import or a replay brings one), as the
     scanner publishes it; returns the artifact's id once the registry shows it."""
@@ -71,6 +72,7 @@ async def upload_at(
             version=version,
             purl=f"pkg:pypi/{name}@{version}",
             uploaded_by="apikey:uploader",
+            quarantined=quarantined,
         ),
         aggregate=f"artifact:{artifact_id}",
         actor="apikey:uploader",

@@ -14,8 +14,9 @@ over ``svc.scanner.retention_*``), at OrbitalReg's paths.
   with their status and progress (``deleted`` / ``skipped`` of ``total``).
 * ``GET /api/admin/retention?project_id=`` (ADMIN): every repository's policies.
 
-``{id}`` is ``repo_<32 hex>`` (the routes match `repo_` and hex digits only), so the git routes under
-``/api/v1/repos/{owner}/{repo}/…`` are never shadowed. A project-scoped key sees and
+``{id}`` is ``repo_<32 hex>`` and the routes match ``repo_<hex>`` only, so the git routes
+under ``/api/v1/repos/{owner}/{repo}/…`` are never shadowed; where an owner looks like a
+repository id, the git routes (declared first) still win. A project-scoped key sees and
 changes its own project's repositories only; another project's answers as a missing one.
 """
 

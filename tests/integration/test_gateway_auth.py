@@ -21,7 +21,10 @@ PROTECTED = [route for route in collected_routes() if route.roles is not None]
 
 
 # Path parameters a route limits by a pattern (``{name:regex}``) get a value it matches.
-_PATTERNED = {"{id:repo_[0-9a-f]+}": "repo_" + "0" * 32}
+_PATTERNED = {
+    "{id:repo_[0-9a-f]+}": "repo_" + "0" * 32,
+    "{policy_id:ret_[0-9a-f]+}": "ret_" + "0" * 32,
+}
 
 
 def _concrete(route: Route) -> str:

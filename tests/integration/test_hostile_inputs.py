@@ -223,7 +223,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "max_age_days": 30,
         "keep_pulled_days": 7,
     },
-    ("PUT", "/api/v1/repos/{id:repo_[0-9a-f]+}/retention/{policy_id}"): {
+    ("PUT", "/api/v1/repos/{id:repo_[0-9a-f]+}/retention/{policy_id:ret_[0-9a-f]+}"): {
         "name": "nightly",
         "pattern": "**/*.whl",
         "keep_last": 3,
@@ -252,7 +252,10 @@ PATH_VALUES = {
     "sa": "sweeper",
 }
 # Path parameters a route limits by a pattern (``{name:regex}``): a value it matches.
-PATTERN_VALUES = {"{id:repo_[0-9a-f]+}": "repo_" + "0" * 32}
+PATTERN_VALUES = {
+    "{id:repo_[0-9a-f]+}": "repo_" + "0" * 32,
+    "{policy_id:ret_[0-9a-f]+}": "ret_" + "0" * 32,
+}
 
 
 def _path(route: Route, **override: str) -> str:

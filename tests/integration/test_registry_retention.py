@@ -256,6 +256,9 @@ async def test_policies_dry_run_real_run_guards_progress_and_replay(
         assert [x["id"] for x in runs.body["items"]] == [second.body["id"]]
         older = await r.http("GET", f"{base}/runs?cursor={runs.body['next_cursor']}")
         assert [x["id"] for x in older.body["items"]] == [run["id"]]
+        # …/retention/runs is never taken for a policy id.
+        options = await r.http("OPTIONS", f"{base}/runs")
+        assert options.status == 405 and options.headers["Allow"] == "GET"
         unknown_run = await r.http("GET", f"{base}/runs/rrun_{'0' * 32}")
         assert unknown_run.status == 404 and unknown_run.code == "retention_run_not_found"
 
@@ -286,9 +289,17 @@ async def test_policies_dry_run_real_run_guards_progress_and_replay(
         await run_until(r, f"{base}/runs", periodic_run)
         assert (await r.http("GET", f"/api/v1/artifacts/{ids['1.4']}")).status == 200
 
-        for name in (REGISTRY, RETENTION):
-            runner = r.scanner.runners[name]
-            await wait_until(lambda runner=runner: projection_caught_up(r.scanner.bus, runner))
+        scanner = r.scanner
+
+        async def caught_up() -> bool:
+            return all(
+                [
+                    await projection_caught_up(scanner.bus, scanner.runners[name])
+                    for name in (REGISTRY, RETENTION)
+                ]
+            )
+
+        await wait_until(caught_up)
         await replica.stop()
         await r.scanner.stop()  # replay takes the projections' leader locks
     # ---- replay from sequence 0 gives identical tables --------------------------------------

@@ -44,7 +44,7 @@ from shared.http import json_response
 
 _TAG = "registry-retention"
 _POLICIES = "/api/v1/repos/{id:repo_[0-9a-f]+}/retention"
-_POLICY = _POLICIES + "/{policy_id}"
+_POLICY = _POLICIES + "/{policy_id:ret_[0-9a-f]+}"
 _RUN = _POLICY + "/run"
 _RUNS = _POLICIES + "/runs"
 _RUN_ONE = _RUNS + "/{run_id}"
@@ -224,8 +224,8 @@ _RULES = (
 )
 _SCOPED = "A project-scoped key sees its project's repositories only"
 
-# Order matters where two paths could match one URL: …/retention/runs is declared before
-# …/retention/{policy_id}.
+# {policy_id} matches ret_<hex> only, so …/retention/runs is never taken for a policy (nor
+# its Allow header for a policy's).
 ROUTES: list[Route] = [
     Route(
         method="GET",

@@ -79,7 +79,6 @@ CREATE INDEX IF NOT EXISTS registry_artifacts_source_artifact
 -- ---- kept state ------------------------------------------------------------------------
 CREATE TABLE registry_retention_runs (
     id text PRIMARY KEY,
-    number bigserial UNIQUE,
     repo_id text NOT NULL,
     policy_id text NOT NULL,
     trigger text NOT NULL,
@@ -97,7 +96,7 @@ CREATE TABLE registry_retention_runs (
     finished_at timestamptz,
     error text
 );
-CREATE INDEX registry_retention_runs_repo ON registry_retention_runs (repo_id, number DESC);
+CREATE INDEX registry_retention_runs_repo ON registry_retention_runs (repo_id, created_at DESC, id DESC);
 
 -- A run's plan, made when it starts: what goes (guard NULL; outcome once its turn came)
 -- and what the guards keep.

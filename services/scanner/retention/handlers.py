@@ -41,8 +41,11 @@ from services.scanner.retention.errors import (
     invalid_policy,
 )
 from services.scanner.retention.runs import queue_run
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import InvalidCursor, decode_cursor, encode_cursor
 from shared.rpc import CallContext
+
+# Run cursors carry microseconds since 1970: within the years PostgreSQL and Python share.
+_MICROS = range(0, 253_402_300_800 * 1_000_000)
 
 
 def retention_lock(repo_id: str) -> str:
@@ -201,13 +204,18 @@ class RetentionHandlers(RegistryBase):
         self, request: RetentionRunListRequest, _ctx: CallContext
     ) -> RetentionRunPage:
         await self._repository(request.repo_id)
-        before = int(decode_cursor(request.cursor, kinds=(int,))[0]) if request.cursor else None
+        before = None
+        if request.cursor:
+            micros, run_id = decode_cursor(request.cursor, kinds=(int, str))
+            if not _MICROS.start <= int(micros) < _MICROS.stop:
+                raise InvalidCursor("the cursor belongs to another list")
+            before = (int(micros), str(run_id))
         rows = await store.list_runs(
-            self.pool, repo_id=request.repo_id, before_number=before, limit=request.limit + 1
+            self.pool, repo_id=request.repo_id, before=before, limit=request.limit + 1
         )
         page = rows[: request.limit]
-        cursor = encode_cursor([page[-1][1]]) if len(rows) > request.limit else None
-        return RetentionRunPage(items=[run for run, _ in page], next_cursor=cursor)
+        cursor = encode_cursor(store.run_key(page[-1])) if len(rows) > request.limit else None
+        return RetentionRunPage(items=page, next_cursor=cursor)
 
     async def _run(self, run_id: str, *, repo_id: str) -> RetentionRun:
         found = await store.run_by_id(self.pool, run_id)

@@ -145,7 +145,7 @@ async def _gone_by_retention(conn: asyncpg.Connection, artifact_id: str) -> bool
 
 
 async def queue_run(
-    pool: store.Queryable,
+    pool: asyncpg.Pool,
     *,
     run_id: str,
     repo_id: str,

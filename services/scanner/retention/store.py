@@ -269,7 +269,7 @@ async def insert_run(
 
 
 _RUN_COLUMNS = (
-    "r.id, r.number, r.repo_id, r.policy_id, r.trigger, r.requested_by, r.request_id, "
+    "r.id, r.repo_id, r.policy_id, r.trigger, r.requested_by, r.request_id, "
     "r.total, r.deleted, r.skipped, r.bytes_freed, r.protected_count, r.created_at, "
     "r.started_at, r.finished_at, "
     # A job the worker gave up on (gatehouse jobs list) is a failed run.
@@ -342,18 +342,32 @@ async def run_by_id(db: Queryable, run_id: str) -> RetentionRun | None:
     return await _run_view(db, row) if row else None
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def run_key(run: RetentionRun) -> list[str | int]:
+    """A run's place in its repository's list (newest first): creation time, then id."""
+    micros = (run.created_at - _EPOCH) // dt.timedelta(microseconds=1)
+    return [micros, run.id or ""]
+
+
 async def list_runs(
-    db: Queryable, *, repo_id: str, before_number: int | None, limit: int
-) -> list[tuple[RetentionRun, int]]:
-    """(run, number) newest first."""
+    db: Queryable, *, repo_id: str, before: tuple[int, str] | None, limit: int
+) -> list[RetentionRun]:
+    """Runs newest first (after ``before``, a :func:`run_key`)."""
+    at, run_id = (None, None)
+    if before is not None:
+        at, run_id = _EPOCH + dt.timedelta(microseconds=before[0]), before[1]
     rows = await db.fetch(
         f"SELECT {_RUN_COLUMNS} {_RUN_FROM} WHERE r.repo_id = $1 "
-        "AND ($2::bigint IS NULL OR r.number < $2) ORDER BY r.number DESC LIMIT $3",
+        "AND ($2::timestamptz IS NULL OR (r.created_at, r.id) < ($2, $3::text)) "
+        "ORDER BY r.created_at DESC, r.id DESC LIMIT $4",
         repo_id,
-        before_number,
+        at,
+        run_id,
         limit,
     )
-    return [(await _run_view(db, row), int(row["number"])) for row in rows]
+    return [await _run_view(db, row) for row in rows]
 
 
 async def open_run_of_policy(db: Queryable, policy_id: str) -> bool:

@@ -136,8 +136,18 @@ async def test_policies_dry_run_real_run_guards_progress_and_replay(
         assert (
             await r.http("POST", f"/api/v1/repos/{release['id']}/retention", json=NIGHTLY)
         ).status == 201
-        weekly = await r.http("POST", base, json={"name": "weekly", "max_age_days": 7})
-        assert weekly.status == 201
+        sets = (await r.counts("retention.policy-set")).get("retention.policy-set", 0)
+        weekly, retried = [
+            await r.http(
+                "POST",
+                base,
+                json={"name": "weekly", "max_age_days": 7},
+                headers={"Idempotency-Key": "weekly-1"},
+            )
+            for _ in range(2)
+        ]
+        assert weekly.status == retried.status == 201 and weekly.body == retried.body
+        assert await r.counts("retention.policy-set") == {"retention.policy-set": sets + 1}
         renamed = await r.http(
             "PUT", f"{base}/{weekly.body['id']}", json={"name": "NIGHTLY", "max_age_days": 7}
         )

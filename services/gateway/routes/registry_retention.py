@@ -308,8 +308,9 @@ ROUTES: list[Route] = [
         path=_POLICY,
         handler=delete_policy,
         roles=REPO_WRITERS,
-        summary="Delete a retention policy (retention.policy-deleted); runs already queued "
-        "end failed. If-Match: 412 precondition_failed",
+        summary="Delete a retention policy (retention.policy-deleted): a queued run of it "
+        "ends failed, a running one skips what it has not deleted yet. If-Match: 412 "
+        "precondition_failed",
         tag=_TAG,
         response_status=204,
         errors=(412, *_ERRORS),

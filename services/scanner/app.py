@@ -1,9 +1,9 @@
 """Wiring of the scanner service: the vulnerability database, then scans (which match
 against it), then triage (whose events the scans projection applies), licensing (the policy
-scans classify with, re-evaluated snapshots), the reports and the artifact registry's
-metadata (repositories, artifacts, blocks, quarantine), who pulled them and their
-retention. Each part registers its own
-projections, workers and request/reply endpoints."""
+scans classify with, re-evaluated snapshots), the reports, the artifact registry's metadata
+(repositories, artifacts, blocks, quarantine), who pulled them and their retention, and
+search over them. Each part registers its own projections, workers and request/reply
+endpoints."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from services.scanner.registry import wiring as registry
 from services.scanner.retention import store as retention_store
 from services.scanner.retention import wiring as retention
 from services.scanner.scans import wiring as scans
+from services.scanner.search import wiring as search
 from services.scanner.triage import wiring as triage
 from services.scanner.vulndb import wiring as vulndb
 from shared.service import Runtime, ServiceDefinition
@@ -30,6 +31,7 @@ async def setup(runtime: Runtime) -> None:
     await registry.setup(runtime)
     await pulls.setup(runtime)
     await retention.setup(runtime)
+    await search.setup(runtime)
 
 
 DEFINITION = ServiceDefinition(

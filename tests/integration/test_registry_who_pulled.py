@@ -1,12 +1,14 @@
 """Who pulled: ``download.recorded`` events (published here as the gateway's download
 handlers publish them) projected by the scanner and asked over HTTP — by purl with and
 without a version, by digest, within since/until, page by page, within a project-scoped
-key's project, AUDITOR or ADMIN only; the artifact's pull count and last download; and a
-replay from zero giving identical tables."""
+key's project, AUDITOR or ADMIN only; the artifact's pull count and last download; a
+replay from zero giving identical tables; and the whole way, from real downloads of a
+generic file through the gateway."""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -161,3 +163,40 @@ async def test_who_pulled_by_purl_digest_time_scope_and_pages(
     finally:
         await runtime.stop()
     assert await table_digest(settings.database_url, "scanner", tables) == live
+
+
+async def test_downloads_through_the_gateway_are_recorded(
+    start_service: StartService, tmp_path: Path
+) -> None:
+    """The whole way: a generic file uploaded and downloaded over HTTP (anonymously from a
+    public repository, and with a key), then asked for by digest and by purl."""
+    async with registry(start_service, data_dir=str(tmp_path)) as r:
+        await r.api.new_project("tools")
+        await r.new_repo("tools", "files", format="generic", visibility="public")
+        key_id, reader = await r.api.new_key("VIEWER")
+        url = f"{r.api.base}/generic/tools/files/linux/tool-1.0.bin"
+        async with r.api.http.put(url, data=b"tool bytes", headers=_bearer(r.api.admin)) as put:
+            assert put.status == 201, await put.text()
+            artifact = await put.json()
+        for headers in ({}, _bearer(reader)):
+            async with r.api.http.get(url, headers=headers) as got:
+                assert got.status == 200 and await got.read() == b"tool bytes"
+
+        async def both_recorded() -> bool:
+            return len((await who(r, digest=artifact["digest"]))["items"]) == 2
+
+        await wait_until(both_recorded)
+        page = await who(r, digest=artifact["digest"])
+        assert [(p["principal"], p["address"]) for p in page["items"]] == [
+            (f"apikey:{key_id}", "127.0.0.1"),
+            ("anonymous", "127.0.0.1"),
+        ]
+        assert {p["artifact_id"] for p in page["items"]} == {artifact["id"]}
+        assert artifact["purl"] == "pkg:generic/tool-1.0.bin"
+        assert (await who(r, purl=artifact["purl"]))["items"] == page["items"]
+        shown = await r.http("GET", f"/api/v1/artifacts/{artifact['id']}")
+        assert shown.body["pull_count"] == 2
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -218,7 +218,7 @@ policies = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(repositories(), policies)
 def test_nothing_protected_young_or_newest_is_ever_deleted(
     artifacts: list[Candidate], p: RetentionPolicy
@@ -249,7 +249,7 @@ def test_nothing_protected_young_or_newest_is_ever_deleted(
     assert result.matched == len(considered)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(repositories(), policies)
 def test_planning_again_after_applying_deletes_nothing_more(
     artifacts: list[Candidate], p: RetentionPolicy

@@ -184,6 +184,8 @@ class ArtifactPromoted(EventPayload, frozen=True, kw_only=True):
     source_artifact_id: ArtifactId
     from_repo_id: RepositoryId
     to_repo_id: RepositoryId
+    # The project of ``to_repo_id`` (the copy's).
+    to_project_id: str | None = None
     digest: Digest
     # Set when an APPROVER promoted over a NO_SHIP decision.
     override_reason: Reason | None = None

@@ -90,6 +90,7 @@ class PromotionHandlers(ArtifactHandlers):
                     source_artifact_id=source.id,
                     from_repo_id=source.repo_id,
                     to_repo_id=target.id,
+                    to_project_id=target.project_id,
                     digest=source.digest,
                     override_reason=body.reason if overriding else None,
                     reason=body.reason,

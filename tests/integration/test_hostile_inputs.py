@@ -216,6 +216,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "customer_message": "m",
         "blocked_until": "2099-01-01T00:00:00Z",
     },
+    ("POST", "/api/v1/artifacts/{id}/promote"): {
+        "to_repo": "sweep-pypi",
+        "reason": "r",
+        "override": True,
+    },
     ("POST", "/api/admin/quarantine/{artifact_id}/release"): {"reason": "r"},
     ("POST", "/api/admin/quarantine/{artifact_id}/reject"): {"reason": "r"},
 }

@@ -17,7 +17,7 @@ SECTION = "Registry repositories, blocks and quarantine"
 
 async def test_readme_examples_work(start_service: StartService, tmp_path: Path) -> None:
     require_tools()
-    blocks = sh_blocks(README, SECTION)
+    blocks = sh_blocks(README, SECTION, subsection="")
     assert len(blocks) == 5, "the section has its examples"
     async with registry(start_service) as r:
         before = await run_examples(

@@ -7,7 +7,8 @@ service learns from its events only:
 * ``artifact.uploaded`` / ``artifact.promoted`` (a copy, in the destination's project):
   the artifact, its digest and its provenance (repo, commit) when the upload named one;
 * ``artifact.scanned``: its scan on upload (verdict, the scan of the SBOM it carried, the
-  advisories naming its own purl with their severities);
+  advisories naming its own purl with their severities, malicious-package ones left to
+  their blocks);
 * ``artifact.blocked`` / ``artifact.unblocked``: the block applying to it, as the scanner
   says — the commit of its provenance is decided again (``artifact_blocked`` comes / goes);
 * ``artifact.deleted`` and ``repository.deleted``: it is gone, and so is its blocker (a
@@ -86,7 +87,13 @@ async def apply_artifact_event(conn: asyncpg.Connection, event: Event) -> list[t
         )
         return []
     if isinstance(payload, ArtifactScanned):
-        severities = {a: payload.severities.get(a, "UNKNOWN") for a in payload.advisories}
+        # Malicious-package advisories speak through their blocks (which an admin may lift
+        # as a false positive): not as vulnerabilities of the artifact besides.
+        severities = {
+            a: payload.severities.get(a, "UNKNOWN")
+            for a in payload.advisories
+            if a not in payload.malicious
+        }
         await conn.execute(
             f"UPDATE {_T} SET scan_status = $2, scan_id = $3, advisories = $4 WHERE id = $1",
             payload.id,

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from contracts.events.registry import Provenance
 from contracts.events.releases import (
     METADATA_BYTES_MAX,
     Blocker,
@@ -21,7 +22,6 @@ from contracts.events.releases import (
     EvidenceRef,
     Status,
 )
-from contracts.events.registry import Provenance
 from contracts.events.scans import Digest, ReleaseLabel, Repo, SeverityLevel
 from contracts.rpc.dead_letters import DeadLetterRef
 from contracts.rpc.scanner_scans import DEFAULT_LIMIT, Cursor, Limit
@@ -74,14 +74,17 @@ class DecisionQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
     repo: Repo | None = None
     commit: CommitRef | None = None
-    artifact: Annotated[
-        Digest,
-        msgspec.Meta(
-            description="sha256:<hex> of a registry artifact: its decision (see the README's "
-            "registry section: its provenance commit's decision plus artifact_blocked, or, "
-            "without provenance, a decision from its own scan)"
-        ),
-    ] | None = None
+    artifact: (
+        Annotated[
+            Digest,
+            msgspec.Meta(
+                description="sha256:<hex> of a registry artifact: its decision (see the README's "
+                "registry section: its provenance commit's decision plus artifact_blocked, or, "
+                "without provenance, a decision from its own scan)"
+            ),
+        ]
+        | None
+    ) = None
     as_of: AsOf | None = None
 
 

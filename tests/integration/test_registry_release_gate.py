@@ -8,6 +8,7 @@ in the event); a replay of the decisions from zero is identical."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -150,6 +151,19 @@ async def test_artifact_decisions_blocks_and_promotion(
         again = await g.commit_decision(built, decision="SHIP", codes=[])
         assert again["revision"] > blocked["revision"]
         await artifact_decision(r, web.digest, decision="SHIP", codes=[])
+        # A block that expires: the commit is NO_SHIP until its blocked_until, then SHIP.
+        until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
+        brief = await r.http(
+            "POST",
+            "/api/admin/security",
+            json={"purl": "pkg:pypi/web", "reason": "embargo", "blocked_until": until.isoformat()},
+        )
+        assert brief.status == 201, brief.body
+        await g.commit_decision(built, decision="NO_SHIP", codes=["artifact_blocked"])
+        expired = await g.commit_decision(built, decision="SHIP", codes=[])
+        assert dt.datetime.fromisoformat(expired["evaluated_at"]) >= until
+        unblocked = [e for e in await events(r.scanner, "artifact.unblocked") if e.id == web.id]
+        assert [e.block_id for e in unblocked] == [block.body["id"], brief.body["id"]]
 
         # ---- promotion: allowed, then the path is taken ---------------------------------
         _, operator = await r.api.new_key("OPERATOR")

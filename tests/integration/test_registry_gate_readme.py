@@ -34,9 +34,13 @@ async def test_readme_examples_work(start_service: StartService, tmp_path: Path)
     assert (len(scan), len(promotion)) == (3, 1), "the subsections have their examples"
     await start_service("release-decision")
     async with registry(start_service) as r:
-        run = {"base": r.api.base, "token": r.api.admin, "cwd": tmp_path}
-        await run_examples(setup, **run)
-        printed = (await run_examples(scan[0], **run)).splitlines()
+
+        async def run(script: str) -> list[str]:
+            out = await run_examples(script, base=r.api.base, token=r.api.admin, cwd=tmp_path)
+            return out.splitlines()
+
+        await run(setup)
+        printed = await run(scan[0])
         repo = await r.ask(
             rpc.REPOSITORY_LIST, rpc.RepositoryListRequest(slug="pypi"), rpc.RepositoryPage
         )
@@ -50,7 +54,7 @@ async def test_readme_examples_work(start_service: StartService, tmp_path: Path)
         for artifact in uploads:
             await scanned(r, artifact.id)
         await r.settled()
-        printed += (await run_examples("\n".join(scan[1:]), **run)).splitlines()
-        printed += (await run_examples(promotion[0], **run)).splitlines()
+        printed += await run("\n".join(scan[1:]))
+        printed += await run(promotion[0])
     assert printed == expected_lines([*scan, *promotion])
     assert len(printed) == 8

@@ -130,6 +130,16 @@ class BlobStore:
             raise UpstreamUnavailable(f"blob store unavailable: {type(exc).__name__}") from exc
         return digest
 
+    async def delete(self, digest: str) -> None:
+        """Remove a blob; absent is fine. Only for content nothing refers to yet: an
+        artifact upload that stored the SBOMs it carries and was then refused."""
+        try:
+            await self._store.delete(_object_name(digest))
+        except (nats.js.errors.ObjectNotFoundError, nats.js.errors.ObjectDeletedError):
+            return
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
+            raise UpstreamUnavailable(f"blob store unavailable: {type(exc).__name__}") from exc
+
     async def get(self, digest: str) -> bytes:
         """The bytes of ``digest``; NotFound when absent, BlobCorrupted when they differ."""
         try:

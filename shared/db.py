@@ -209,6 +209,11 @@ async def ensure_service_role(
         for statement in await _ownership_statements(conn, schema, quoted_role):
             await conn.execute(statement)
         await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        # Search's trigram indexes need pg_trgm, which a service role (no CREATE on the
+        # database) may use but not create; without the contrib module search matches
+        # substrings only (shared/search.py).
+        if await conn.fetchval("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'"):
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
         database = await conn.fetchval("SELECT current_database()")
         await conn.execute(f"GRANT CONNECT ON DATABASE {_quote_ident(database)} TO {quoted_role}")
 

@@ -8,6 +8,7 @@ not convert fails fast with the variable's name.
 from __future__ import annotations
 
 import os
+import re
 import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -26,6 +27,13 @@ PerSecond = Annotated[float, msgspec.Meta(gt=0)]
 
 class SettingsError(ValueError):
     pass
+
+
+BANNER_MAX = 500
+# Control characters (line breaks included) and markup: public config texts are one line of
+# plain text that a UI may place in a page.
+_NOT_PLAIN = re.compile(r"[\x00-\x1f\x7f-\x9f<>]")
+_HELP_URL = re.compile(r"https?://[^\s<>\"]+")
 
 
 # Fields that hold secrets: shown as *** by Settings' repr.
@@ -99,6 +107,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     audit_export_max_rows: AtLeastOne = 100_000
     # Largest SBOM document accepted for a scan (413 above; also bounded by max_upload_bytes).
     max_sbom_bytes: AtLeastOne = 32 * 1_048_576
+    # Requests per second per API key or client address on the package routes (/pypi/...,
+    # /generic/...), and the burst above it: pip asks for two or three files per package,
+    # one after the other, far beyond the JSON API's rates (429 with Retry-After above).
+    artifact_rate_limit: PerSecond = 500.0
+    artifact_rate_limit_burst: AtLeastOne = 2000
+    # A wheel or sdist whose entries expand beyond this is refused before it is read (400
+    # archive_too_expanded: a zip bomb); the compression ratio is bounded as well.
+    artifact_max_expanded_bytes: AtLeastOne = 8192 * 1_048_576
     # EPSS probability at or above which a finding blocks by default and is announced with
     # finding.threshold-exceeded.
     epss_threshold: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.1
@@ -183,7 +199,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         64 * 1024**2
     )
 
+    # Shown to every client by /api/public-config (unauthenticated): a link to the
+    # operator's help page (an http(s) URL) and a one-line notice such as a maintenance
+    # window (plain text: no markup or control characters, at most 500 characters).
+    help_url: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    banner: Annotated[str, msgspec.Meta(max_length=BANNER_MAX)] = ""
+
     def __post_init__(self) -> None:
+        _check_public_texts(self)
         if self.db_pool_min > self.db_pool_max:
             raise ValueError(
                 f"db_pool_min ({self.db_pool_min}) must not exceed db_pool_max ({self.db_pool_max})"
@@ -218,6 +241,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def with_(self, **changes: Any) -> Settings:
         """A copy with ``changes``, checked by the same rules as the environment."""
         return _validated({**msgspec.structs.asdict(self), **changes})
+
+
+def _check_public_texts(settings: Settings) -> None:
+    if _NOT_PLAIN.search(settings.banner):
+        raise ValueError(
+            f"{env_name('banner')} is one line of plain text: no control characters, < or >"
+        )
+    if settings.help_url and (
+        not _HELP_URL.fullmatch(settings.help_url) or _NOT_PLAIN.search(settings.help_url)
+    ):
+        raise ValueError(f"{env_name('help_url')} must be an http:// or https:// URL")
 
 
 def env_name(field: str) -> str:

@@ -18,12 +18,12 @@ Replies per operation: ``repository_create`` / ``_get`` / ``_update`` / ``_delet
 ``Repository`` (delete: as it was), ``repository_list`` ``RepositoryPage``;
 ``artifact_register`` / ``artifact_get`` / ``artifact_remove`` (as it was) ``Artifact``,
 ``artifact_fetch`` ``ArtifactFetchReply``, ``artifact_index`` ``ArtifactIndexReply``,
-``artifact_list`` ``ArtifactPage``; ``block_create`` / ``_get`` / ``_update`` / ``_delete``
-``Block``, ``block_list`` ``BlockPage``; ``quarantine_list`` ``ArtifactPage``,
-``quarantine_release`` / ``quarantine_reject`` ``Artifact`` (reject: as it was);
-``artifact_promote`` ``Artifact`` (the copy). A
-``quota_exceeded`` problem carries ``quota`` (bytes | artifacts), ``limit``, ``used``,
-``attempted``.
+``artifact_list`` ``ArtifactPage``, ``artifact_digest_uses`` ``DigestUses``;
+``block_create`` / ``_get`` / ``_update`` / ``_delete`` ``Block``, ``block_list``
+``BlockPage``; ``quarantine_list`` ``ArtifactPage``, ``quarantine_release`` /
+``quarantine_reject`` ``Artifact`` (reject: as it was); ``artifact_promote`` ``Artifact``
+(the copy). A ``quota_exceeded`` problem carries ``quota`` (bytes | artifacts), ``limit``,
+``used``, ``attempted``.
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ ARTIFACT_REMOVE = "artifact_remove"
 ARTIFACT_LIST = "artifact_list"
 ARTIFACT_GET = "artifact_get"
 ARTIFACT_PROMOTE = "artifact_promote"
+# How many artifacts name a blob (the gateway deletes an unnamed blob after a DELETE).
+ARTIFACT_DIGEST_USES = "artifact_digest_uses"
 # Blocks and quarantine.
 BLOCK_CREATE = "block_create"
 BLOCK_LIST = "block_list"
@@ -286,6 +288,18 @@ class ArtifactRemoveRequest(msgspec.Struct, frozen=True, kw_only=True):
 
     repo: RepositoryRef
     path: ArtifactPath
+
+
+class DigestUsesRequest(msgspec.Struct, frozen=True, kw_only=True):
+    digest: Digest
+
+
+class DigestUses(msgspec.Struct, frozen=True, kw_only=True):
+    """The artifacts (not deleted, in any repository) whose content or core-metadata file
+    is the blob ``digest``: 0 means nothing names it any more."""
+
+    digest: str
+    artifacts: int
 
 
 # ---- artifacts: the metadata API ----------------------------------------------------------------

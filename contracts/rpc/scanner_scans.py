@@ -36,6 +36,7 @@ COMPONENTS = "components"
 VULNERABILITIES = "vulnerabilities"
 SNAPSHOTS = "snapshots"
 FINDING_GET = "finding_get"
+DETECTION_FINDINGS = "detection_findings"
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -368,3 +369,33 @@ class FindingPage(msgspec.Struct, frozen=True, kw_only=True):
 class FindingRef(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     finding_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     only_project: str | None = None
+
+
+# ---- findings across projects ---------------------------------------------------------------
+class DetectionFindingsRequest(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
+):
+    """``GET /api/v1/detection/findings``: the open findings of every project's latest
+    snapshot (``project_ids``: of those projects only; ``repo``: each project's latest
+    snapshot scanned from that git repository), most severe first, then by id descending
+    (a stable order: a page starts strictly after the previous one).
+
+    ``severity``: these levels; ``min_severity``: this level or worse; ``state``: VEX states;
+    ``epss_min``: EPSS at least this; ``package``: a component name (any case) or, starting
+    with ``pkg:``, a purl prefix."""
+
+    project_ids: list[str] | None = None
+    repo: Repo | None = None
+    severity: list[Severity] | None = None
+    min_severity: Severity | None = None
+    state: list[VexState] | None = None
+    epss_min: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | None = None
+    package: Annotated[str, msgspec.Meta(min_length=1, max_length=500)] | None = None
+    cursor: Cursor | None = None
+    limit: Limit = DEFAULT_LIMIT
+
+
+class DetectionFindingPage(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[FindingView]
+    next_cursor: str | None
+    snapshots: Annotated[int, msgspec.Meta(description="How many latest snapshots were read")]

@@ -17,11 +17,13 @@ from services.gateway.decision_reads import FEED_KEY
 from services.gateway.deps import DEPS_KEY, GatewayDeps
 from services.gateway.dispatch import install_routes
 from services.gateway.keycache import KeyCache
+from services.gateway.packages.http.install import install_package_routes
 from services.gateway.projection import IdentityProjection
 from services.gateway.ratelimiter import FailedAuthThrottle, RateLimiter
 from services.gateway.routes import collect_routes
 from services.gateway.routing import Route
 from services.gateway.writes import CommandWriter
+from shared.artifact_blobs import open_artifact_blobs
 from shared.logging import get_logger
 from shared.service import Runtime, ServiceDefinition
 
@@ -59,9 +61,11 @@ async def setup(runtime: Runtime) -> None:
         ),
         key_cache=KeyCache(runner),
         liveness=ProcessLiveness(settings.database_url),
+        artifact_blobs=open_artifact_blobs(settings),
     )
     runtime.state[DEPS_KEY] = deps
     install_routes(runtime.app, deps.routes, deps)
+    install_package_routes(runtime.app, deps)
     feed = DecisionFeed(runtime.bus, DecisionCache(size=settings.decision_cache_size))
     runtime.state[FEED_KEY] = feed
     commits_feed = CommitsFeed(runtime.bus, CommitsCache(size=settings.commits_cache_size))
@@ -85,6 +89,7 @@ async def setup(runtime: Runtime) -> None:
                 await task
         await deps.writer.close()
         await deps.liveness.close()
+        await deps.artifact_blobs.close()
 
     runtime.on_started.append(started)
     runtime.on_stopping.append(stopping)

@@ -14,6 +14,7 @@ from services.gateway.last_used import LastUseRecorder
 from services.gateway.ratelimiter import FailedAuthThrottle, RateLimiter
 from services.gateway.routing import RequestContext, Route
 from services.gateway.writes import CommandWriter
+from shared.artifact_blobs import ArtifactBlobStore
 from shared.projection import ProjectionRunner
 from shared.service import Runtime
 from shared.settings import Settings
@@ -32,6 +33,8 @@ class GatewayDeps:
     auth_throttle: FailedAuthThrottle
     key_cache: KeyCache
     liveness: ProcessLiveness
+    # Package files by digest (the package protocols stream into and out of it).
+    artifact_blobs: ArtifactBlobStore
     last_use: LastUseRecorder = field(default_factory=LastUseRecorder)
     # Documents derived from the routes alone (OpenAPI, docs page), built on first use.
     rendered: dict[str, Any] = field(default_factory=dict)

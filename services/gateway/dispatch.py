@@ -30,9 +30,9 @@ from services.gateway.domain.access import (
     require_scope_allows,
     usable_key,
 )
-from services.gateway.domain.errors import ProjectNotFound
+from services.gateway.domain.errors import InvalidToken, ProjectNotFound
 from services.gateway.domain.idempotency import check_key
-from services.gateway.domain.tokens import token_sha256
+from services.gateway.domain.tokens import is_well_formed, token_sha256
 from services.gateway.idempotency import run_idempotent
 from services.gateway.routing import Principal, RequestContext, Route
 from services.gateway.uploads import read_upload
@@ -91,11 +91,21 @@ def client_address(request: web.Request) -> str:
 
 
 async def authenticate(request: web.Request, deps: GatewayDeps) -> Principal:
-    """The caller's API key or service-account token from the read model (through the
+    """The caller of an ``Authorization: Bearer <token>`` request (401 without one)."""
+    return await authenticate_token(
+        bearer_token(request.headers.get("Authorization")), request, deps
+    )
+
+
+async def authenticate_token(token: str, request: web.Request, deps: GatewayDeps) -> Principal:
+    """The API key or service-account token ``token`` from the read model (through the
     checkpoint-bound cache): a revocation applies to the very next request, an expiry the
     moment it passes. An address that failed too often is refused before an unknown token
-    costs a database lookup. A service-account token's use is recorded (once a minute)."""
-    token_hash = token_sha256(bearer_token(request.headers.get("Authorization")))
+    costs a database lookup. A service-account token's use is recorded (once a minute).
+    (The package protocols pass the password of their HTTP Basic credentials here.)"""
+    if not is_well_formed(token):
+        raise InvalidToken()
+    token_hash = token_sha256(token)
     address = client_address(request)
     deps.auth_throttle.check(address, known_token=deps.key_cache.known(token_hash))
     stored = await deps.key_cache.lookup(

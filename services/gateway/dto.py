@@ -303,6 +303,13 @@ class UserView(msgspec.Struct, kw_only=True):
 class PublicConfig(msgspec.Struct, kw_only=True):
     version: str
     features: list[str]
+    help_url: Annotated[
+        str | None, msgspec.Meta(description="The operator's help page (GATEHOUSE_HELP_URL)")
+    ] = None
+    banner: Annotated[
+        str | None,
+        msgspec.Meta(description="The operator's notice, plain text (GATEHOUSE_BANNER)"),
+    ] = None
 
 
 # ---- audit ---------------------------------------------------------------------------------

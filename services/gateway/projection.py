@@ -36,6 +36,7 @@ from shared.logging import event_log_context
 SCHEMA = "gateway"
 PROJECTION_TABLES = (
     "projects",
+    "project_repos",
     "api_keys",
     "users",
     "user_emails",
@@ -65,6 +66,18 @@ async def _project_created(conn: asyncpg.Connection, event: Event) -> None:
         event.envelope.actor,
         event.sequence,
     )
+    await _set_repos(conn, p.project_id, p.repos)
+
+
+async def _set_repos(conn: asyncpg.Connection, project_id: str, repos: Sequence[str]) -> None:
+    """One row per git repository the project lists (search finds each of them)."""
+    await conn.execute("DELETE FROM gateway.project_repos WHERE project_id = $1", project_id)
+    await conn.execute(
+        "INSERT INTO gateway.project_repos (project_id, repo) "
+        "SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+        project_id,
+        list(repos),
+    )
 
 
 async def _project_updated(conn: asyncpg.Connection, event: Event) -> None:
@@ -84,6 +97,8 @@ async def _project_updated(conn: asyncpg.Connection, event: Event) -> None:
         *changes.values(),
         what=f"project {p.project_id}",
     )
+    if "repos" in changes:
+        await _set_repos(conn, p.project_id, changes["repos"])
 
 
 async def _project_archived(conn: asyncpg.Connection, event: Event) -> None:

@@ -1,8 +1,8 @@
 """Wiring of the scanner service: the vulnerability database, then scans (which match
 against it), then triage (whose events the scans projection applies), licensing (the policy
-scans classify with, re-evaluated snapshots), the reports and the artifact registry's
-metadata (repositories, artifacts, blocks, quarantine). Each part registers its own
-projections, workers and request/reply endpoints."""
+scans classify with, re-evaluated snapshots), the reports, the artifact registry's metadata
+(repositories, artifacts, blocks, quarantine) and search over them. Each part registers its
+own projections, workers and request/reply endpoints."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from services.scanner.licensing import wiring as licensing
 from services.scanner.readside import wiring as readside
 from services.scanner.registry import wiring as registry
 from services.scanner.scans import wiring as scans
+from services.scanner.search import wiring as search
 from services.scanner.triage import wiring as triage
 from services.scanner.vulndb import wiring as vulndb
 from shared.service import Runtime, ServiceDefinition
@@ -24,6 +25,7 @@ async def setup(runtime: Runtime) -> None:
     await licensing.setup(runtime)
     await readside.setup(runtime)
     await registry.setup(runtime)
+    await search.setup(runtime)
 
 
 DEFINITION = ServiceDefinition(

@@ -431,6 +431,57 @@ def assert_all_gone(procs: set[Proc], stack: Stack, *, within: float = 10.0) -> 
     assert not alive, f"left running: {alive}\n{stack.transcript()}"
 
 
+def publish_a_package(base: str, token: str, tmp_path: Path) -> str:
+    """The package protocols across the supervised stack, with the real clients: a wheel
+    built by `build`, uploaded by `twine` (HTTP Basic, `__token__`), installed by `pip`
+    from the simple index. Returns the index's path."""
+    created = call(
+        base,
+        "POST",
+        "/api/v1/repos",
+        token=token,
+        body={"project_id": "storefront", "slug": "py", "format": "pypi", "visibility": "public"},
+    )
+    assert created.status == 201, created.body
+    project = tmp_path / "storefront-sdk"
+    (project / "storefront_sdk").mkdir(parents=True)
+    (project / "storefront_sdk" / "__init__.py").write_text('VERSION = "0.1"\n')
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=70"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "storefront-sdk"\nversion = "0.1"\n'
+    )
+    clients = {**os.environ, "PIP_NO_INPUT": "1", "PIP_NO_CACHE_DIR": "1",
+               "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+               "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}  # fmt: skip
+    built = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", "dist", "."],
+        cwd=project, env=clients, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stdout + built.stderr
+    index = "/pypi/storefront/py"
+    wheels = [str(path) for path in (project / "dist").glob("*.whl")]
+    uploaded = subprocess.run(
+        [sys.executable, "-m", "twine", "upload", "--disable-progress-bar", "--repository-url",
+         f"{base}{index}/", "-u", "__token__", "-p", token, *wheels],
+        env=clients, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert uploaded.returncode == 0, uploaded.stdout + uploaded.stderr
+    install_the_package(base + index, tmp_path / "installed")
+    return index
+
+
+def install_the_package(index_url: str, target: Path) -> None:
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target),
+         "--index-url", f"{index_url}/simple/", "storefront-sdk"],
+        env={**os.environ, "PIP_NO_INPUT": "1", "PIP_NO_CACHE_DIR": "1",
+             "PIP_CONFIG_FILE": os.devnull},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert (target / "storefront_sdk" / "__init__.py").read_text() == 'VERSION = "0.1"\n'
+
+
 def test_up_serves_the_api_stops_cleanly_and_keeps_the_data(
     tmp_path: Path, stacks: list[Stack], user_env: dict[str, str]
 ) -> None:
@@ -479,6 +530,7 @@ def test_up_serves_the_api_stops_cleanly_and_keeps_the_data(
 
     run_readme_examples(base, admin, tmp_path)
     gate_a_commit(base, admin)
+    index = publish_a_package(base, admin, tmp_path)
     assert_each_service_is_its_own_user(data_dir)
 
     # Only one stack per data dir.
@@ -524,6 +576,7 @@ def test_up_serves_the_api_stops_cleanly_and_keeps_the_data(
     assert not TOKEN.search(again.out.text) and admin not in again.out.text
     still = call(base, "GET", "/api/v1/projects/storefront", token=bot)
     assert still.status == 200 and still.body["id"] == project_id
+    install_the_package(base + index, tmp_path / "after-restart")  # its bytes were kept too
     assert call(base, "GET", "/api/v1/me", token=admin).status == 200
 
     # kill -9 of the supervisor: the kernel stops its children (parent-death signal), and the

@@ -73,6 +73,12 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "forbidden": ["GPL-3.0-only"],
         "default": "unknown",
     },
+    ("PUT", "/api/admin/license-policies"): {
+        "allowed": ["MIT"],
+        "conditional": ["LGPL-2.1-only"],
+        "forbidden": ["GPL-3.0-only"],
+        "default": "unknown",
+    },
     ("PUT", "/api/v1/projects/{project}/license-policy"): {
         "allowed": ["MIT"],
         "conditional": ["LGPL-2.1-only"],

@@ -91,3 +91,23 @@ def test_every_field_is_documented_with_its_variable_type_and_default() -> None:
     assert documented["GATEHOUSE_RPC_TIMEOUT_SECONDS"] == ("float", 5.0)
     assert documented["GATEHOUSE_LOG_FORMAT"] == ("'json' | 'console'", "json")
     assert all("Annotated" not in type_name for type_name, _ in documented.values())
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "complaint"),
+    [
+        ("GATEHOUSE_BANNER", "x" * 501, "GATEHOUSE_BANNER"),
+        ("GATEHOUSE_BANNER", "<script>alert(1)</script>", "plain text"),
+        ("GATEHOUSE_BANNER", "two\nlines", "plain text"),
+        ("GATEHOUSE_BANNER", "bell\x07", "plain text"),
+        ("GATEHOUSE_HELP_URL", "javascript:alert(1)", "http"),
+        ("GATEHOUSE_HELP_URL", "https://help.example.com/a b", "http"),
+        ("GATEHOUSE_HELP_URL", 'https://x.example/"><b>', "http"),
+        ("GATEHOUSE_HELP_URL", "https://x.example/" + "a" * 2000, "GATEHOUSE_HELP_URL"),
+    ],
+)
+def test_public_config_texts_are_checked_at_start(
+    variable: str, value: str, complaint: str
+) -> None:
+    with pytest.raises(SettingsError, match=complaint):
+        load_settings({variable: value})

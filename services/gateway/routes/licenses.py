@@ -1,6 +1,8 @@
 """License policy and waivers (owned by the scanner, asked over ``svc.scanner.license_*``).
 
-* ``GET/PUT /api/v1/license-policy``: the org policy, every project's default.
+* ``GET/PUT /api/v1/license-policy``: the org policy, every project's default; also at
+  OrbitalReg's ``/api/admin/license-policies`` (ADMIN only): the same handlers, the same
+  body, validation, ETag / If-Match and ``policy.changed``.
 * ``GET/PUT/DELETE /api/v1/projects/{project}/license-policy``: a project's override (what
   it lists wins; unset fallbacks are inherited); DELETE returns the project to the org
   policy. GET shows the override and the ``effective`` merged policy.
@@ -30,12 +32,14 @@ from services.gateway.domain.errors import ProjectArchived
 from services.gateway.domain.etag import accepted_versions, etag_for
 from services.gateway.dto import ProjectView
 from services.gateway.routes._upstream import ask, project_of, versioned_json
-from services.gateway.routing import READ_ROLES, RequestContext, Route, roles
+from services.gateway.routing import ADMIN_ONLY, READ_ROLES, RequestContext, Route, roles
 from shared.errors import ValidationFailed
 from shared.http import json_response
 
 POLICY_WRITERS = roles("ADMIN", "POLICY_AUTHOR")
 _ERRORS = (404, 502, 503, 504)
+# OrbitalReg's path of the org policy (an admin mount of the same resource).
+ADMIN_POLICIES = "/api/admin/license-policies"
 
 
 class RevokeQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -265,5 +269,28 @@ ROUTES: list[Route] = [
         response_status=204,
         errors=(409, *_ERRORS),
         project_param="project",
+    ),
+    Route(
+        method="GET",
+        path=ADMIN_POLICIES,
+        handler=get_org_policy,
+        roles=ADMIN_ONLY,
+        summary="The org license policy at OrbitalReg's admin path (the same resource as "
+        "GET /api/v1/license-policy); ETag is its version",
+        tag="licenses",
+        response=rpc.LicensePolicyView,
+        errors=_ERRORS,
+    ),
+    Route(
+        method="PUT",
+        path=ADMIN_POLICIES,
+        handler=put_org_policy,
+        roles=ADMIN_ONLY,
+        summary="Replace the org license policy at OrbitalReg's admin path (the same body, "
+        "validation, If-Match and policy.changed as PUT /api/v1/license-policy)",
+        tag="licenses",
+        body=rpc.LicensePolicyBody,
+        response=rpc.LicensePolicyView,
+        errors=(412, *_ERRORS),
     ),
 ]

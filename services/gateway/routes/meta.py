@@ -75,11 +75,15 @@ async def get_docs(ctx: RequestContext) -> web.StreamResponse:
 
 
 async def get_public_config(ctx: RequestContext) -> web.StreamResponse:
-    features = sorted({route.tag for route in deps_of(ctx).routes})
-    return web.Response(
-        body=msgspec.json.encode(PublicConfig(version=VERSION, features=features)),
-        content_type="application/json",
+    deps = deps_of(ctx)
+    features = sorted({route.tag for route in deps.routes})
+    config = PublicConfig(
+        version=VERSION,
+        features=features,
+        help_url=deps.settings.help_url or None,
+        banner=deps.settings.banner or None,
     )
+    return web.Response(body=msgspec.json.encode(config), content_type="application/json")
 
 
 ROUTES: list[Route] = [
@@ -106,7 +110,8 @@ ROUTES: list[Route] = [
         path="/api/public-config",
         handler=get_public_config,
         roles=None,
-        summary="Version and enabled features, for clients and UIs",
+        summary="Version, enabled features, the help URL and the banner (operator-set), for "
+        "clients and UIs",
         tag="meta",
         response=PublicConfig,
     ),

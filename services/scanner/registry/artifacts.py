@@ -28,6 +28,8 @@ from contracts.rpc.registry import (
     ArtifactRegisterRequest,
     ArtifactRemoveRequest,
     BlockInfo,
+    DigestUses,
+    DigestUsesRequest,
     Repository,
 )
 from services.scanner.registry import store
@@ -153,14 +155,22 @@ class ArtifactHandlers(RegistryBase):
 
     # ---- fetch ----------------------------------------------------------------------------
     async def fetch(self, request: ArtifactFetchRequest, _ctx: CallContext) -> ArtifactFetchReply:
-        repo = await self._resolve(request.repo)
-        artifact = await store.artifact_by_path(self.pool, repo.id, request.path)
+        # One connection for the few reads: each pooled query would also pay the pool's
+        # reset round trip, and this runs for every file pip downloads.
+        async with self.pool.acquire() as conn:
+            return await self._fetch(request, conn)
+
+    async def _fetch(
+        self, request: ArtifactFetchRequest, conn: store.Queryable
+    ) -> ArtifactFetchReply:
+        repo = await self._resolve(request.repo, conn)
+        artifact = await store.artifact_by_path(conn, repo.id, request.path)
         if artifact is None:
             raise ArtifactNotFound(f"no {request.path!r} in {repo.slug}")
-        rules = await self._candidate_rules([artifact])
+        rules = await self._candidate_rules([artifact], conn)
         block = matching_block(rules, store.facts_of(artifact), now=dt.datetime.now(dt.UTC))
         if block is not None:
-            found = await store.block_by_id(self.pool, block.id)
+            found = await store.block_by_id(conn, block.id)
             if found is not None:
                 return ArtifactFetchReply(
                     verdict="blocked",
@@ -187,32 +197,40 @@ class ArtifactHandlers(RegistryBase):
             )
         return ArtifactFetchReply(verdict="allowed", artifact=artifact, repository=repo)
 
-    async def _candidate_rules(self, artifacts: list[Artifact]) -> list[BlockRule]:
+    async def _candidate_rules(
+        self, artifacts: list[Artifact], db: store.Queryable | None = None
+    ) -> list[BlockRule]:
         keys = {
             ref.key
             for artifact in artifacts
             if (ref := artifact_ref(store.facts_of(artifact))) is not None
         }
         rows = await store.candidate_blocks(
-            self.pool, digests=sorted({a.digest for a in artifacts}), purl_keys=sorted(keys)
+            db or self.pool, digests=sorted({a.digest for a in artifacts}), purl_keys=sorted(keys)
         )
         return [row.rule for row in rows]
 
     # ---- index ----------------------------------------------------------------------------
     async def index(self, request: ArtifactIndexRequest, _ctx: CallContext) -> ArtifactIndexReply:
-        repo = await self._resolve(request.repo)
-        state = await store.repository_index_state(self.pool, repo.id)
+        async with self.pool.acquire() as conn:  # one connection, as fetch
+            return await self._index(request, conn)
+
+    async def _index(
+        self, request: ArtifactIndexRequest, conn: store.Queryable
+    ) -> ArtifactIndexReply:
+        repo = await self._resolve(request.repo, conn)
+        state = await store.repository_index_state(conn, repo.id)
         if state is None:  # deleted a moment ago
             raise RepositoryNotFound(f"no repository {repo.id!r}")
         repo, revision = state
         if request.name is None:
-            names = await store.package_names(self.pool, repo.id)
+            names = await store.package_names(conn, repo.id)
             return ArtifactIndexReply(repository=repo, names=names, revision=revision)
         normalized = store.stored_name(repo.format, request.name) or ""
-        artifacts = await store.package_files(self.pool, repo.id, normalized)
+        artifacts = await store.package_files(conn, repo.id, normalized)
         if not artifacts:
             raise ArtifactNotFound(f"no files of {normalized!r} in {repo.slug}")
-        rules = await self._candidate_rules(artifacts)
+        rules = await self._candidate_rules(artifacts, conn)
         now = dt.datetime.now(dt.UTC)
         files = [
             store.index_file(
@@ -239,6 +257,11 @@ class ArtifactHandlers(RegistryBase):
                 ctx=ctx,
             )
         return artifact
+
+    async def digest_uses(self, request: DigestUsesRequest, _ctx: CallContext) -> DigestUses:
+        """For the gateway, which deletes a blob once nothing names it (after a remove)."""
+        count = await store.digest_uses(self.pool, request.digest)
+        return DigestUses(digest=request.digest, artifacts=count)
 
     # ---- metadata reads -------------------------------------------------------------------
     async def list(self, request: ArtifactListRequest, _ctx: CallContext) -> ArtifactPage:

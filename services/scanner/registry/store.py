@@ -350,6 +350,17 @@ async def artifact_by_path(db: Queryable, repo_id: str, path: str) -> Artifact |
     return artifact_of(row) if row else None
 
 
+async def digest_uses(db: Queryable, digest: str) -> int:
+    """Artifacts (not deleted) whose content or core-metadata file is the blob ``digest``."""
+    return int(
+        await db.fetchval(
+            f"SELECT count(*) FROM {_ART} WHERE deleted_seq IS NULL "
+            "AND (digest = $1 OR metadata_digest = $1)",
+            digest,
+        )
+    )
+
+
 async def path_was_used(db: Queryable, repo_id: str, path: str) -> bool:
     """Whether an artifact of ``path`` was ever in the repository (deleted ones too)."""
     return bool(

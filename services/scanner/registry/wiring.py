@@ -65,6 +65,7 @@ async def setup(runtime: Runtime) -> None:
         (rpc.ARTIFACT_INDEX, rpc.ArtifactIndexRequest, artifacts.index),
         (rpc.ARTIFACT_LIST, rpc.ArtifactListRequest, artifacts.list),
         (rpc.ARTIFACT_GET, rpc.ArtifactGetRequest, artifacts.get),
+        (rpc.ARTIFACT_DIGEST_USES, rpc.DigestUsesRequest, artifacts.digest_uses),
         (rpc.BLOCK_LIST, rpc.BlockListRequest, blocks.list),
         (rpc.BLOCK_GET, rpc.BlockRequest, blocks.get),
         (rpc.QUARANTINE_LIST, rpc.QuarantineListRequest, blocks.quarantine_list),

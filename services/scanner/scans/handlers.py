@@ -22,6 +22,8 @@ from contracts.ids import new_id
 from contracts.rpc.scanner_scans import (
     ComponentPage,
     ComponentsRequest,
+    DetectionFindingPage,
+    DetectionFindingsRequest,
     FindingPage,
     FindingRef,
     FindingView,
@@ -202,6 +204,20 @@ class ScanHandlers:
         ):
             raise FindingNotFound(f"no finding {request.finding_id!r}")
         return found
+
+    async def detection_findings(
+        self, request: DetectionFindingsRequest, _ctx: CallContext
+    ) -> DetectionFindingPage:
+        """Findings across projects: every (chosen) project's latest snapshot at once."""
+        after = decode_cursor(request.cursor, kinds=(int, str)) if request.cursor else None
+        scan_ids = await queries.latest_snapshot_ids(
+            self.pool, project_ids=request.project_ids, repo=request.repo
+        )
+        if not scan_ids:
+            return DetectionFindingPage(items=[], next_cursor=None, snapshots=0)
+        rows = await queries.detection_findings(self.pool, scan_ids, request, after=after)
+        items, cursor = _page(rows, request.limit)
+        return DetectionFindingPage(items=items, next_cursor=cursor, snapshots=len(scan_ids))
 
     # ---- helpers ----------------------------------------------------------------------------
     async def _scan(self, scan_id: str, only_project: str | None) -> ScanView:

@@ -42,6 +42,7 @@ async def setup(runtime: Runtime) -> None:
         (rpc.VULNERABILITIES, rpc.VulnerabilitiesRequest, handlers.vulnerabilities),
         (rpc.SNAPSHOTS, rpc.SnapshotRequest, handlers.snapshots),
         (rpc.FINDING_GET, rpc.FindingRef, handlers.finding),
+        (rpc.DETECTION_FINDINGS, rpc.DetectionFindingsRequest, handlers.detection_findings),
     ):
         runtime.rpc.add(operation, request_type, handler)  # type: ignore[arg-type]
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ssl
 import time
 import urllib.parse
@@ -259,6 +260,8 @@ class _Target:
     host_header: str
 
 
+# A busy subscription posts to one URL over and over: parse it once.
+@functools.lru_cache(maxsize=4096)
 def _target(url: str) -> _Target:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -1,0 +1,2 @@
+"""The package protocols' HTTP handlers (aiohttp routes beside the JSON route table: they
+stream request and response bodies, which ``Route.upload`` would read whole)."""

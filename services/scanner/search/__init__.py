@@ -1,0 +1,1 @@
+"""Search over the scanner's read models (see ``shared.search``)."""

@@ -84,22 +84,29 @@ async def test_malicious_uploads_are_blocked_clean_ones_released(
         )
         assert blocked_event.source == "malicious_advisory"
 
-        # ---- a clean upload to a quarantined repository: downloadable within a second --
-        started = time.monotonic()
-        clean = await r.register(
-            held["id"], "evil_pkg-2.0-py3-none-any.whl", name="evil-pkg", version="2.0"
-        )
+        # ---- clean uploads to a quarantined repository: downloadable within a second ---
+        async def upload_until_downloadable(path: str, version: str) -> tuple[float, str]:
+            started = time.monotonic()
+            artifact = await r.register(held["id"], path, name="evil-pkg", version=version)
 
-        async def downloadable() -> bool:
-            return (await r.fetch(held["id"], clean.path)).verdict == "allowed"
+            async def downloadable() -> bool:
+                return (await r.fetch(held["id"], artifact.path)).verdict == "allowed"
 
-        await wait_until(downloadable, timeout=10, interval=0.01)
-        elapsed = time.monotonic() - started
-        assert elapsed < 1.0, f"upload -> scanned -> downloadable took {elapsed:.3f}s"
+            await wait_until(downloadable, timeout=10, interval=0.005)
+            return time.monotonic() - started, artifact.id
+
+        took, clean_id = await upload_until_downloadable("evil_pkg-2.0-py3-none-any.whl", "2.0")
+        clean = await r.ask(rpc.ARTIFACT_GET, rpc.ArtifactGetRequest(id=clean_id), rpc.Artifact)
+        timings = [took]
+        for n in range(10):
+            timings.append((await upload_until_downloadable(f"evil_pkg-3.{n}.tar.gz", f"3.{n}"))[0])
+        # The target is p99 <= 1 s (make bench); the slowest of these is that here.
+        assert max(timings) < 1.0, f"upload -> scanned -> downloadable: {sorted(timings)}"
         released = await scanned(r, clean.id)  # released first, artifact.scanned last
         assert (released["scan_status"], released["quarantined"]) == ("passed", False)
-        (release,) = await events(r.scanner, "artifact.quarantine-released")
-        assert (release.id, release.reason) == (clean.id, "scan passed")
+        releases = await events(r.scanner, "artifact.quarantine-released")
+        assert len(releases) == 11 and {e.reason for e in releases} == {"scan passed"}
+        assert releases[0].id == clean.id
 
         # ---- one block per (advisory, package), however many uploads -------------------
         copies = await asyncio.gather(

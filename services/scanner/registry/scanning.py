@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from contracts.events.registry import (
+    ADVISORIES_MAX,
     ArtifactQuarantineReleased,
     ArtifactScanned,
     BlockApplied,
@@ -312,11 +313,16 @@ class RegistryJobs:
                 repo_id=artifact.repo_id,
                 digest=artifact.digest,
                 verdict=verdict,  # type: ignore[arg-type]
-                advisories=advisories or [],
-                malicious=malicious or [],
+                # Capped as the contract says (a decoder refuses more).
+                advisories=(advisories or [])[:ADVISORIES_MAX],
+                malicious=(malicious or [])[:ADVISORIES_MAX],
                 scan_id=scan_id,
                 detail=detail[:DETAIL_MAX],
-                severities=severities or {},  # type: ignore[arg-type]
+                severities={
+                    a: level  # type: ignore[misc]
+                    for a, level in (severities or {}).items()
+                    if a in (advisories or [])[:ADVISORIES_MAX]
+                },
                 block_ids=block_ids or [],
             ),
             aggregate=f"artifact:{artifact.id}",
@@ -448,7 +454,7 @@ class RegistryJobs:
                 job_id=job.id,
                 block_id=block_id or payload.get("block_id"),
                 import_id=payload.get("import_id"),
-                created_blocks=created_blocks or [],
+                created_blocks=(created_blocks or [])[:ADVISORIES_MAX],
                 blocked=blocked,
                 unblocked=unblocked,
             ),

@@ -15,7 +15,10 @@ from contracts.rpc import registry as rpc
 from services.registry import definition
 from services.scanner.registry.malware import advisory_block_id
 from services.scanner.registry.projection import NAME
+from services.scanner.registry.scanning import SCAN_JOB, scan_job_id
 from services.scanner.registry.store import PROJECTION_TABLES
+from services.scanner.registry.wiring import WORKER_KEY
+from shared import jobs
 from shared.jobs import projection_caught_up
 from shared.service import Runtime
 from shared.settings import Settings
@@ -83,6 +86,22 @@ async def test_malicious_uploads_are_blocked_clean_ones_released(
             EVIL,
         )
         assert blocked_event.source == "malicious_advisory"
+
+        # ---- the job run again (a crash before its artifact.scanned was applied) --------
+        rerun = jobs.Job(
+            id=scan_job_id(evil.id),
+            kind=SCAN_JOB,
+            payload={"artifact_id": evil.id},
+            attempts=2,
+            enqueued_seq=0,
+        )
+        pending = "UPDATE scanner.registry_artifacts SET scan_status = $2 WHERE id = $1"
+        await fetch(r.scanner, pending, evil.id, "pending")
+        await r.scanner.state[WORKER_KEY].handler(rerun)
+        await fetch(r.scanner, pending, evil.id, "blocked")
+        counts = await r.counts()
+        once = ("block.created", "artifact.blocked", "artifact.scanned")
+        assert [counts.get(subject) for subject in once] == [1, 1, 1]
 
         # ---- clean uploads to a quarantined repository: downloadable within a second ---
         async def upload_until_downloadable(path: str, version: str) -> tuple[float, str]:

@@ -177,6 +177,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Commits API pages and commits the gateway keeps hot (0: off), dropped by the events
     # that change them and after 30 s at the most.
     commits_cache_size: NotNegative = 10_000
+    # Every enabled retention policy is also run this often (0: only when asked to, with
+    # POST /api/v1/repos/{id}/retention/{policy_id}/run).
+    retention_interval_seconds: NotNegative = 0
     # Where artifact bytes (wheels, sdists, generic files) live: "filesystem" (files under
     # artifact_dir) or "s3" (an S3-compatible object store: AWS S3, MinIO, ...).
     artifact_store: Literal["filesystem", "s3"] = "filesystem"

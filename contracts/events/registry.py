@@ -371,6 +371,8 @@ class RetentionPolicySet(EventPayload, frozen=True, kw_only=True):
     id: RetentionPolicyId
     repo_id: RepositoryId
     policy: RetentionPolicy
+    # The repository's project (project-scoped keys see their project's policies only).
+    project_id: str | None = None
 
 
 @register

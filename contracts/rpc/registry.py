@@ -227,6 +227,10 @@ class Artifact(msgspec.Struct, frozen=True, kw_only=True):
     malicious: list[str] = []
     # A promotion's copy: the artifact it was copied from.
     promoted_from: str | None = None
+    # Downloads recorded (``download.recorded``) and the newest one's time: filled in by
+    # ``artifact_get`` (the who-pulled projection counts them).
+    pull_count: int = 0
+    last_pulled_at: dt.datetime | None = None
 
 
 class BlockInfo(msgspec.Struct, frozen=True, kw_only=True):

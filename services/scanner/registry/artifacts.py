@@ -14,6 +14,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 import asyncpg
+import msgspec
 
 from contracts.events.registry import ArtifactDeleted, ArtifactUploaded, QuotaExceeded
 from contracts.rpc.registry import (
@@ -32,6 +33,7 @@ from contracts.rpc.registry import (
     DigestUsesRequest,
     Repository,
 )
+from services.scanner.pulls.store import with_pulls
 from services.scanner.registry import store
 from services.scanner.registry.domain import (
     QUARANTINE_REASON,
@@ -274,10 +276,12 @@ class ArtifactHandlers(RegistryBase):
             before_seq=before,
             limit=request.limit + 1,
         )
-        return page_of(rows, request.limit)
+        page = page_of(rows, request.limit)
+        return msgspec.structs.replace(page, items=await with_pulls(self.pool, page.items))
 
     async def get(self, request: ArtifactGetRequest, _ctx: CallContext) -> Artifact:
-        return await self._artifact(request.id)
+        (found,) = await with_pulls(self.pool, [await self._artifact(request.id)])
+        return found
 
     async def _artifact(self, artifact_id: str) -> Artifact:
         found = await store.artifact_by_id(self.pool, artifact_id)

@@ -11,7 +11,7 @@ from contracts.events.registry import ArtifactPromoted, ArtifactUploaded, Downlo
 from contracts.rpc import registry as rpc
 from services.scanner.pulls.projection import NAME as PULLS
 from services.scanner.registry.projection import NAME as REGISTRY
-from tests.integration.registry_meta_support import Registry, digest_of
+from tests.integration.registry_meta_support import MISSING_SBOM, Registry, digest_of
 
 
 async def record_download(
@@ -73,6 +73,8 @@ async def upload_at(
             purl=f"pkg:pypi/{name}@{version}",
             uploaded_by="apikey:uploader",
             quarantined=quarantined,
+            # Held: an SBOM that is not stored fails its scan on upload, so it stays held.
+            sbom_digests=[MISSING_SBOM] if quarantined else [],
         ),
         aggregate=f"artifact:{artifact_id}",
         actor="apikey:uploader",

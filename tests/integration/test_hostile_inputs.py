@@ -222,6 +222,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "customer_message": "m",
         "blocked_until": "2099-01-01T00:00:00Z",
     },
+    ("POST", "/api/v1/artifacts/{id}/promote"): {
+        "to_repo": "sweep-pypi",
+        "reason": "r",
+        "override": True,
+    },
     ("POST", "/api/v1/repos/{id:repo_[0-9a-f]+}/retention"): {
         "name": "nightly",
         "pattern": "**/*.whl",

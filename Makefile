@@ -17,6 +17,12 @@ LOCK := requirements-dev.lock
 # Extra arguments, e.g. `make test PYTEST_ARGS="-x tests/unit"`,
 # `make bench BENCH_ARGS="--duration 5 --rounds 2"`.
 PYTEST_ARGS ?=
+# The suite runs on this many pytest-xdist workers, each with its own embedded NATS and
+# PostgreSQL (`make test PYTEST_WORKERS=0` runs it in one process). Temp dirs live in
+# .pytest-tmp/: pytest's shared /tmp/pytest-of-<user> is re-chmodded by every worker, which
+# would take away the traversal the embedded PostgreSQL's own user needs (it runs as
+# `pgserver` when we are root).
+PYTEST_WORKERS ?= 2
 BENCH_ARGS ?=
 
 .PHONY: help install lock lock-check run test test-tools lint fmt bench clean
@@ -63,7 +69,7 @@ lint: install
 
 test: lint test-tools
 	$(BIN)/python -m contracts.generate --check
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --basetemp=$(CURDIR)/.pytest-tmp $(PYTEST_ARGS)
 
 # Debian's tools the tests run for real (ssh-keygen signs and fingerprints SSH keys; gpg makes the
 # README walkthrough's OpenPGP key and signs with it), installed when missing and apt-get is
@@ -84,5 +90,5 @@ bench: install
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .venv-lock build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis bench-report.json
+	rm -rf $(VENV) .venv-lock build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis .pytest-tmp bench-report.json
 	find . -path ./.gatehouse -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

@@ -117,15 +117,19 @@ async def enqueue(
     kind: str,
     payload: dict[str, Any],
     sequence: int,
+    not_before: dt.datetime | None = None,
 ) -> bool:
-    """Add a pending job (a job id seen before is left alone); True when it is new."""
+    """Add a pending job (a job id seen before is left alone); True when it is new.
+    ``not_before``: not claimed before then (a time taken from an event, e.g. when a block
+    expires, so a replay enqueues the same job)."""
     inserted = await conn.fetchval(
-        f"INSERT INTO {_check_table(table)} (id, kind, payload, enqueued_seq) "
-        "VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING RETURNING true",
+        f"INSERT INTO {_check_table(table)} (id, kind, payload, enqueued_seq, not_before) "
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING true",
         job_id,
         kind,
         payload,
         sequence,
+        not_before,
     )
     if inserted:
         await conn.execute("SELECT pg_notify($1, $2)", channel_for(table), job_id)

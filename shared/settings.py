@@ -183,6 +183,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Small artifact blobs (wheels, METADATA files up to 256 KiB) the gateway keeps in memory
     # by digest (0: off): content-addressed, so never stale.
     artifact_memory_cache_bytes: NotNegative = 32 * 1024 * 1024
+    # Every enabled retention policy is also run this often (0: only when asked to, with
+    # POST /api/v1/repos/{id}/retention/{policy_id}/run).
+    retention_interval_seconds: NotNegative = 0
     # Where artifact bytes (wheels, sdists, generic files) live: "filesystem" (files under
     # artifact_dir) or "s3" (an S3-compatible object store: AWS S3, MinIO, ...).
     artifact_store: Literal["filesystem", "s3"] = "filesystem"

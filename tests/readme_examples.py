@@ -13,12 +13,20 @@ from pathlib import Path
 import pytest
 
 
-def sh_blocks(readme: Path, section: str | None = None) -> list[str]:
-    """The ```sh blocks of ``readme``, or of its ``## <section>`` only."""
+def sh_blocks(
+    readme: Path, section: str | None = None, *, subsection: str | None = None
+) -> list[str]:
+    """The ```sh blocks of ``readme``, or of its ``## <section>`` only; ``subsection``:
+    of that section's ``### <subsection>`` only, or (``""``) of the section's text before
+    its first ``###``."""
     # A leading newline: a section may open the file.
     text = "\n" + readme.read_text()
     if section is not None:
         text = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    if subsection == "":
+        text = text.split("\n### ", 1)[0]
+    elif subsection is not None:
+        text = text.split(f"\n### {subsection}\n", 1)[1].split("\n### ", 1)[0]
     return re.findall(r"```sh\n(.*?)```", text, re.S)
 
 

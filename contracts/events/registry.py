@@ -5,7 +5,12 @@
 * ``artifact.*`` — artifacts uploaded, scanned, released from or rejected in quarantine,
   promoted, deleted (scanner).
 * ``block.*`` — security blocks (scanner); ``block.hit`` is published by the gateway, which
-  refused the download.
+  refused the download; ``block.applied`` says what a change of the blocks (or a
+  vulnerability-database import's malicious-package advisories) did to the stored
+  artifacts.
+* ``artifact.blocked`` / ``artifact.unblocked`` — a block started / stopped applying to a
+  stored artifact (the release gate's ``artifact_blocked`` evidence: block matching is the
+  scanner's rule, so it says which artifacts a block names).
 * ``download.recorded`` — who pulled what (gateway; not a public domain: it names
   principals and client addresses).
 * ``quota.exceeded`` and ``retention.*`` (scanner).
@@ -22,7 +27,8 @@ from typing import Annotated, Literal
 import msgspec
 
 from contracts.envelope import EventPayload, register
-from contracts.events.scans import CommitSha, Digest, Repo
+from contracts.events.releases import BLOCKERS_MAX, Blocker, Decision
+from contracts.events.scans import CommitSha, Digest, Repo, SeverityLevel
 
 RegistryFormat = Literal["pypi", "generic"]
 REGISTRY_FORMATS: tuple[RegistryFormat, ...] = ("pypi", "generic")
@@ -55,6 +61,9 @@ NamePattern = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 BlockSource = Literal["manual", "malicious_advisory"]
 DeleteReason = Literal["deleted", "retention", "quarantine_rejected"]
 ScanVerdict = Literal["passed", "blocked", "failed"]
+AdvisoryId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+# Caps that keep the events well under the NATS payload limit (1 MiB).
+ADVISORIES_MAX = 500
 
 
 class Provenance(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -142,11 +151,16 @@ class ArtifactScanned(EventPayload, frozen=True, kw_only=True):
     digest: Digest
     verdict: ScanVerdict
     # The advisories that name the artifact's own purl (vulnerabilities and MAL- entries).
-    advisories: list[str] = []
-    malicious: list[str] = []
+    advisories: Annotated[list[AdvisoryId], msgspec.Meta(max_length=ADVISORIES_MAX)] = []
+    malicious: Annotated[list[AdvisoryId], msgspec.Meta(max_length=ADVISORIES_MAX)] = []
     # The scan of the SBOM the artifact carried, if any.
     scan_id: str | None = None
     detail: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    # The severity of each of ``advisories`` as the vulnerability database rated it (the
+    # release gate decides an artifact without provenance on them).
+    severities: dict[AdvisoryId, SeverityLevel] = {}
+    # The blocks that applied when the scan ended (``verdict`` blocked).
+    block_ids: list[BlockId] = []
 
 
 @register
@@ -170,9 +184,17 @@ class ArtifactPromoted(EventPayload, frozen=True, kw_only=True):
     source_artifact_id: ArtifactId
     from_repo_id: RepositoryId
     to_repo_id: RepositoryId
+    # The project of ``to_repo_id`` (the copy's).
+    to_project_id: str | None = None
     digest: Digest
     # Set when an APPROVER promoted over a NO_SHIP decision.
     override_reason: Reason | None = None
+    # The promoter's reason, and the artifact's decision at promotion (as the release gate
+    # answered it: its blockers are the ones overridden, if any).
+    reason: Reason | None = None
+    decision: Decision | None = None
+    blockers: Annotated[list[Blocker], msgspec.Meta(max_length=BLOCKERS_MAX)] = []
+    path: ArtifactPath | None = None
 
 
 @register
@@ -186,6 +208,41 @@ class ArtifactDeleted(EventPayload, frozen=True, kw_only=True):
     digest: Digest
     reason: DeleteReason = "deleted"
     detail: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+
+
+@register
+class ArtifactBlocked(EventPayload, frozen=True, kw_only=True):
+    """A block applies to a stored artifact now (it was created, widened, or the artifact
+    was uploaded while it stood); published again with another ``block_id`` when the block
+    that applies changes. Downloads answer 451; the release gate blocks the commit named by
+    ``provenance`` (``artifact_blocked``)."""
+
+    event_type = "artifact.blocked"
+    id: ArtifactId
+    repo_id: RepositoryId
+    project_id: str
+    digest: Digest
+    path: ArtifactPath
+    purl: Purl | None = None
+    provenance: Provenance | None = None
+    block_id: BlockId
+    reason: Reason
+    source: BlockSource = "manual"
+    advisory_id: AdvisoryId | None = None
+
+
+@register
+class ArtifactUnblocked(EventPayload, frozen=True, kw_only=True):
+    """No block applies to a stored artifact any more (its block was lifted, narrowed or
+    expired); ``block_id`` is the one that applied until now."""
+
+    event_type = "artifact.unblocked"
+    id: ArtifactId
+    repo_id: RepositoryId
+    project_id: str
+    digest: Digest
+    provenance: Provenance | None = None
+    block_id: BlockId
 
 
 # ---- blocks ----------------------------------------------------------------------------------
@@ -240,6 +297,23 @@ class BlockHit(EventPayload, frozen=True, kw_only=True):
     digest: Digest
     purl: Purl | None = None
     principal: Principal
+
+
+@register
+class BlockApplied(EventPayload, frozen=True, kw_only=True):
+    """The registry applied a change to its stored artifacts: a block's creation, change or
+    deletion (``block_id``), or an OSV import's malicious-package advisories
+    (``import_id``: the blocks it created are ``created_blocks``). ``blocked`` and
+    ``unblocked`` count the ``artifact.blocked`` / ``artifact.unblocked`` it published.
+    It ends the scanner's job that did the work (``job_id``)."""
+
+    event_type = "block.applied"
+    job_id: Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
+    block_id: BlockId | None = None
+    import_id: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    created_blocks: Annotated[list[BlockId], msgspec.Meta(max_length=ADVISORIES_MAX)] = []
+    blocked: ByteCount = 0
+    unblocked: ByteCount = 0
 
 
 # ---- downloads, quotas, retention -------------------------------------------------------------
@@ -297,6 +371,8 @@ class RetentionPolicySet(EventPayload, frozen=True, kw_only=True):
     id: RetentionPolicyId
     repo_id: RepositoryId
     policy: RetentionPolicy
+    # The repository's project (project-scoped keys see their project's policies only).
+    project_id: str | None = None
 
 
 @register

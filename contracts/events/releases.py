@@ -41,6 +41,8 @@ BLOCKER_CODES: tuple[str, ...] = (
     "no_rules",
     "vulndb_missing",
     "vulndb_stale",
+    # An artifact promotion's own refusal (registry): the artifact is held in quarantine.
+    "artifact_quarantined",
 )
 # Caps that keep release.decided well under the NATS payload limit (1 MiB).
 BLOCKERS_MAX = 500

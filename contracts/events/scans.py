@@ -99,6 +99,8 @@ class ScanQueued(EventPayload, frozen=True, kw_only=True):
             "spdx-tag-value, or zip for a source archive"
         ),
     ]
+    # A registry artifact's SBOM (scanned on upload): the artifact it came with.
+    artifact_id: Annotated[str, msgspec.Meta(pattern=r"^art_[0-9a-f]{32}$")] | None = None
 
 
 @register

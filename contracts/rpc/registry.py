@@ -11,7 +11,8 @@ Errors (``shared.errors`` codes, mapped to HTTP by the gateway):
 ``repository_not_found`` 404, ``repository_slug_taken`` 409, ``artifact_not_found`` 404,
 ``artifact_exists`` 409 (a file name is never uploaded twice, as on PyPI),
 ``repository_format_mismatch`` 400, ``quota_exceeded`` 413 (bytes) / 507 (artifacts),
-``block_not_found`` 404, ``not_quarantined`` 409.
+``block_not_found`` 404, ``not_quarantined`` 409, ``promotion_blocked`` 409 (with
+``blockers``), ``override_not_allowed`` 403.
 
 Replies per operation: ``repository_create`` / ``_get`` / ``_update`` / ``_delete``
 ``Repository`` (delete: as it was), ``repository_list`` ``RepositoryPage``;
@@ -20,8 +21,9 @@ Replies per operation: ``repository_create`` / ``_get`` / ``_update`` / ``_delet
 ``artifact_list`` ``ArtifactPage``, ``artifact_digest_uses`` ``DigestUses``;
 ``block_create`` / ``_get`` / ``_update`` / ``_delete`` ``Block``, ``block_list``
 ``BlockPage``; ``quarantine_list`` ``ArtifactPage``, ``quarantine_release`` /
-``quarantine_reject`` ``Artifact`` (reject: as it was). A ``quota_exceeded`` problem
-carries ``quota`` (bytes | artifacts), ``limit``, ``used``, ``attempted``.
+``quarantine_reject`` ``Artifact`` (reject: as it was); ``artifact_promote`` ``Artifact``
+(the copy). A ``quota_exceeded`` problem carries ``quota`` (bytes | artifacts), ``limit``,
+``used``, ``attempted``.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from contracts.events.registry import (
     RepoVisibility,
     VersRange,
 )
+from contracts.events.releases import BLOCKERS_MAX, Blocker, Decision
 from contracts.events.scans import Digest
 
 SERVICE = "scanner"
@@ -68,6 +71,7 @@ ARTIFACT_INDEX = "artifact_index"
 ARTIFACT_REMOVE = "artifact_remove"
 ARTIFACT_LIST = "artifact_list"
 ARTIFACT_GET = "artifact_get"
+ARTIFACT_PROMOTE = "artifact_promote"
 # How many artifacts name a blob (the gateway deletes an unnamed blob after a DELETE).
 ARTIFACT_DIGEST_USES = "artifact_digest_uses"
 # Blocks and quarantine.
@@ -216,6 +220,17 @@ class Artifact(msgspec.Struct, frozen=True, kw_only=True):
     # pending: scan not finished; passed / blocked / failed: artifact.scanned's verdict.
     scan_status: Literal["pending", "passed", "blocked", "failed"]
     quarantined: bool
+    # What the scan on upload found: the scan of the SBOM it carried, the advisories that
+    # name its own purl and the malicious-package ones among them.
+    scan_id: str | None = None
+    advisories: list[str] = []
+    malicious: list[str] = []
+    # A promotion's copy: the artifact it was copied from.
+    promoted_from: str | None = None
+    # Downloads recorded (``download.recorded``) and the newest one's time: filled in by
+    # ``artifact_get`` (the who-pulled projection counts them).
+    pull_count: int = 0
+    last_pulled_at: dt.datetime | None = None
 
 
 class BlockInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -317,6 +332,34 @@ class ArtifactPage(msgspec.Struct, frozen=True, kw_only=True):
 
 class ArtifactGetRequest(msgspec.Struct, frozen=True, kw_only=True):
     id: ArtifactId
+
+
+# ---- promotion -------------------------------------------------------------------------------
+class ArtifactPromoteBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``POST /api/v1/artifacts/{id}/promote``: copy the artifact (by digest, same path)
+    into ``to_repo`` (a repository id, or the slug of a repository of the artifact's
+    project) of the same format. ``override`` (APPROVER) promotes over a NO_SHIP decision
+    and then needs ``reason``; a blocked or quarantined artifact is never promoted."""
+
+    to_repo: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    reason: Reason | None = None
+    override: bool = False
+
+
+class PromotionDecision(msgspec.Struct, frozen=True, kw_only=True):
+    """The artifact's release decision as the gateway read it from release-decision
+    (services do not call each other: the gateway asks and passes it on)."""
+
+    decision: Decision
+    blockers: Annotated[list[Blocker], msgspec.Meta(max_length=BLOCKERS_MAX)] = []
+
+
+class ArtifactPromoteRequest(msgspec.Struct, frozen=True, kw_only=True):
+    id: ArtifactId
+    body: ArtifactPromoteBody
+    decision: PromotionDecision
+    # A project-scoped caller promotes within its project only.
+    allowed_project: str | None = None
 
 
 # ---- blocks ----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from contracts.events.registry import Provenance
 from contracts.events.releases import (
     METADATA_BYTES_MAX,
     Blocker,
@@ -21,7 +22,7 @@ from contracts.events.releases import (
     EvidenceRef,
     Status,
 )
-from contracts.events.scans import ReleaseLabel, Repo, SeverityLevel
+from contracts.events.scans import Digest, ReleaseLabel, Repo, SeverityLevel
 from contracts.rpc.dead_letters import DeadLetterRef
 from contracts.rpc.scanner_scans import DEFAULT_LIMIT, Cursor, Limit
 
@@ -34,6 +35,7 @@ POLICY_PUT = "policy_put"
 PROMOTE = "promote"
 PROMOTIONS = "promotions"
 HEALTH = "health"
+ARTIFACT_DECISION = "artifact_decision"
 
 ProjectId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
@@ -65,6 +67,51 @@ class DecisionRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     as_of: AsOf | None = None
 
 
+class DecisionQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Query of ``GET /api/v1/releases/decision``: a commit (``repo`` and ``commit``, and
+    ``as_of`` for the decision as it was then), or a registry artifact by its digest
+    (``artifact=sha256:<hex>``)."""
+
+    repo: Repo | None = None
+    commit: CommitRef | None = None
+    artifact: (
+        Annotated[
+            Digest,
+            msgspec.Meta(
+                description="sha256:<hex> of a registry artifact: its decision (see the README's "
+                "registry section: its provenance commit's decision plus artifact_blocked, or, "
+                "without provenance, a decision from its own scan)"
+            ),
+        ]
+        | None
+    ) = None
+    as_of: AsOf | None = None
+
+
+class ArtifactDecisionRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """The decision of the registry artifacts of ``digest`` (a project-scoped caller: of
+    its projects' artifacts only)."""
+
+    digest: Digest
+    project_ids: list[str] | None = None
+
+
+class ArtifactDecisionRef(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What an artifact's decision was made from: the live artifacts of the digest, the
+    provenance commit whose decision it takes (none: decided on its own scan), its scan on
+    upload (``scan_status`` pending / passed / blocked / failed; ``scan_id``: the scan of the
+    SBOM it carries) and the blocks that apply to it."""
+
+    digest: str
+    artifact_ids: list[str]
+    provenance: Provenance | None = None
+    commit_revision: int | None = None
+    scan_status: str = "pending"
+    scan_id: str | None = None
+    advisories: list[str] = []
+    block_ids: list[str] = []
+
+
 class Baseline(msgspec.Struct, frozen=True, kw_only=True):
     """The repo's latest promoted snapshot."""
 
@@ -94,6 +141,9 @@ class DecisionView(msgspec.Struct, frozen=True, kw_only=True):
     ] = "default"
     revision: Annotated[int, msgspec.Meta(ge=0, description="0: never decided (no evidence)")]
     evidence: EvidenceRef = EvidenceRef()
+    # Set for ?artifact=: repo and commit are then its provenance commit's (both empty when
+    # it names none, and the decision is made from its own scan).
+    artifact: ArtifactDecisionRef | None = None
 
 
 # ---- history --------------------------------------------------------------------------------

@@ -20,8 +20,15 @@ from tests.integration.test_gateway_support import NO_TOKEN, Api, gateway_api
 PROTECTED = [route for route in collected_routes() if route.roles is not None]
 
 
+# Path parameters a route limits by a pattern (``{name:regex}``) get a value it matches.
+_PATTERNED = {
+    "{id:repo_[0-9a-f]+}": "repo_" + "0" * 32,
+    "{policy_id:ret_[0-9a-f]+}": "ret_" + "0" * 32,
+}
+
+
 def _concrete(route: Route) -> str:
-    return re.sub(r"\{[^}]+\}", "dummy", route.path)
+    return re.sub(r"\{[^}]+\}", lambda m: _PATTERNED.get(m.group(0), "dummy"), route.path)
 
 
 async def _refused(api: Api, route: Route, token: object, *, status: int, code: str) -> None:

@@ -222,6 +222,25 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "customer_message": "m",
         "blocked_until": "2099-01-01T00:00:00Z",
     },
+    ("POST", "/api/v1/artifacts/{id}/promote"): {
+        "to_repo": "sweep-pypi",
+        "reason": "r",
+        "override": True,
+    },
+    ("POST", "/api/v1/repos/{id:repo_[0-9a-f]+}/retention"): {
+        "name": "nightly",
+        "pattern": "**/*.whl",
+        "keep_last": 3,
+        "max_age_days": 30,
+        "keep_pulled_days": 7,
+    },
+    ("PUT", "/api/v1/repos/{id:repo_[0-9a-f]+}/retention/{policy_id:ret_[0-9a-f]+}"): {
+        "name": "nightly",
+        "pattern": "**/*.whl",
+        "keep_last": 3,
+        "max_age_days": 30,
+        "keep_pulled_days": 7,
+    },
     ("POST", "/api/admin/quarantine/{artifact_id}/release"): {"reason": "r"},
     ("POST", "/api/admin/quarantine/{artifact_id}/reject"): {"reason": "r"},
 }
@@ -243,12 +262,22 @@ PATH_VALUES = {
     "repo": "sweep",
     "sa": "sweeper",
 }
+# Path parameters a route limits by a pattern (``{name:regex}``): a value it matches.
+PATTERN_VALUES = {
+    "{id:repo_[0-9a-f]+}": "repo_" + "0" * 32,
+    "{policy_id:ret_[0-9a-f]+}": "ret_" + "0" * 32,
+}
 
 
 def _path(route: Route, **override: str) -> str:
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
-        return override.get(name) or PATH_VALUES.get(name) or str(uuid.UUID(int=1))
+        return (
+            override.get(name)
+            or PATTERN_VALUES.get(match.group(0))
+            or PATH_VALUES.get(name)
+            or str(uuid.UUID(int=1))
+        )
 
     return _PARAM.sub(value, route.path)
 

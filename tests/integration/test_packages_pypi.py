@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from shared.blobs import BlobStore, digest_of
-from tests.conftest import Infra
+from tests.conftest import Infra, wait_until
 from tests.integration.packages_support import (
     PYTHON,
     Built,
@@ -512,15 +512,41 @@ async def test_a_service_account_token_uploads_and_reads_its_own_project(
     assert code != 0 and "404" in out, out
 
 
-async def test_a_quarantined_file_is_451_until_released(
+async def test_a_quarantined_file_is_451_until_its_scan_passes_or_it_is_released(
     stack: Stack, dists: dict[str, Built], operator: str, tmp_path: Path
 ) -> None:
-    # (No scan releases it meanwhile: the scan on upload is not wired to the quarantine yet.)
     slug = await stack.new_repository("pypi", quarantine_new=True)
     url = stack.pypi_url(slug)
+    # A clean wheel: its scan on upload passes and releases it, pip gets it at once.
     wheel = dists["1.1"].wheel
     assert (await twine_upload(url + "/", operator, wheel))[0] == 0
-    path = f"/pypi/{stack.project['slug']}/{slug}/files/{sha256_of(wheel)}/{wheel.name}"
+    clean = f"/pypi/{stack.project['slug']}/{slug}/files/{sha256_of(wheel)}/{wheel.name}"
+
+    async def released() -> bool:
+        return (await get(stack, clean))[0] == 200
+
+    await wait_until(released, timeout=10, interval=0.02)
+    code, out = await pip_download(f"{url}/simple/", "gh-demo", tmp_path / "dl")
+    assert code == 0, out
+
+    # A wheel whose PEP 770 SBOM is not one: its scan on upload fails, it stays held.
+    held = wheel_with_sbom("heldpkg", b"not an SBOM")
+    status, answer, _ = await post_upload(
+        stack, slug, held, "heldpkg-1.0-py3-none-any.whl", token=operator
+    )
+    assert status == 200, answer
+    found = await stack.api.call(
+        "GET", f"/api/v1/artifacts?q=heldpkg-1.0&repo={stack.project['id']}/{slug}"
+    )
+    artifact_id = found.body["items"][0]["id"]
+
+    async def scan_failed() -> bool:
+        reply = await stack.api.call("GET", f"/api/v1/artifacts/{artifact_id}")
+        return bool(reply.body["scan_status"] == "failed")
+
+    await wait_until(scan_failed, timeout=10)
+    files = f"/pypi/{stack.project['slug']}/{slug}/files"
+    path = f"{files}/{hashlib.sha256(held).hexdigest()}/heldpkg-1.0-py3-none-any.whl"
     hits = await stack.event_count("block.hit")
     status, _, body = await get(stack, path)
     problem = json.loads(body)
@@ -529,14 +555,9 @@ async def test_a_quarantined_file_is_451_until_released(
     assert await stack.event_count("block.hit") == hits  # a quarantine is not a block
     status, _, page = await get(stack, f"/blocked/{problem['block_id']}")
     assert status == 200 and b"Held in quarantine" in page
-    code, out = await pip_download(f"{url}/simple/", "gh-demo", tmp_path / "held")
-    assert code != 0 and "451" in out, out
 
-    held = await stack.api.call("GET", f"/api/admin/quarantine?project_id={stack.project['id']}")
-    artifact_id = next(i["id"] for i in held.body["items"] if i["path"] == wheel.name)
-    released = await stack.api.call(
+    released_by_admin = await stack.api.call(
         "POST", f"/api/admin/quarantine/{artifact_id}/release", json={"reason": "reviewed"}
     )
-    assert released.status == 200, released.body
-    code, out = await pip_download(f"{url}/simple/", "gh-demo", tmp_path / "dl")
-    assert code == 0, out
+    assert released_by_admin.status == 200, released_by_admin.body
+    assert (await get(stack, path))[0] == 200

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from contracts.rpc import registry as rpc
 from tests.conftest import ROOT, StartService
-from tests.integration.registry_meta_support import registry
+from tests.integration.registry_meta_support import MISSING_SBOM, registry
 from tests.readme_examples import require_tools, run_examples, sh_blocks
 
 README = ROOT / "README.md"
@@ -17,7 +17,7 @@ SECTION = "Registry repositories, blocks and quarantine"
 
 async def test_readme_examples_work(start_service: StartService, tmp_path: Path) -> None:
     require_tools()
-    blocks = sh_blocks(README, SECTION)
+    blocks = sh_blocks(README, SECTION, subsection="")
     assert len(blocks) == 5, "the section has its examples"
     async with registry(start_service) as r:
         before = await run_examples(
@@ -33,7 +33,10 @@ async def test_readme_examples_work(start_service: StartService, tmp_path: Path)
                 name="demo",
                 version=version,
                 size=1024,
+                # A missing SBOM fails their scan on upload: they stay in quarantine.
+                sbom_digests=[MISSING_SBOM],
             )
+        await r.settled()
         after = await run_examples(
             "\n".join(blocks[3:]), base=r.api.base, token=r.api.admin, cwd=tmp_path
         )

@@ -175,9 +175,11 @@ async def test_repositories_crud_scope_and_the_artifact_reads(start_service: Sta
         bad_repo = await r.http("GET", "/api/v1/artifacts?repo=acme/no-such")
         assert bad_repo.status == 422 and bad_repo.code == "unknown_repository"
         assert (await r.http("GET", "/api/v1/artifacts?repo=plain")).code == "invalid_repo"
+        await r.settled()  # its scan on upload passed, which released it
         one = await r.http("GET", f"/api/v1/artifacts/{wheel.id}", token=viewer)
         assert one.status == 200 and one.body["path"] == "Demo_Pkg-1.0-py3-none-any.whl"
-        assert one.body["uploaded_by"] == "apikey:uploader" and one.body["scan_status"] == "pending"
+        assert one.body["uploaded_by"] == "apikey:uploader" and one.body["scan_status"] == "passed"
+        assert one.body["quarantined"] is False
         scoped_list = await r.http("GET", "/api/v1/artifacts", token=scoped)
         assert [a["id"] for a in scoped_list.body["items"]] == [tool.id]
         assert (await r.http("GET", f"/api/v1/artifacts/{wheel.id}", token=scoped)).status == 404

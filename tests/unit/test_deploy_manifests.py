@@ -9,12 +9,14 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from services.registry import SERVICES
-from shared.settings import documented_settings
+from shared.artifact_blobs import artifact_dir_of
+from shared.settings import Settings, documented_settings, load_settings
 from tests.conftest import ROOT
 
 DEPLOY = ROOT / "deploy"
@@ -237,3 +239,244 @@ def test_compose_gives_every_service_its_own_nats_user_and_role() -> None:
         assert env["GATEHOUSE_DATABASE_URL"].startswith(f"postgresql://{role}:${{{variable}")
         assert variable in services["nats"]["environment"]
         assert variable in services["postgres"]["environment"]
+
+
+# --- The artifact store: the gateway alone reads and writes the registry's artifact bytes. ---
+
+ARTIFACT_STORE = "gatehouse-artifact-store"
+DEV = K8S / "overlays" / "dev"
+# Expansions in a shell script: $NAME or ${NAME}.
+_SHELL_VARIABLE = re.compile(r"\$\{?(\w+)\}?")
+# Compose's interpolations: ${NAME}, ${NAME:-default}, ${NAME:?message}.
+_COMPOSE_VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
+
+
+def _dev_overlay() -> tuple[
+    list[dict[str, Any]], dict[str, dict[str, str]], dict[str, dict[str, str]]
+]:
+    """The dev overlay's documents (the base's and its own), its ConfigMaps' data (the base's
+    with the overlay's inline patches) and its generated Secrets, by name before hashing."""
+    kustomization = yaml.safe_load((DEV / "kustomization.yaml").read_text())
+    docs = _base_documents()
+    for resource in kustomization["resources"]:
+        if (DEV / resource).is_file() and resource != "namespace.yaml":
+            docs.extend(_documents(DEV / resource))
+    configmaps = {
+        name: dict(cm.get("data", {})) for name, cm in _by_kind(docs, "ConfigMap").items()
+    }
+    for patch in kustomization.get("patches", []):
+        if "patch" in patch and (patched := yaml.safe_load(patch["patch"]))["kind"] == "ConfigMap":
+            configmaps[patched["metadata"]["name"]].update(patched["data"])
+    secrets = {
+        s["name"]: dict(item.split("=", 1) for item in s["literals"])
+        for s in kustomization["secretGenerator"]
+    }
+    return docs, configmaps, secrets
+
+
+def _container_env(
+    container: dict[str, Any],
+    configmaps: dict[str, dict[str, str]],
+    secrets: dict[str, dict[str, str]],
+) -> dict[str, str]:
+    """The environment the container starts with: envFrom in order (a later source wins),
+    then env (which wins over envFrom). A source that does not exist fails the test, unless
+    the manifest marks it optional."""
+    env: dict[str, str] = {}
+    for ref in container.get("envFrom", []):
+        if "configMapRef" in ref:
+            env.update(configmaps[ref["configMapRef"]["name"]])
+        else:
+            env.update(secrets[ref["secretRef"]["name"]])
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = item["value"]
+            continue
+        source = item["valueFrom"]
+        objects, ref = next(
+            (objects, source[key])
+            for objects, key in ((configmaps, "configMapKeyRef"), (secrets, "secretKeyRef"))
+            if key in source
+        )
+        value = objects.get(ref["name"], {}).get(ref["key"])
+        if value is None:
+            assert ref.get("optional"), f"{item['name']}: {ref['name']}/{ref['key']} missing"
+            continue
+        env[item["name"]] = value
+    return env
+
+
+def _only_container(workload: dict[str, Any]) -> dict[str, Any]:
+    containers: list[dict[str, Any]] = workload["spec"]["template"]["spec"]["containers"]
+    (container,) = containers
+    return container
+
+
+def _gateway_settings_env() -> dict[str, str]:
+    docs, configmaps, secrets = _dev_overlay()
+    gateway = _by_kind(docs, "Deployment")["gatehouse-gateway"]
+    return _container_env(_only_container(gateway), configmaps, secrets)
+
+
+def test_the_gateway_alone_gets_the_artifact_store_config_and_secret() -> None:
+    docs = _base_documents()
+    deployments = _by_kind(docs, "Deployment")
+    for name in SERVICES:
+        refs = [
+            (kind, ref[kind]["name"])
+            for ref in _only_container(deployments[f"gatehouse-{name}"])["envFrom"]
+            for kind in ("configMapRef", "secretRef")
+            if kind in ref
+        ]
+        store_refs = {ref for ref in refs if ref[1] == ARTIFACT_STORE}
+        if name == "gateway":
+            assert store_refs == {("configMapRef", ARTIFACT_STORE), ("secretRef", ARTIFACT_STORE)}
+        else:
+            assert not store_refs, f"{name} must not get the artifact store"
+    configmaps = _by_kind(docs, "ConfigMap")
+    store = configmaps[ARTIFACT_STORE]["data"]
+    assert set(store) <= SETTINGS
+    # Several gateway replicas (the autoscaler) must see the same artifacts: not a pod's disk.
+    assert store["GATEHOUSE_ARTIFACT_STORE"] == "s3"
+    assert store["GATEHOUSE_S3_BUCKET"]
+    # Every service reads gatehouse-config: an s3 store there, without the keys, stops them.
+    shared = configmaps["gatehouse-config"]["data"]
+    assert not {k for k in shared if k.startswith(("GATEHOUSE_S3_", "GATEHOUSE_ARTIFACT_"))}
+    header = (K8S / "base" / "config.yaml").read_text().split("apiVersion", 1)[0]
+    assert ARTIFACT_STORE in header, "config.yaml's header lists the Secrets"
+
+
+def test_every_service_s_settings_load_from_the_dev_overlay() -> None:
+    docs, configmaps, secrets = _dev_overlay()
+    deployments = _by_kind(docs, "Deployment")
+    for name in SERVICES:
+        env = _container_env(_only_container(deployments[f"gatehouse-{name}"]), configmaps, secrets)
+        settings = load_settings({k: v for k, v in env.items() if k.startswith("GATEHOUSE_")})
+        expected = "s3" if name == "gateway" else "filesystem"
+        assert settings.artifact_store == expected, name
+
+
+def test_the_dev_minio_serves_the_bucket_and_keys_the_gateway_uses() -> None:
+    docs, configmaps, secrets = _dev_overlay()
+    gateway = load_settings(
+        {k: v for k, v in _gateway_settings_env().items() if k.startswith("GATEHOUSE_")}
+    )
+    endpoint = urlsplit(gateway.s3_endpoint_url)
+
+    minio = _by_kind(docs, "Deployment")["dev-minio"]
+    server = _only_container(minio)
+    server_env = _container_env(server, configmaps, secrets)
+    assert server_env["MINIO_ROOT_USER"] == gateway.s3_access_key_id
+    assert server_env["MINIO_ROOT_PASSWORD"] == gateway.s3_secret_access_key
+    service = _by_kind(docs, "Service")[endpoint.hostname or ""]
+    assert service["spec"]["selector"].items() <= minio["spec"]["selector"]["matchLabels"].items()
+    (port,) = [p for p in service["spec"]["ports"] if p["port"] == endpoint.port]
+    assert port["targetPort"] in {p["name"] for p in server["ports"]}
+
+    job = _by_kind(docs, "Job")["dev-minio-bucket"]
+    mc = _only_container(job)
+    job_env = _container_env(mc, configmaps, secrets)
+    script = " ".join(mc["command"][-1].replace("\\\n", " ").split())
+    script = _SHELL_VARIABLE.sub(lambda m: job_env[m.group(1)], script)
+    assert (
+        f'mc alias set local "{gateway.s3_endpoint_url}" '
+        f'"{gateway.s3_access_key_id}" "{gateway.s3_secret_access_key}"'
+    ) in script
+    assert f'mc mb --ignore-existing "local/{gateway.s3_bucket}"' in script
+
+
+def test_the_dev_minio_is_pinned_probed_limited_and_unprivileged() -> None:
+    workloads = [d for d in _documents(DEV / "minio.yaml") if d["kind"] in ("Deployment", "Job")]
+    assert {d["kind"] for d in workloads} == {"Deployment", "Job"}
+    for workload in workloads:
+        pod = workload["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        for container in pod["containers"]:
+            image = container["image"]
+            assert re.fullmatch(r"[\w./-]+:RELEASE\.[\w-]+", image), f"{image} is not pinned"
+            assert container["resources"]["requests"]
+            assert container["resources"]["limits"]["memory"]
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True
+            if workload["kind"] == "Deployment":
+                assert container["livenessProbe"]["httpGet"]["path"] == "/minio/health/live"
+                assert container["readinessProbe"]["httpGet"]["path"] == "/minio/health/ready"
+
+
+def _compose_interpolate(text: str, variables: dict[str, str]) -> str:
+    def value(match: re.Match[str]) -> str:
+        name, operator, argument = match.groups()
+        found = variables.get(name, "")
+        if operator == "-" and not found:
+            return argument
+        assert found or operator != "?", f"{name} is required"
+        return found
+
+    return _COMPOSE_VARIABLE.sub(value, text)
+
+
+def _env_example(commented: bool = False) -> dict[str, str]:
+    """deploy/.env.example's values; with ``commented``, the example lines in its comments."""
+    pattern = r"^#\s+(GATEHOUSE_\w+)=(.*)$" if commented else r"^(\w+)=(.*)$"
+    text = (DEPLOY / ".env.example").read_text()
+    return {m[1]: m[2] for m in re.finditer(pattern, text, re.M)}
+
+
+def test_compose_keeps_the_gateway_s_artifacts_on_a_named_volume() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    gateway = compose["services"]["gateway"]
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    image_data_dir = re.search(r"\bGATEHOUSE_DATA_DIR=(\S+)", dockerfile)
+    assert image_data_dir
+    data_dir = gateway["environment"].get("GATEHOUSE_DATA_DIR", image_data_dir[1])
+    artifacts = artifact_dir_of(
+        Settings(
+            data_dir=data_dir, artifact_dir=gateway["environment"].get("GATEHOUSE_ARTIFACT_DIR", "")
+        )
+    )
+    mounts = dict(reversed(v.split(":")[:2]) for v in gateway.get("volumes", []))
+    holding = [target for target in mounts if artifacts.is_relative_to(target)]
+    assert holding, f"nothing of the gateway's is mounted at {artifacts}"
+    (target,) = holding
+    volume = mounts[target]
+    assert volume in compose["volumes"], f"{volume} is a named volume, not a host folder"
+    # A fresh named volume takes the owner of the image's folder it covers: the service's user.
+    user = re.search(
+        r"^RUN useradd .*--uid (\d+) .*--home-dir (\S+) .*?(\w+)\s*\\?$", dockerfile, re.M
+    )
+    assert user
+    uid, home, name = user.groups()
+    made = {home} | set(
+        re.findall(rf"install -d -o {name} -g {name}(?: -m \d+)? (\S+)", dockerfile)
+    )
+    assert target in made, f"the image does not make {target} for user {name}"
+    assert re.findall(r"^USER (\S+)", dockerfile, re.M)[-1].split(":")[0] == uid
+    for other in set(SERVICES) - {"gateway"}:
+        assert not any(
+            v.split(":")[0] == volume for v in compose["services"][other].get("volumes", [])
+        ), f"{other} shares the gateway's artifacts"
+
+
+def test_compose_switches_the_artifact_store_with_deploy_env() -> None:
+    """deploy/.env as shipped keeps artifacts on the volume; the S3 lines of its comments
+    reach the gateway's settings."""
+    text = (DEPLOY / "compose.yaml").read_text()
+    example = _env_example()
+    required = {m[0] for m in _COMPOSE_VARIABLE.findall(text) if not example.get(m[0])}
+    filled = {**example, **{name: "gh_dev0123456789abcdef" for name in required}}
+    for variables, store in (
+        (filled, "filesystem"),
+        ({**filled, **_env_example(commented=True)}, "s3"),
+    ):
+        compose = yaml.safe_load(_compose_interpolate(text, variables))
+        env = compose["services"]["gateway"]["environment"]
+        settings = load_settings({k: v for k, v in env.items() if k.startswith("GATEHOUSE_")})
+        assert settings.artifact_store == store
+        if store == "s3":
+            s3 = _env_example(commented=True)
+            assert settings.s3_bucket == s3["GATEHOUSE_S3_BUCKET"]
+            assert settings.s3_endpoint_url == s3["GATEHOUSE_S3_ENDPOINT_URL"]
+            assert settings.s3_secret_access_key == s3["GATEHOUSE_S3_SECRET_ACCESS_KEY"]
+        for other in set(SERVICES) - {"gateway"}:
+            other_env = compose["services"][other]["environment"]
+            assert "GATEHOUSE_ARTIFACT_STORE" not in other_env, other

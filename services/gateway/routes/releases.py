@@ -25,6 +25,7 @@ from services.gateway.adapters.read_model import find_project
 from services.gateway.decision_reads import decisions_changed, read_decision
 from services.gateway.deps import deps_of
 from services.gateway.domain.errors import (
+    FieldInvalid,
     ProjectArchived,
     ProjectNotFound,
     ProjectScopeForbidden,
@@ -60,9 +61,31 @@ async def _project_id(ctx: RequestContext, ref: str | None, *, writing: bool = F
 # ---- decisions ------------------------------------------------------------------------------
 async def get_decision(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
-    assert isinstance(query, rpc.DecisionRequest)
+    assert isinstance(query, rpc.DecisionQuery)
+    if query.artifact is not None:
+        return json_response(await read_artifact_decision(ctx, query))
+    if query.repo is None or query.commit is None:
+        missing = "repo" if query.repo is None else "commit"
+        raise FieldInvalid(missing, "give repo and commit, or artifact=sha256:<hex>")
     await check_repo_scope(ctx, query.repo)
-    return json_response(await read_decision(ctx, query))
+    request = rpc.DecisionRequest(repo=query.repo, commit=query.commit, as_of=query.as_of)
+    return json_response(await read_decision(ctx, request))
+
+
+async def read_artifact_decision(ctx: RequestContext, query: rpc.DecisionQuery) -> rpc.DecisionView:
+    """The decision of a registry artifact, from release-decision (never the hot copy of
+    commit decisions: it is evaluated when asked)."""
+    if query.repo is not None or query.commit is not None:
+        field = "repo" if query.repo is not None else "commit"
+        raise FieldInvalid(field, "artifact names the artifact alone: drop repo and commit")
+    if query.as_of is not None:
+        raise FieldInvalid("as_of", "as_of is for a commit's decision, not an artifact's")
+    assert query.artifact is not None
+    scope = _scope(ctx)
+    request = rpc.ArtifactDecisionRequest(
+        digest=query.artifact, project_ids=[scope] if scope is not None else None
+    )
+    return await ask(ctx, rpc.SERVICE, rpc.ARTIFACT_DECISION, request, rpc.DecisionView)
 
 
 async def get_history(ctx: RequestContext) -> web.StreamResponse:
@@ -148,9 +171,12 @@ ROUTES: list[Route] = [
         summary="May this commit ship? SHIP or NO_SHIP with every blocker, the baseline (the "
         "repo's latest promoted snapshot), the policy version and when it was decided. "
         "commit=HEAD: the newest commit seen on the default branch; as_of=<RFC 3339>: the "
-        "decision as it was then",
+        "decision as it was then. artifact=sha256:<hex> instead of repo and commit: the "
+        "decision of a registry artifact (its provenance commit's plus artifact_blocked; "
+        "without provenance, from its own scan), described by `artifact`; 404 "
+        "artifact_not_found",
         tag="releases",
-        query=rpc.DecisionRequest,
+        query=rpc.DecisionQuery,
         response=rpc.DecisionView,
         errors=_ERRORS,
         allow_project_scoped=True,

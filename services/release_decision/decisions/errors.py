@@ -35,3 +35,7 @@ class AlreadyPromoted(Conflict):
 
 class OverrideNotAllowed(Forbidden):
     code, title = "override_not_allowed", "Only an APPROVER may override a NO_SHIP decision"
+
+
+class ArtifactNotFound(NotFound):
+    code, title = "artifact_not_found", "No registry artifact of this digest"

@@ -31,7 +31,13 @@ from contracts.events.releases import (
 )
 from contracts.ids import new_id
 from contracts.rpc import release_decision as rpc
-from services.release_decision.decisions import health, policies, queries, store
+from services.release_decision.decisions import (
+    artifact_decisions,
+    health,
+    policies,
+    queries,
+    store,
+)
 from services.release_decision.decisions.domain.rules import evaluate
 from services.release_decision.decisions.errors import (
     AlreadyPromoted,
@@ -76,6 +82,7 @@ class DecisionHandlers:
             (rpc.PROMOTE, rpc.PromoteRequest, self.promote),
             (rpc.PROMOTIONS, rpc.PromotionsRequest, self.promotions),
             (rpc.HEALTH, rpc.HealthRequest, self.health),
+            (rpc.ARTIFACT_DECISION, rpc.ArtifactDecisionRequest, self.artifact_decision),
         ]
 
     # ---- decisions --------------------------------------------------------------------------
@@ -87,6 +94,11 @@ class DecisionHandlers:
                 self.pool, request.repo, request.commit, request.as_of
             )
         return await queries.current_decision(self.pool, request.repo, request.commit)
+
+    async def artifact_decision(
+        self, request: rpc.ArtifactDecisionRequest, _ctx: CallContext
+    ) -> rpc.DecisionView:
+        return await artifact_decisions.artifact_decision(self.pool, request)
 
     async def decision_history(
         self, request: rpc.DecisionHistoryQuery, _ctx: CallContext
@@ -174,9 +186,13 @@ class DecisionHandlers:
         stripe = self._stripes[zlib.crc32(body.snapshot_id.encode()) % PROMOTION_STRIPES]
         async with stripe, self._locked(f"promote:{body.snapshot_id}") as conn:
             scan = await store.scan_row(conn, body.snapshot_id)
-            if scan is None or (
-                request.allowed_project is not None
-                and scan["project_id"] != request.allowed_project
+            if (
+                scan is None
+                or scan["repo"] is None  # an artifact's SBOM naming no commit
+                or (
+                    request.allowed_project is not None
+                    and scan["project_id"] != request.allowed_project
+                )
             ):
                 raise SnapshotNotFound(f"no snapshot {body.snapshot_id} of a commit")
             if scan["status"] != "succeeded":

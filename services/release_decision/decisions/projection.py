@@ -5,7 +5,9 @@ transaction (``recorder.decide``): projects, scans and the findings in their res
 ``finding.*`` changes, ``scan.relicensed``, ``commit.verified``; ``policy.changed`` (kind
 release) decides again every commit of the projects it concerns (the org policy: all).
 ``commit.pushed`` moves branch heads, ``release.promoted`` records promotions (the
-baseline), and ``release.decided`` finishes the job that published it.
+baseline), and ``release.decided`` finishes the job that published it. Registry artifacts
+(``artifact.*``, ``repository.deleted``; ``artifacts.py``) are recorded, and a block that
+starts or stops applying to one decides its provenance commit again (``artifact_blocked``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from contracts.events.scans import (
 )
 from contracts.events.vulndb import VulnDbUpdated
 from services.release_decision.decisions import store
+from services.release_decision.decisions.artifacts import ARTIFACT_EVENTS, apply_artifact_event
 from services.release_decision.decisions.recorder import decide, decided_commits
 from services.release_decision.decisions.result_blob import decode_findings, decode_rematch
 from services.release_decision.repos import keyed
@@ -43,6 +46,8 @@ from shared.blobs import BlobStore
 from shared.errors import PermanentEventError
 
 SUBJECTS = (
+    "artifact.>",
+    "repository.deleted",
     "project.>",
     "scan.>",
     "finding.>",
@@ -113,6 +118,9 @@ class DecisionsProjection:
             await self._vulndb_updated(conn, event, payload)
         elif isinstance(payload, ReleaseDecided):
             await jobs.finish(conn, store.JOBS_TABLE, event.id, sequence=event.sequence)
+        elif isinstance(payload, ARTIFACT_EVENTS):
+            for repo, commit in await apply_artifact_event(conn, event):
+                await decide(conn, repo, commit, event)
 
     # ---- projects -------------------------------------------------------------------------
     async def _project(self, conn: asyncpg.Connection, event: Event) -> None:
@@ -169,17 +177,19 @@ class DecisionsProjection:
         payload = event.payload
         at = event.envelope.occurred_at
         if isinstance(payload, ScanQueued):
-            if payload.repo is None or payload.commit is None:
-                return  # not evidence for any commit
+            commit_scan = payload.repo is not None and payload.commit is not None
+            if not commit_scan and payload.artifact_id is None:
+                return  # not evidence for any commit, nor for a registry artifact
             await store.insert_scan(
                 conn,
                 scan_id=payload.scan_id,
                 project_id=payload.project_id,
-                repo=payload.repo,
-                commit=payload.commit.lower(),
+                repo=payload.repo if commit_scan else None,
+                commit=payload.commit.lower() if commit_scan and payload.commit else None,
                 label=payload.label,
                 seq=event.sequence,
                 at=at,
+                artifact_id=payload.artifact_id,
             )
             await self._decide_scan(conn, payload.scan_id, event)
             return
@@ -218,7 +228,8 @@ class DecisionsProjection:
             ):
                 return
             await conn.execute("DELETE FROM release_decision.findings WHERE scan_id = $1", scan_id)
-        await decide(conn, key[0], key[1], event)
+        if key[0] is not None and key[1] is not None:
+            await decide(conn, key[0], key[1], event)
 
     async def _load_findings(self, conn: asyncpg.Connection, scan_id: str, digest: str) -> None:
         try:
@@ -244,7 +255,7 @@ class DecisionsProjection:
 
     async def _decide_scan(self, conn: asyncpg.Connection, scan_id: str, event: Event) -> None:
         key = await store.scan_key(conn, scan_id)
-        if key is not None:
+        if key is not None and key[0] is not None and key[1] is not None:
             await decide(conn, key[0], key[1], event)
 
     # ---- the vulnerability database -------------------------------------------------------

@@ -13,6 +13,7 @@ import msgspec
 from contracts.events.releases import DecisionPolicyDocument
 from contracts.events.scans import NOT_EFFECTIVE_STATES
 from services.release_decision.decisions.domain.model import (
+    BlockEvidence,
     EffectivePolicy,
     Evidence,
     FindingEvidence,
@@ -37,6 +38,7 @@ PROJECTION_TABLES = (
     "decision_history",
     "decision_jobs",
     "vulndb_imports",
+    "artifacts",
 )
 ORG_SCOPE = "org"
 
@@ -139,6 +141,7 @@ async def load_evidence(db: Queryable, repo: str, commit: str, *, at: dt.datetim
             snapshot=snapshot,
             pending_scan_id=pending["scan_id"] if pending else None,
             signature=signature,
+            blocks=await blocks_of(db, repo, commit),
             evaluated_at=at,
         ),
         project_id=project_id,
@@ -213,6 +216,27 @@ async def signature_of(db: Queryable, repo: str, commit: str) -> SignatureEviden
     )
 
 
+async def blocks_of(db: Queryable, repo: str, commit: str) -> tuple[BlockEvidence, ...]:
+    """The blocks that apply to the commit's live registry artifacts (their provenance
+    names it, in full or abbreviated either way)."""
+    rows = await db.fetch(
+        "SELECT id, path, digest, block_id, block_reason FROM release_decision.artifacts "
+        "WHERE prov_repo = $1 AND block_id IS NOT NULL AND NOT deleted "
+        "AND (prov_commit = $2 OR starts_with($2, prov_commit) OR starts_with(prov_commit, $2)) "
+        "ORDER BY uploaded_seq",
+        repo,
+        commit,
+    )
+    return tuple(block_evidence(row) for row in rows)
+
+
+def block_evidence(row: asyncpg.Record) -> BlockEvidence:
+    return BlockEvidence(
+        block_id=row["block_id"],
+        message=f"artifact {row['path']} ({row['digest']}) is blocked: {row['block_reason']}",
+    )
+
+
 async def scan_row(db: Queryable, scan_id: str) -> asyncpg.Record | None:
     return await db.fetchrow(
         "SELECT scan_id, project_id, repo, commit, label, status, sbom_digest, result_digest, "
@@ -235,6 +259,7 @@ async def snapshot_decision_inputs(
             commit=commit,
             snapshot=await snapshot_of(db, scan, policy),
             signature=await signature_of(db, repo, commit),
+            blocks=await blocks_of(db, repo, commit),
             evaluated_at=at,
         ),
         project_id=scan["project_id"],
@@ -248,16 +273,20 @@ async def insert_scan(
     *,
     scan_id: str,
     project_id: str,
-    repo: str,
-    commit: str,
+    repo: str | None,
+    commit: str | None,
     label: str | None,
     seq: int,
     at: dt.datetime,
+    artifact_id: str | None = None,
 ) -> bool:
+    """A scan of a commit, or of an SBOM a registry artifact carried (``artifact_id``;
+    ``repo`` and ``commit`` None when the artifact names no provenance)."""
     return bool(
         await conn.fetchval(
             "INSERT INTO release_decision.scans (scan_id, project_id, repo, commit, label, "
-            "status, queued_seq, updated_at) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7) "
+            "status, queued_seq, updated_at, artifact_id) "
+            "VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8) "
             "ON CONFLICT (scan_id) DO NOTHING RETURNING true",
             scan_id,
             project_id,
@@ -266,12 +295,16 @@ async def insert_scan(
             label,
             seq,
             at,
+            artifact_id,
         )
     )
 
 
-async def scan_key(conn: asyncpg.Connection, scan_id: str) -> tuple[str, str, str] | None:
-    """(repo, commit, status) of a scan this model tracks."""
+async def scan_key(
+    conn: asyncpg.Connection, scan_id: str
+) -> tuple[str | None, str | None, str] | None:
+    """(repo, commit, status) of a scan this model tracks (repo and commit None: the scan
+    of an artifact's SBOM that names no commit)."""
     row = await conn.fetchrow(
         "SELECT repo, commit, status FROM release_decision.scans WHERE scan_id = $1", scan_id
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import asyncpg
 import msgspec
 
 from contracts.events.registry import ArtifactDeleted, ArtifactUploaded, QuotaExceeded
@@ -30,7 +31,9 @@ from contracts.rpc.registry import (
     BlockInfo,
     DigestUses,
     DigestUsesRequest,
+    Repository,
 )
+from services.scanner.pulls.store import with_pulls
 from services.scanner.registry import store
 from services.scanner.registry.domain import (
     QUARANTINE_REASON,
@@ -85,37 +88,8 @@ class ArtifactHandlers(RegistryBase):
         artifact_id = "art_" + new_hex(ctx.command_id, "artifact")
         async with self._locked(repo_lock(repo.id)) as conn:
             repo = await self._repository(repo.id, conn)
-            if await store.artifact_by_path(conn, repo.id, request.path) is not None:
-                raise ArtifactExists(f"{request.path!r} is already in {repo.slug}")
-            if repo.format == "pypi" and await store.path_was_used(conn, repo.id, request.path):
-                raise ArtifactExists(
-                    f"{request.path!r} was uploaded to {repo.slug} before and deleted: as on "
-                    "PyPI, a file name is never used twice (upload a new version)"
-                )
-            refusal = quota_refusal(
-                quota_bytes=repo.quota_bytes,
-                quota_artifacts=repo.quota_artifacts,
-                used_bytes=repo.used_bytes,
-                artifact_count=repo.artifact_count,
-                size=request.size,
-            )
-            if refusal is not None:
-                await publish_in_command(
-                    self.bus,
-                    QuotaExceeded(
-                        repo_id=repo.id,
-                        project_id=repo.project_id,
-                        kind=refusal.kind,
-                        limit=refusal.limit,
-                        used=refusal.used,
-                        attempted=refusal.attempted,
-                        principal=request.uploaded_by,
-                    ),
-                    aggregate=f"repository:{repo.id}",
-                    actor=ctx.actor,
-                    correlation_id=ctx.request_id or None,
-                )
-                raise OverQuota(refusal, repo_id=repo.id)
+            await self._check_path_free(conn, repo, request.path)
+            await self._check_quota(repo, request.size, principal=request.uploaded_by, ctx=ctx)
             await self._emit(
                 ArtifactUploaded(
                     id=artifact_id,
@@ -140,6 +114,46 @@ class ArtifactHandlers(RegistryBase):
                 ctx=ctx,
             )
         return await self._artifact(artifact_id)
+
+    async def _check_path_free(self, conn: asyncpg.Connection, repo: Repository, path: str) -> None:
+        if await store.artifact_by_path(conn, repo.id, path) is not None:
+            raise ArtifactExists(f"{path!r} is already in {repo.slug}")
+        if repo.format == "pypi" and await store.path_was_used(conn, repo.id, path):
+            raise ArtifactExists(
+                f"{path!r} was uploaded to {repo.slug} before and deleted: as on "
+                "PyPI, a file name is never used twice (upload a new version)"
+            )
+
+    async def _check_quota(
+        self, repo: Repository, size: int, *, principal: str, ctx: CallContext
+    ) -> None:
+        """Refuse (413 / 507) an addition of ``size`` bytes past the repository's quotas,
+        publishing ``quota.exceeded``; ``repo`` read under its lock."""
+        refusal = quota_refusal(
+            quota_bytes=repo.quota_bytes,
+            quota_artifacts=repo.quota_artifacts,
+            used_bytes=repo.used_bytes,
+            artifact_count=repo.artifact_count,
+            size=size,
+        )
+        if refusal is None:
+            return
+        await publish_in_command(
+            self.bus,
+            QuotaExceeded(
+                repo_id=repo.id,
+                project_id=repo.project_id,
+                kind=refusal.kind,
+                limit=refusal.limit,
+                used=refusal.used,
+                attempted=refusal.attempted,
+                principal=principal,
+            ),
+            aggregate=f"repository:{repo.id}",
+            actor=ctx.actor,
+            correlation_id=ctx.request_id or None,
+        )
+        raise OverQuota(refusal, repo_id=repo.id)
 
     # ---- fetch ----------------------------------------------------------------------------
     async def fetch(self, request: ArtifactFetchRequest, _ctx: CallContext) -> ArtifactFetchReply:
@@ -267,10 +281,12 @@ class ArtifactHandlers(RegistryBase):
             before_seq=before,
             limit=request.limit + 1,
         )
-        return page_of(rows, request.limit)
+        page = page_of(rows, request.limit)
+        return msgspec.structs.replace(page, items=await with_pulls(self.pool, page.items))
 
     async def get(self, request: ArtifactGetRequest, _ctx: CallContext) -> Artifact:
-        return await self._artifact(request.id)
+        (found,) = await with_pulls(self.pool, [await self._artifact(request.id)])
+        return found
 
     async def _artifact(self, artifact_id: str) -> Artifact:
         found = await store.artifact_by_id(self.pool, artifact_id)

@@ -6,6 +6,7 @@ from services.scanner.registry.domain import FieldProblem, QuotaRefusal
 from shared.errors import (
     BadRequest,
     Conflict,
+    Forbidden,
     GatehouseError,
     NotFound,
     PreconditionFailed,
@@ -39,6 +40,14 @@ class BlockNotFound(NotFound):
 
 class NotQuarantined(Conflict):
     code, title = "not_quarantined", "The artifact is not in quarantine"
+
+
+class PromotionBlocked(Conflict):
+    code, title = "promotion_blocked", "The artifact may not be promoted"
+
+
+class OverrideNotAllowed(Forbidden):
+    code, title = "override_not_allowed", "Only an APPROVER may override a NO_SHIP decision"
 
 
 class OverQuota(GatehouseError):

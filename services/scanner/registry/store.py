@@ -20,7 +20,13 @@ from contracts.events.registry import (
     RepositoryUpdated,
 )
 from contracts.rpc.registry import Artifact, Block, IndexFile, Repository
-from services.scanner.registry.domain import ArtifactFacts, BlockRule, normalize_name, purl_ref
+from services.scanner.registry.domain import (
+    ArtifactFacts,
+    BlockRule,
+    artifact_ref,
+    normalize_name,
+    purl_ref,
+)
 
 Queryable: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
@@ -29,7 +35,10 @@ PROJECTION_TABLES = (
     "registry_artifacts",
     "registry_blocks",
     "registry_block_changes",
+    "registry_advisory_blocks",
+    "registry_jobs",
 )
+JOBS_TABLE = "scanner.registry_jobs"
 _REPO = "scanner.registry_repositories"
 _ART = "scanner.registry_artifacts"
 _BLOCK = "scanner.registry_blocks"
@@ -38,10 +47,11 @@ _REPO_COLUMNS = (
     "id, project_id, slug, format, visibility, quarantine_new, description, quota_bytes, "
     "quota_artifacts, used_bytes, artifact_count, created_at, updated_at, revision"
 )
-_ART_COLUMNS = (
+ART_COLUMNS = (
     "a.id, a.repo_id, a.project_id, a.format, a.path, a.kind, a.name, a.version, a.purl, "
     "a.digest, a.size, a.metadata_digest, a.requires_python, a.provenance, a.uploaded_by, "
-    "a.uploaded_at, a.scan_status, a.quarantined"
+    "a.uploaded_at, a.scan_status, a.quarantined, a.scan_id, a.advisories, a.malicious, "
+    "a.source_artifact_id AS promoted_from"
 )
 _BLOCK_COLUMNS = (
     "id, purl, versions, digest, name_pattern, format, reason, customer_message, "
@@ -185,22 +195,32 @@ def artifact_of(row: asyncpg.Record) -> Artifact:
     )
 
 
-async def _artifacts_changed(conn: asyncpg.Connection, repo_id: str, seq: int) -> None:
+async def artifacts_changed(conn: asyncpg.Connection, repo_id: str, seq: int) -> None:
     await conn.execute(f"UPDATE {_REPO} SET artifacts_seq = $2 WHERE id = $1", repo_id, seq)
 
 
 async def insert_artifact(
     conn: asyncpg.Connection, payload: ArtifactUploaded, *, at: dt.datetime, seq: int
-) -> None:
+) -> bool:
     """Record an upload and count it in its repository (nothing for a repeat, nor for a
-    repository that was deleted meanwhile)."""
+    repository that was deleted meanwhile); True when it is new."""
     provenance = msgspec.to_builtins(payload.provenance) if payload.provenance else None
+    facts = ArtifactFacts(
+        format=payload.format,
+        digest=payload.digest,
+        path=payload.path,
+        name=payload.name,
+        version=payload.version,
+        purl=payload.purl,
+    )
+    ref = artifact_ref(facts)
     inserted = await conn.fetchval(
         f"INSERT INTO {_ART} (id, repo_id, project_id, format, path, kind, name, "
         "normalized_name, version, purl, digest, size, metadata_digest, requires_python, "
-        "sbom_digests, provenance, uploaded_by, uploaded_at, uploaded_seq, quarantined) "
+        "sbom_digests, provenance, uploaded_by, uploaded_at, uploaded_seq, quarantined, "
+        "purl_key) "
         "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, "
-        f"$18, $19, $20 WHERE EXISTS (SELECT 1 FROM {_REPO} WHERE id = $2) "
+        f"$18, $19, $20, $21 WHERE EXISTS (SELECT 1 FROM {_REPO} WHERE id = $2) "
         "ON CONFLICT DO NOTHING RETURNING true",
         payload.id,
         payload.repo_id,
@@ -222,6 +242,7 @@ async def insert_artifact(
         at,
         seq,
         payload.quarantined,
+        ref.key if ref is not None else None,
     )
     if inserted:
         await conn.execute(
@@ -231,6 +252,7 @@ async def insert_artifact(
             payload.size,
             seq,
         )
+    return bool(inserted)
 
 
 async def insert_promoted(
@@ -242,10 +264,11 @@ async def insert_promoted(
         f"INSERT INTO {_ART} (id, repo_id, project_id, format, path, kind, name, "
         "normalized_name, version, purl, digest, size, metadata_digest, requires_python, "
         "sbom_digests, provenance, uploaded_by, uploaded_at, uploaded_seq, scan_status, "
-        "quarantined, source_artifact_id) "
+        "quarantined, source_artifact_id, purl_key, scan_id, advisories, malicious) "
         "SELECT $1, r.id, r.project_id, s.format, s.path, s.kind, s.name, s.normalized_name, "
         "s.version, s.purl, s.digest, s.size, s.metadata_digest, s.requires_python, "
-        "s.sbom_digests, s.provenance, $4, $5, $6, s.scan_status, false, s.id "
+        "s.sbom_digests, s.provenance, $4, $5, $6, s.scan_status, false, s.id, s.purl_key, "
+        "s.scan_id, s.advisories, s.malicious "
         f"FROM {_ART} s JOIN {_REPO} r ON r.id = $3 AND r.format = s.format WHERE s.id = $2 "
         "ON CONFLICT DO NOTHING RETURNING size",
         payload.id,
@@ -275,7 +298,7 @@ async def set_scan_status(
         verdict,
     )
     if repo_id is not None:
-        await _artifacts_changed(conn, repo_id, seq)
+        await artifacts_changed(conn, repo_id, seq)
 
 
 async def release_artifact(conn: asyncpg.Connection, artifact_id: str, *, seq: int) -> None:
@@ -285,7 +308,7 @@ async def release_artifact(conn: asyncpg.Connection, artifact_id: str, *, seq: i
         artifact_id,
     )
     if repo_id is not None:
-        await _artifacts_changed(conn, repo_id, seq)
+        await artifacts_changed(conn, repo_id, seq)
 
 
 async def delete_artifact(
@@ -311,7 +334,7 @@ async def delete_artifact(
 
 async def artifact_by_id(db: Queryable, artifact_id: str) -> Artifact | None:
     row = await db.fetchrow(
-        f"SELECT {_ART_COLUMNS} FROM {_ART} a WHERE a.id = $1 AND a.deleted_seq IS NULL",
+        f"SELECT {ART_COLUMNS} FROM {_ART} a WHERE a.id = $1 AND a.deleted_seq IS NULL",
         artifact_id,
     )
     return artifact_of(row) if row else None
@@ -319,7 +342,7 @@ async def artifact_by_id(db: Queryable, artifact_id: str) -> Artifact | None:
 
 async def artifact_by_path(db: Queryable, repo_id: str, path: str) -> Artifact | None:
     row = await db.fetchrow(
-        f"SELECT {_ART_COLUMNS} FROM {_ART} a "
+        f"SELECT {ART_COLUMNS} FROM {_ART} a "
         "WHERE a.repo_id = $1 AND a.path = $2 AND a.deleted_seq IS NULL",
         repo_id,
         path,
@@ -360,7 +383,7 @@ async def list_artifacts(
     """(artifact, uploaded_seq), newest first; ``q`` is a case-insensitive substring of the
     name, path or purl."""
     rows = await db.fetch(
-        f"SELECT {_ART_COLUMNS}, a.uploaded_seq FROM {_ART} a WHERE a.deleted_seq IS NULL "
+        f"SELECT {ART_COLUMNS}, a.uploaded_seq FROM {_ART} a WHERE a.deleted_seq IS NULL "
         "AND ($1::text[] IS NULL OR a.project_id = ANY($1)) "
         "AND ($2::text IS NULL OR a.repo_id = $2) "
         "AND ($3::text IS NULL OR strpos(lower(a.path), $3) > 0 "
@@ -395,7 +418,7 @@ async def package_names(db: Queryable, repo_id: str) -> list[str]:
 
 async def package_files(db: Queryable, repo_id: str, normalized: str) -> list[Artifact]:
     rows = await db.fetch(
-        f"SELECT {_ART_COLUMNS} FROM {_ART} a WHERE a.repo_id = $1 AND a.normalized_name = $2 "
+        f"SELECT {ART_COLUMNS} FROM {_ART} a WHERE a.repo_id = $1 AND a.normalized_name = $2 "
         "AND a.deleted_seq IS NULL ORDER BY a.path",
         repo_id,
         normalized,

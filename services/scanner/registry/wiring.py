@@ -1,5 +1,7 @@
-"""Registers the registry on the scanner's runtime: the ``registry`` projection and
-``svc.scanner.repository_*`` / ``artifact_*`` / ``block_*`` / ``quarantine_*``.
+"""Registers the registry on the scanner's runtime: the ``registry`` projection,
+``svc.scanner.repository_*`` / ``artifact_*`` / ``block_*`` / ``quarantine_*``, and the job
+worker of the scan on upload and of the blocks' effect on stored artifacts
+(``scanning.py``).
 
 The reads the package protocols ask on every ``pip install`` (fetch, index) and the metadata
 reads answer several requests at once; commands keep the default one at a time per process
@@ -7,14 +9,25 @@ reads answer several requests at once; commands keep the default one at a time p
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from typing import Any
 
 from contracts.rpc import registry as rpc
+from services.scanner.registry import store
 from services.scanner.registry.artifacts import ArtifactHandlers
+from services.scanner.registry.block_state import BlockStates
 from services.scanner.registry.blocks import BlockHandlers
 from services.scanner.registry.handlers import RepositoryHandlers
 from services.scanner.registry.projection import RegistryProjection
+from services.scanner.registry.promotion import PromotionHandlers
+from services.scanner.registry.scanning import KINDS, RegistryJobs
+from shared import jobs
+from shared.blobs import BlobStore
 from shared.service import Runtime
+
+WORKER_KEY = "registry.worker"
 
 # Concurrent answers of one read endpoint: each holds a pooled connection for a few queries.
 READ_CONCURRENCY = 4
@@ -31,6 +44,7 @@ async def setup(runtime: Runtime) -> None:
     repositories = RepositoryHandlers(**common)  # type: ignore[arg-type]
     artifacts = ArtifactHandlers(**common)  # type: ignore[arg-type]
     blocks = BlockHandlers(**common)  # type: ignore[arg-type]
+    promotions = PromotionHandlers(**common)  # type: ignore[arg-type]
     writes: tuple[tuple[str, type, Any], ...] = (
         (rpc.REPOSITORY_CREATE, rpc.RepositoryCreateRequest, repositories.create),
         (rpc.REPOSITORY_UPDATE, rpc.RepositoryUpdateRequest, repositories.update),
@@ -42,6 +56,7 @@ async def setup(runtime: Runtime) -> None:
         (rpc.BLOCK_DELETE, rpc.BlockDeleteRequest, blocks.delete),
         (rpc.QUARANTINE_RELEASE, rpc.QuarantineDecisionRequest, blocks.release),
         (rpc.QUARANTINE_REJECT, rpc.QuarantineDecisionRequest, blocks.reject),
+        (rpc.ARTIFACT_PROMOTE, rpc.ArtifactPromoteRequest, promotions.promote),
     )
     reads: tuple[tuple[str, type, Any], ...] = (
         (rpc.REPOSITORY_LIST, rpc.RepositoryListRequest, repositories.list),
@@ -59,3 +74,41 @@ async def setup(runtime: Runtime) -> None:
         runtime.rpc.add(operation, request_type, handler)
     for operation, request_type, handler in reads:
         runtime.rpc.add(operation, request_type, handler, concurrency=READ_CONCURRENCY)
+    await _setup_jobs(runtime, runner)
+
+
+async def _setup_jobs(runtime: Runtime, runner: Any) -> None:
+    settings = runtime.settings
+    states = BlockStates(pool=runtime.pool, bus=runtime.bus, runner=runner, settings=settings)
+    work = RegistryJobs(
+        runtime=runtime, runner=runner, blobs=await BlobStore.open(runtime.bus), states=states
+    )
+
+    async def caught_up() -> bool:
+        return await jobs.projection_caught_up(runtime.bus, runner)
+
+    worker = jobs.JobWorker(
+        name="registry",
+        pool=runtime.pool,
+        database_url=settings.database_url,
+        table=store.JOBS_TABLE,
+        kinds=KINDS,
+        handler=work.run,
+        caught_up=caught_up,
+        wait_progress=jobs.progress_waiter(runner),
+        owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+        lease_seconds=settings.job_lease_seconds,
+        max_attempts=settings.job_max_attempts,
+        bus=runtime.bus,
+        give_up=work.give_up,
+    )
+    runtime.state[WORKER_KEY] = worker
+
+    async def started() -> None:
+        worker.start()
+
+    async def stopping() -> None:
+        await worker.stop()
+
+    runtime.on_started.append(started)
+    runtime.on_stopping.append(stopping)

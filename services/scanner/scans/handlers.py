@@ -110,46 +110,9 @@ class ScanHandlers:
         return ScanAccepted(scan_id=found.id, status="queued", format=found.format)
 
     async def _submit(self, request: ScanSubmitRequest, ctx: CallContext) -> ScanAccepted:
-        settings = self.runtime.settings
-        limit = settings.max_upload_bytes
-        if request.kind == "sbom":
-            limit = min(limit, settings.max_sbom_bytes)
-        if request.size > limit:
-            raise UploadTooLarge(
-                f"the upload is {request.size} bytes; at most {limit} are accepted",
-                code="sbom_too_large" if request.kind == "sbom" else "upload_too_large",
-                extra={"limit": limit},
-            )
-        try:
-            data = await self.blobs.get(request.source_digest)
-        except NotFound:
-            raise SourceMissing(f"no stored upload {request.source_digest}") from None
-        if len(data) != request.size:
-            raise ValidationFailed(
-                f"the stored upload has {len(data)} bytes, not {request.size}",
-                extra={"errors": [{"field": "$.size", "message": "does not match the upload"}]},
-            )
-        # Cheap: format detection (a byte search), or the zip's central directory.
-        detected = await asyncio.to_thread(vet_upload, request.kind, data)
-        del data
-        scan_id = new_id()
-        await self._emit(
-            ScanQueued(
-                scan_id=scan_id,
-                project_id=request.project_id,
-                kind=request.kind,
-                repo=request.repo,
-                commit=request.commit,
-                label=request.label,
-                source_digest=request.source_digest,
-                source_name=request.source_name,
-                size=request.size,
-                format=detected,
-            ),
-            scan_id=scan_id,
-            ctx=ctx,
+        return await queue_scan(
+            self.runtime, self.runner, self.blobs, request, ctx=ctx, scan_id=new_id()
         )
-        return ScanAccepted(scan_id=scan_id, status="queued", format=detected)
 
     async def cancel(self, request: ScanCancelRequest, ctx: CallContext) -> ScanView:
         async with self._locked(request.scan_id):
@@ -295,6 +258,70 @@ class ScanHandlers:
 
     def _locked(self, scan_id: str) -> AbstractAsyncContextManager[asyncpg.Connection]:
         return advisory_locked(self.pool, f"scan:{scan_id}")
+
+
+async def queue_scan(
+    runtime: Runtime,
+    runner: ProjectionRunner,
+    blobs: BlobStore,
+    request: ScanSubmitRequest,
+    *,
+    ctx: CallContext,
+    scan_id: str,
+    event_id: str | None = None,
+    artifact_id: str | None = None,
+    data: bytes | None = None,
+) -> ScanAccepted:
+    """Check a stored upload and publish its ``scan.queued`` (visible on return): what
+    ``POST /api/v1/projects/{p}/scans`` does, and what the registry's scan on upload does
+    with the SBOMs an artifact carries (``artifact_id``; a deterministic ``scan_id`` and
+    ``event_id``, so a re-run of its job queues the same scan once). ``data``: the upload's
+    bytes when the caller read them already."""
+    settings = runtime.settings
+    limit = settings.max_upload_bytes
+    if request.kind == "sbom":
+        limit = min(limit, settings.max_sbom_bytes)
+    if request.size > limit:
+        raise UploadTooLarge(
+            f"the upload is {request.size} bytes; at most {limit} are accepted",
+            code="sbom_too_large" if request.kind == "sbom" else "upload_too_large",
+            extra={"limit": limit},
+        )
+    if data is None:
+        try:
+            data = await blobs.get(request.source_digest)
+        except NotFound:
+            raise SourceMissing(f"no stored upload {request.source_digest}") from None
+    if len(data) != request.size:
+        raise ValidationFailed(
+            f"the stored upload has {len(data)} bytes, not {request.size}",
+            extra={"errors": [{"field": "$.size", "message": "does not match the upload"}]},
+        )
+    # Cheap: format detection (a byte search), or the zip's central directory.
+    detected = await asyncio.to_thread(vet_upload, request.kind, data)
+    del data
+    await publish_visible(
+        runtime.bus,
+        runner,
+        ScanQueued(
+            scan_id=scan_id,
+            project_id=request.project_id,
+            kind=request.kind,
+            repo=request.repo,
+            commit=request.commit,
+            label=request.label,
+            source_digest=request.source_digest,
+            source_name=request.source_name,
+            size=request.size,
+            format=detected,
+            artifact_id=artifact_id,
+        ),
+        aggregate=f"scan:{scan_id}",
+        ctx=ctx,
+        settings=settings,
+        event_id=event_id,
+    )
+    return ScanAccepted(scan_id=scan_id, status="queued", format=detected)
 
 
 def _after(cursor: str | None, length: int) -> CursorKey | None:

@@ -48,8 +48,10 @@ from nats.aio.msg import Msg
 
 from contracts.envelope import UnknownEventType, decode_event
 from contracts.events.registry import ArtifactQuarantineReleased, ArtifactScanned
+from shared.bus import Bus
 from shared.embedded import free_port
 from shared.logging import configure_logging
+from shared.settings import load_settings
 from tests.bench import report
 from tests.bench.harness import (
     BENCH_STREAM,
@@ -60,6 +62,7 @@ from tests.bench.harness import (
     service_available,
     service_process,
 )
+from tests.bench.scan_bench import load_advisories
 from tests.bench.scenarios import MEASUREMENT_ERRORS, BenchParameters, describe
 from tests.bench.vulndb_bench import memory_kib
 from tests.bench.wheels import WheelSpec, bench_specs, wheel_bytes, write_wheels
@@ -134,6 +137,7 @@ class RegistryParameters:
     # on /dev/shm (tmpfs) when there is one, "" the system's default. See pip_tmpdir().
     pip_tmpdir: str = "auto"
     uploads: int = 100  # (p) samples
+    advisories: int = 10_000  # (p) synthetic advisories in the vulnerability database
     stream_bytes: int = 2 * 1024**3
     stream_rounds: int = 2
 
@@ -565,6 +569,18 @@ async def _quarantine_figure(s: Stack, infra: Infra, registry: RegistryParameter
     slug = await s.new_repository("pypi", quarantine_new=True)
     url = s.pypi_url(slug)
     releases = Releases()
+    settings = load_settings({}, nats_url=infra.nats_url, stream_name=BENCH_STREAM, service="bench")
+    bus = await Bus.connect(settings, name="gatehouse-bench-registry")
+    try:
+        # A scan on upload looks the package up in the vulnerability database: not an empty one.
+        print(
+            f"  (p) importing the OSV advisories ({registry.advisories} synthetic, and the "
+            "real ones when ../shared/data/osv is there) …",
+            flush=True,
+        )
+        loaded = await load_advisories(bus, registry.advisories)
+    finally:
+        await bus.close()
     nc = await nats.connect(infra.nats_url, name="gatehouse-bench-registry")
     try:
         await nc.subscribe("artifact.>", cb=releases.on_message)
@@ -595,7 +611,7 @@ async def _quarantine_figure(s: Stack, infra: Infra, registry: RegistryParameter
             "upload": "multipart POST of a small wheel (the form twine posts), one at a time",
             "clock": "upload's first byte -> artifact.quarantine-released on the bus -> "
             "first 200 on the file URL (time.monotonic)",
-            "advisories_loaded": 0,
+            "advisories_loaded": {"real": loaded["real"], "synthetic": loaded["synthetic"]},
         },
     )
 
@@ -838,6 +854,7 @@ def main() -> None:
         help="pip's TMPDIR: auto (tmpfs when there is one), '' (system default) or a path",
     )
     parser.add_argument("--uploads", type=int, default=reg.uploads)
+    parser.add_argument("--advisories", type=int, default=reg.advisories)
     parser.add_argument("--stream-mib", type=int, default=reg.stream_bytes // MIB)
     parser.add_argument("--stream-rounds", type=int, default=reg.stream_rounds)
     args = parser.parse_args()
@@ -847,6 +864,7 @@ def main() -> None:
         wheels=args.wheels,
         pip_tmpdir=args.pip_tmpdir,
         uploads=args.uploads,
+        advisories=args.advisories,
         stream_bytes=args.stream_mib * MIB,
         stream_rounds=args.stream_rounds,
     )

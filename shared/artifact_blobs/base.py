@@ -68,9 +68,10 @@ class Staged:
     path: Path
     digest: str  # "sha256:<hex>"
     size: int
-    # What twine sends beside the file (md5_digest, blake2_256_digest) and PyPI checks.
-    md5: str
-    blake2b_256: str
+    # What twine sends beside the file (md5_digest, blake2_256_digest) and PyPI checks;
+    # None when staged without ``form_digests``.
+    md5: str | None
+    blake2b_256: str | None
 
     @property
     def sha256(self) -> str:
@@ -87,6 +88,7 @@ class ArtifactBlobStore(Protocol):
         *,
         max_bytes: int,
         expected_sha256: str | None = None,
+        form_digests: bool = True,
     ) -> Staged: ...
 
     async def commit(self, staged: Staged) -> bool: ...

@@ -42,15 +42,18 @@ STALE_AFTER_SECONDS = 24 * 3600
 
 
 class _Hashes:
-    def __init__(self) -> None:
+    def __init__(self, *, form_digests: bool) -> None:
         self.sha256 = hashlib.sha256()
-        self.md5 = hashlib.md5(usedforsecurity=False)
-        self.blake2b = hashlib.blake2b(digest_size=32)
+        # Only an upload form (twine's md5_digest, blake2_256_digest) needs these two; they
+        # cost twice what sha256 does.
+        self.md5 = hashlib.md5(usedforsecurity=False) if form_digests else None
+        self.blake2b = hashlib.blake2b(digest_size=32) if form_digests else None
 
     def absorb(self, out: IO[bytes], data: bytes) -> None:
         self.sha256.update(data)
-        self.md5.update(data)
-        self.blake2b.update(data)
+        if self.md5 is not None and self.blake2b is not None:
+            self.md5.update(data)
+            self.blake2b.update(data)
         out.write(data)
 
 
@@ -81,6 +84,7 @@ async def spool(
     max_bytes: int,
     expected_sha256: str | None,
     backend: str,
+    form_digests: bool = True,
 ) -> Staged:
     expected = None if expected_sha256 is None else _expected_hex(expected_sha256)
     try:
@@ -89,7 +93,7 @@ async def spool(
         if exc.errno in DISK_FULL:
             raise StorageFull("no space left to stage the upload") from None
         raise
-    hashes = _Hashes()
+    hashes = _Hashes(form_digests=form_digests)
     size = 0
     try:
         batch: list[bytes] = []
@@ -129,8 +133,8 @@ async def spool(
         path=path,
         digest=DIGEST_PREFIX + actual,
         size=size,
-        md5=hashes.md5.hexdigest(),
-        blake2b_256=hashes.blake2b.hexdigest(),
+        md5=None if hashes.md5 is None else hashes.md5.hexdigest(),
+        blake2b_256=None if hashes.blake2b is None else hashes.blake2b.hexdigest(),
     )
 
 
@@ -183,6 +187,7 @@ class StagingArea:
         *,
         max_bytes: int,
         expected_sha256: str | None = None,
+        form_digests: bool = True,
     ) -> Staged:
         if not self._swept:
             self._swept = True
@@ -193,4 +198,5 @@ class StagingArea:
             max_bytes=max_bytes,
             expected_sha256=expected_sha256,
             backend=self.backend,
+            form_digests=form_digests,
         )

@@ -124,8 +124,11 @@ async def start_registry_owner(settings: Settings) -> Runtime:
 
 
 @asynccontextmanager
-async def package_stack(infra: Infra, data_dir: Path) -> AsyncIterator[Stack]:
-    """A fresh database and stream, the gateway and the scanner, an admin and a project."""
+async def package_stack(
+    infra: Infra, data_dir: Path, *, gateway_settings: dict[str, Any] | None = None
+) -> AsyncIterator[Stack]:
+    """A fresh database and stream, the gateway (``gateway_settings`` over the common ones)
+    and the scanner, an admin and a project."""
     from services.registry import definition
 
     name = f"t_{uuid.uuid4().hex[:12]}"
@@ -147,7 +150,9 @@ async def package_stack(infra: Infra, data_dir: Path) -> AsyncIterator[Stack]:
         auth_failure_burst=100_000,
         data_dir=str(data_dir),
     )
-    gateway = Runtime(definition("gateway"), settings.with_(service="gateway"))
+    gateway = Runtime(
+        definition("gateway"), settings.with_(service="gateway", **(gateway_settings or {}))
+    )
     await gateway.start()
     owner = await start_registry_owner(settings)
     try:

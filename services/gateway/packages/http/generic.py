@@ -102,7 +102,7 @@ async def _put(request: web.Request, deps: GatewayDeps) -> rpc.Artifact:
     refuse_declared_too_large(request, limit)
     async with staging(deps) as staged:
         content = await deps.artifact_blobs.stage(
-            body_chunks(request), max_bytes=limit, expected_sha256=expected
+            body_chunks(request), max_bytes=limit, expected_sha256=expected, form_digests=False
         )
         staged.append(content)
         register = rpc.ArtifactRegisterRequest(

@@ -27,6 +27,7 @@ from shared.logging import configure_logging
 from tests.bench import report
 from tests.bench.gate_bench import measure_gate
 from tests.bench.harness import ROOT, Infra
+from tests.bench.registry_bench import measure_registry
 from tests.bench.scan_bench import measure_scan
 from tests.bench.scenarios import BenchParameters, measure_audit, measure_gateway
 from tests.bench.signature_bench import measure_signatures
@@ -65,8 +66,8 @@ def environment(infra: Infra) -> dict[str, Any]:
 
 
 async def run(params: BenchParameters, infra: Infra) -> list[report.Figure]:
-    """(a) and (c) share one gateway run; (b), (d)+(e)+(f), (g)+(h) and (i)+(j)+(k) need
-    the stream to themselves. Reported a, b, c, d, e, f, g, h, i, j, k."""
+    """(a) and (c) share one gateway run; (b), (d)+(e)+(f), (g)+(h), (i)+(j)+(k),
+    (l)+(m)+(n) and (o)+(p)+(q) need the stream to themselves. Reported a to q."""
     try:
         print("measuring (a) gateway reads and (c) write -> audit visibility …", flush=True)
         read, visibility = await measure_gateway(infra, params)
@@ -96,6 +97,13 @@ async def run(params: BenchParameters, infra: Infra) -> list[report.Figure]:
             flush=True,
         )
         webhook_figures = await measure_webhooks(infra, params)
+        print(
+            "measuring (o) pip download of 50 wheels vs pypiserver, (p) upload -> scanned -> "
+            "downloadable in a quarantine_new repository and (q) a 2 GiB generic upload and "
+            "download against the gateway's RSS …",
+            flush=True,
+        )
+        registry_figures = await measure_registry(infra, params)
     finally:
         await infra.drop_databases()
     return [
@@ -106,6 +114,7 @@ async def run(params: BenchParameters, infra: Infra) -> list[report.Figure]:
         *gate_figures,
         *signature_figures,
         *webhook_figures,
+        *registry_figures,
     ]
 
 

@@ -13,13 +13,9 @@ import sys
 import zipfile
 from pathlib import Path
 
-from tests.bench.registry_bench import (
-    STREAM_CHUNK_BYTES,
-    Content,
-    pip_figure,
-    pip_round_row,
-    pip_tmpdir,
-)
+from tests.bench.registry_common import STREAM_CHUNK_BYTES
+from tests.bench.registry_pip import pip_figure, pip_round_row, pip_tmpdir
+from tests.bench.registry_stream import Content
 from tests.bench.wheels import WheelSpec, bench_specs, wheel_bytes, write_wheels
 
 

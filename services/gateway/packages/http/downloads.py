@@ -243,9 +243,9 @@ async def _answer(
         return response
     finally:
         if recording is not None and not recording.done():
-            # The client left before the ack: the publish was sent, let it finish.
-            with contextlib.suppress(Exception):
-                await asyncio.shield(recording)
+            # The client left before the ack: the publish was sent; its outcome still counts.
+            with contextlib.suppress(DownloadNotRecorded):
+                await _recorded(recording, request)
 
 
 def _waiter(recording: asyncio.Task[None], request: web.Request) -> BeforeLast:
@@ -256,8 +256,10 @@ def _waiter(recording: asyncio.Task[None], request: web.Request) -> BeforeLast:
 
 
 async def _recorded(recording: asyncio.Task[None], request: web.Request) -> None:
+    """The record's outcome; a failure is logged, counted and raised as a 503. Shielded: a
+    handler cancelled meanwhile does not cancel the publish."""
     try:
-        await recording
+        await asyncio.shield(recording)
     except Exception as exc:
         DOWNLOAD_RECORDS_FAILED.inc()
         log.error("download_record_failed", path=request.path, error=f"{type(exc).__name__}: {exc}")

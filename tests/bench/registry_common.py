@@ -7,8 +7,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import Callable
-from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +106,6 @@ class Stack:
     scanner: ChildProcess
     work_dir: Path
     project: str = ""
-    stack: AsyncExitStack = field(default_factory=AsyncExitStack)
 
     @property
     def base(self) -> str:

@@ -16,8 +16,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-import msgspec
-
 from contracts.events.registry import (
     ArtifactDeleted,
     ArtifactQuarantineReleased,
@@ -48,7 +46,7 @@ from services.scanner.registry.errors import (
     check_revision,
     invalid,
 )
-from services.scanner.registry.handlers import RegistryBase, new_hex, repo_lock
+from services.scanner.registry.handlers import RegistryBase, changed_fields, new_hex, repo_lock
 from shared.pagination import decode_cursor, encode_cursor
 from shared.rpc import CallContext
 
@@ -118,12 +116,7 @@ class BlockHandlers(RegistryBase):
                 if_match=request.if_match,
                 what="block",
             )
-            changes = {
-                name: value
-                for name in ("versions", "reason", "customer_message", "blocked_until")
-                if (value := getattr(patch, name)) is not msgspec.UNSET
-                and value != getattr(current, name)
-            }
+            changes = changed_fields(patch, current, store.BLOCK_PATCHABLE)
             versions = changes.get("versions")
             if isinstance(versions, str):
                 problems = (

@@ -101,6 +101,16 @@ class RegistryBase:
         return await self._resolve(RepositoryRef(id=repo_id), db)
 
 
+def changed_fields(patch: Any, current: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """The fields of ``names`` that ``patch`` sets (not UNSET) to other values than
+    ``current`` has: what an update event carries (nothing: no event)."""
+    return {
+        name: value
+        for name in names
+        if (value := getattr(patch, name)) is not msgspec.UNSET and value != getattr(current, name)
+    }
+
+
 @dataclass
 class RepositoryHandlers(RegistryBase):
     async def create(self, request: RepositoryCreateRequest, ctx: CallContext) -> Repository:
@@ -161,18 +171,7 @@ class RepositoryHandlers(RegistryBase):
                 if_match=request.if_match,
                 what="repository",
             )
-            changes = {
-                name: value
-                for name in (
-                    "visibility",
-                    "quarantine_new",
-                    "description",
-                    "quota_bytes",
-                    "quota_artifacts",
-                )
-                if (value := getattr(request.patch, name)) is not msgspec.UNSET
-                and value != getattr(current, name)
-            }
+            changes = changed_fields(request.patch, current, store.REPO_PATCHABLE)
             if changes:
                 await self._emit(
                     RepositoryUpdated(id=current.id, **changes),

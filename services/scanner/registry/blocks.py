@@ -47,7 +47,7 @@ from services.scanner.registry.errors import (
     invalid,
 )
 from services.scanner.registry.handlers import RegistryBase, changed_fields, new_hex, repo_lock
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import seq_cursor, split_page
 from shared.rpc import CallContext
 
 
@@ -97,10 +97,9 @@ class BlockHandlers(RegistryBase):
         return await self._block(block_id)
 
     async def list(self, request: BlockListRequest, _ctx: CallContext) -> BlockPage:
-        after = int(decode_cursor(request.cursor, kinds=(int,))[0]) if request.cursor else None
+        after = seq_cursor(request.cursor)
         rows = await store.list_blocks(self.pool, after_seq=after, limit=request.limit + 1)
-        page = rows[: request.limit]
-        cursor = encode_cursor([page[-1].created_seq]) if len(rows) > request.limit else None
+        page, cursor = split_page(rows, limit=request.limit, key=lambda row: [row.created_seq])
         return BlockPage(items=[row.block for row in page], next_cursor=cursor)
 
     async def get(self, request: BlockRequest, _ctx: CallContext) -> Block:
@@ -157,7 +156,7 @@ class BlockHandlers(RegistryBase):
     async def quarantine_list(
         self, request: QuarantineListRequest, _ctx: CallContext
     ) -> ArtifactPage:
-        before = int(decode_cursor(request.cursor, kinds=(int,))[0]) if request.cursor else None
+        before = seq_cursor(request.cursor)
         rows = await store.list_artifacts(
             self.pool,
             project_ids=request.project_ids,

@@ -40,7 +40,7 @@ from services.scanner.registry.errors import (
 )
 from shared.bus import Bus
 from shared.commands import advisory_locked, command_once, publish_visible
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import seq_cursor, seq_page
 from shared.projection import ProjectionRunner
 from shared.rpc import CallContext
 from shared.settings import Settings
@@ -147,7 +147,7 @@ class RepositoryHandlers(RegistryBase):
         return await self._repository(repo_id)
 
     async def list(self, request: RepositoryListRequest, _ctx: CallContext) -> RepositoryPage:
-        after = int(decode_cursor(request.cursor, kinds=(int,))[0]) if request.cursor else None
+        after = seq_cursor(request.cursor)
         rows = await store.list_repositories(
             self.pool,
             project_ids=request.project_ids,
@@ -155,9 +155,8 @@ class RepositoryHandlers(RegistryBase):
             after_seq=after,
             limit=request.limit + 1,
         )
-        page = rows[: request.limit]
-        cursor = encode_cursor([page[-1][1]]) if len(rows) > request.limit else None
-        return RepositoryPage(items=[repo for repo, _ in page], next_cursor=cursor)
+        items, cursor = seq_page(rows, request.limit)
+        return RepositoryPage(items=items, next_cursor=cursor)
 
     async def get(self, request: RepositoryRef, _ctx: CallContext) -> Repository:
         return await self._resolve(request)

@@ -43,7 +43,7 @@ from services.scanner.registry.errors import (
     ArtifactNotFound,
     BlockNotFound,
     NotQuarantined,
-    check_revision,
+    check_conditions,
     invalid,
 )
 from services.scanner.registry.handlers import RegistryBase, changed_fields, new_hex, repo_lock
@@ -109,12 +109,7 @@ class BlockHandlers(RegistryBase):
         patch = request.patch
         async with self._locked(f"registry-block:{request.id}") as conn:
             current = await self._block(request.id, conn)
-            check_revision(
-                current.revision,
-                if_revision=request.if_revision,
-                if_match=request.if_match,
-                what="block",
-            )
+            check_conditions(current.revision, request, what="block")
             changes = changed_fields(patch, current, store.BLOCK_PATCHABLE)
             versions = changes.get("versions")
             if isinstance(versions, str):
@@ -137,12 +132,7 @@ class BlockHandlers(RegistryBase):
     async def delete(self, request: BlockDeleteRequest, ctx: CallContext) -> Block:
         async with self._locked(f"registry-block:{request.id}") as conn:
             current = await self._block(request.id, conn)
-            check_revision(
-                current.revision,
-                if_revision=request.if_revision,
-                if_match=request.if_match,
-                what="block",
-            )
+            check_conditions(current.revision, request, what="block")
             await self._emit(BlockDeleted(id=current.id), aggregate=f"block:{current.id}", ctx=ctx)
         return current
 

@@ -35,7 +35,7 @@ from services.scanner.registry.domain import FieldProblem
 from services.scanner.registry.errors import (
     RepositoryNotFound,
     RepositorySlugTaken,
-    check_revision,
+    check_conditions,
     invalid,
 )
 from shared.bus import Bus
@@ -164,12 +164,7 @@ class RepositoryHandlers(RegistryBase):
     async def update(self, request: RepositoryUpdateRequest, ctx: CallContext) -> Repository:
         async with self._locked(repo_lock(request.id)) as conn:
             current = await self._repository(request.id, conn)
-            check_revision(
-                current.revision,
-                if_revision=request.if_revision,
-                if_match=request.if_match,
-                what="repository",
-            )
+            check_conditions(current.revision, request, what="repository")
             changes = changed_fields(request.patch, current, store.REPO_PATCHABLE)
             if changes:
                 await self._emit(
@@ -182,12 +177,7 @@ class RepositoryHandlers(RegistryBase):
     async def delete(self, request: RepositoryDeleteRequest, ctx: CallContext) -> Repository:
         async with self._locked(repo_lock(request.id)) as conn:
             current = await self._repository(request.id, conn)
-            check_revision(
-                current.revision,
-                if_revision=request.if_revision,
-                if_match=request.if_match,
-                what="repository",
-            )
+            check_conditions(current.revision, request, what="repository")
             await self._emit(
                 RepositoryDeleted(id=current.id), aggregate=f"repository:{current.id}", ctx=ctx
             )

@@ -35,7 +35,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import os
 import re
+import socket
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -374,6 +377,12 @@ def progress_waiter(runner: ProjectionRunner) -> Callable[[float], Awaitable[Non
             await runner.wait_for(runner.checkpoint + 1, timeout=timeout)
 
     return wait
+
+
+def worker_owner() -> str:
+    """A worker's claim name: host, process and a random part (two workers of one process
+    never share one)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def retry_delay(attempts: int) -> float:

@@ -95,3 +95,16 @@ def split_page(
     if len(rows) <= limit or not page:
         return page, None
     return page, encode_cursor(key(page[-1]))
+
+
+def seq_cursor(cursor: str | None) -> int | None:
+    """The sequence number in the cursor of a list ordered by one (see :func:`seq_page`);
+    None: the first page."""
+    return int(decode_cursor(cursor, kinds=(int,))[0]) if cursor else None
+
+
+def seq_page(rows: Sequence[tuple[Row, int]], limit: int) -> tuple[list[Row], str | None]:
+    """Given up to ``limit + 1`` ``(item, sequence number)`` rows in order, the page's items
+    and the cursor of the next page (its last sequence number)."""
+    page, cursor = split_page(rows, limit=limit, key=lambda row: [row[1]])
+    return [item for item, _ in page], cursor

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -71,6 +71,10 @@ class Endpoint(msgspec.Struct, Generic[Req, Resp], frozen=True):
     concurrency: int = 1
 
 
+# One row of a component's endpoint table: operation, request type, handler.
+Operation = tuple[str, type[Any], Callable[[Any, CallContext], Awaitable[Any]]]
+
+
 class RpcServer:
     """Registers typed endpoints of one service as a nats.micro service."""
 
@@ -94,6 +98,11 @@ class RpcServer:
         if concurrency < 1:
             raise ValueError("an endpoint answers at least one request at a time")
         self._endpoints.append(Endpoint(operation, request_type, handler, concurrency))
+
+    def add_all(self, endpoints: Sequence[Operation], *, concurrency: int = 1) -> None:
+        """``add`` each ``(operation, request type, handler)`` of a component's table."""
+        for operation, request_type, handler in endpoints:
+            self.add(operation, request_type, handler, concurrency=concurrency)
 
     async def start(self) -> None:
         self._service = await nats.micro.add_service(

@@ -31,7 +31,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import asyncpg
 
-from contracts.rpc.search import SearchHit
+from contracts.rpc.search import SearchHit, SearchKind
 
 Mode = Literal["trigram", "substring"]
 
@@ -245,6 +245,46 @@ def paged(kind: str, inner: str, params: Params, after: SearchKey | None, limit:
         f"SELECT * FROM ({inner}) s WHERE {condition} "
         f"ORDER BY {order_by(key='s.score_key', id_='s.id')} LIMIT {params.add(limit)}"
     )
+
+
+@dataclass(frozen=True)
+class KindStatement:
+    """One kind's statement in the making: its arguments and its query's matcher. Every kind
+    is built the same way: ``start``, the inner SELECT (rows with ``id`` and ``score_key``)
+    from ``m`` and ``scoped``, then ``query`` with how a row becomes a hit (``hit``)."""
+
+    kind: SearchKind
+    params: Params
+    m: Matcher
+
+    @classmethod
+    def start(cls, kind: SearchKind, q: str, trigram_schema: str | None) -> KindStatement:
+        params = Params()
+        return cls(kind, params, Matcher.create(q, trigram_schema, params))
+
+    def scoped(self, column: str, project_ids: list[str] | None) -> str:
+        return scoped(self.params, column, project_ids)
+
+    def hit(self, row: asyncpg.Record, **fields: Any) -> SearchHit:
+        """A hit of this kind from ``row`` (its ``score_key``) and the other ``fields``."""
+        return SearchHit(
+            kind=self.kind,
+            score=score_of(row["score_key"]),
+            score_key=row["score_key"],
+            **fields,
+        )
+
+    def query(
+        self,
+        inner: str,
+        hit: Callable[[asyncpg.Record], SearchHit],
+        *,
+        after: SearchKey | None,
+        limit: int,
+    ) -> KindQuery:
+        """``inner``'s rows after the cursor, in rank order, ``limit`` of them."""
+        sql = paged(self.kind, inner, self.params, after, limit)
+        return KindQuery(sql, self.params.values, hit, self.m.mode)
 
 
 def scoped(params: Params, column: str, project_ids: list[str] | None) -> str:

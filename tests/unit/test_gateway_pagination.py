@@ -13,6 +13,8 @@ from shared.pagination import (
     PageQuery,
     decode_cursor,
     encode_cursor,
+    seq_cursor,
+    seq_page,
     split_page,
 )
 
@@ -59,6 +61,16 @@ def test_split_page_gives_a_cursor_only_when_more_rows_exist() -> None:
     assert decode_cursor(cursor, length=1) == ("b",)
     assert split_page(rows, limit=3, key=lambda r: (r,)) == (rows, None)
     assert split_page([], limit=3, key=lambda r: (r,)) == ([], None)
+
+
+def test_seq_page_keeps_the_items_and_its_cursor_carries_the_last_sequence() -> None:
+    rows = [("a", 7), ("b", 5), ("c", 2)]
+    items, cursor = seq_page(rows, 2)
+    assert items == ["a", "b"] and seq_cursor(cursor) == 5
+    assert seq_page(rows, 3) == (["a", "b", "c"], None)
+    assert seq_cursor(None) is None
+    with pytest.raises(InvalidCursor):
+        seq_cursor(encode_cursor(["5"]))
 
 
 def test_limit_defaults_to_50_and_is_bounded() -> None:

@@ -3,6 +3,7 @@ versioned JSON answers and documents served from the blob store."""
 
 from __future__ import annotations
 
+import re
 from typing import TypeVar
 
 import msgspec
@@ -11,7 +12,7 @@ from aiohttp import web
 from services.gateway.adapters.read_model import find_project
 from services.gateway.deps import deps_of
 from services.gateway.domain.errors import ProjectNotFound
-from services.gateway.domain.etag import etag_for, none_match
+from services.gateway.domain.etag import accepted_versions, etag_for, none_match
 from services.gateway.dto import ProjectView
 from services.gateway.packages.read_cache import registry_changed
 from services.gateway.routing import RequestContext
@@ -91,3 +92,29 @@ async def blob_unless_cached(ctx: RequestContext, digest: str) -> bytes | None:
     if none_match(ctx.request.headers.get("If-None-Match"), document_etag(digest)):
         return None
     return await (await gateway_blobs(ctx)).get(digest)
+
+
+def path_id(
+    ctx: RequestContext, name: str, pattern: re.Pattern[str], missing: type[NotFound], what: str
+) -> str:
+    """The path parameter ``name`` when it has the shape of ``pattern``; any other answers
+    404 as an unknown ``what`` would (``missing``, quoting at most 80 characters of it)."""
+    value = ctx.request.match_info[name]
+    if not pattern.fullmatch(value):
+        raise missing(f"no {what} {value[:80]!r}")
+    return value
+
+
+def if_match(ctx: RequestContext) -> list[int] | None:
+    """The revisions the ``If-Match`` header accepts (None: any)."""
+    return accepted_versions(ctx.request.headers.get("If-Match"))
+
+
+def revision_json(
+    view: msgspec.Struct, revision: int, *, status: int = 200, location: str
+) -> web.Response:
+    """``view`` with its revision's ``ETag``; a 201 also says where it lives (``location``)."""
+    headers = {"ETag": etag_for(revision)}
+    if status == 201:
+        headers["Location"] = location
+    return json_response(view, status=status, headers=headers)

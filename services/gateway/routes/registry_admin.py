@@ -17,9 +17,8 @@ import msgspec
 from aiohttp import web
 
 from contracts.rpc import registry as rpc
-from services.gateway.domain.etag import accepted_versions, etag_for
-from services.gateway.routes._upstream import ask
-from services.gateway.routes.registry_repos import ArtifactNotFound, ProjectRef, resolve_project
+from services.gateway.routes._upstream import ask, if_match, path_id, revision_json
+from services.gateway.routes.registry_repos import ArtifactNotFound, ProjectRef, project_filter
 from services.gateway.routing import ADMIN_ONLY, RequestContext, Route
 from shared.errors import NotFound
 from shared.http import json_response
@@ -46,21 +45,11 @@ class QuarantineQuery(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _block_id(ctx: RequestContext) -> str:
-    value = ctx.request.match_info["block_id"]
-    if not _BLOCK_ID.fullmatch(value):
-        raise BlockNotFound(f"no block {value[:80]!r}")
-    return value
-
-
-def _if_match(ctx: RequestContext) -> list[int] | None:
-    return accepted_versions(ctx.request.headers.get("If-Match"))
+    return path_id(ctx, "block_id", _BLOCK_ID, BlockNotFound, "block")
 
 
 def _block_response(block: rpc.Block, *, status: int = 200) -> web.Response:
-    headers = {"ETag": etag_for(block.revision)}
-    if status == 201:
-        headers["Location"] = f"{_BLOCKS}/{block.id}"
-    return json_response(block, status=status, headers=headers)
+    return revision_json(block, block.revision, status=status, location=f"{_BLOCKS}/{block.id}")
 
 
 # ---- blocks ---------------------------------------------------------------------------------
@@ -86,12 +75,12 @@ async def get_block(ctx: RequestContext) -> web.StreamResponse:
 async def update_block(ctx: RequestContext) -> web.StreamResponse:
     patch = ctx.body
     assert isinstance(patch, rpc.BlockPatch)
-    request = rpc.BlockUpdateRequest(id=_block_id(ctx), patch=patch, if_match=_if_match(ctx))
+    request = rpc.BlockUpdateRequest(id=_block_id(ctx), patch=patch, if_match=if_match(ctx))
     return _block_response(await ask(ctx, rpc.SERVICE, rpc.BLOCK_UPDATE, request, rpc.Block))
 
 
 async def delete_block(ctx: RequestContext) -> web.StreamResponse:
-    request = rpc.BlockDeleteRequest(id=_block_id(ctx), if_match=_if_match(ctx))
+    request = rpc.BlockDeleteRequest(id=_block_id(ctx), if_match=if_match(ctx))
     await ask(ctx, rpc.SERVICE, rpc.BLOCK_DELETE, request, rpc.Block)
     return web.Response(status=204)
 
@@ -100,11 +89,10 @@ async def delete_block(ctx: RequestContext) -> web.StreamResponse:
 async def list_quarantine(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, QuarantineQuery)
-    project_ids = None
-    if query.project_id is not None:
-        project_ids = [await resolve_project(ctx, query.project_id, field="project_id")]
     request = rpc.QuarantineListRequest(
-        project_ids=project_ids, cursor=query.cursor, limit=query.limit
+        project_ids=await project_filter(ctx, query.project_id),
+        cursor=query.cursor,
+        limit=query.limit,
     )
     return json_response(
         await ask(ctx, rpc.SERVICE, rpc.QUARANTINE_LIST, request, rpc.ArtifactPage)
@@ -112,9 +100,7 @@ async def list_quarantine(ctx: RequestContext) -> web.StreamResponse:
 
 
 def _decision(ctx: RequestContext) -> rpc.QuarantineDecisionRequest:
-    value = ctx.request.match_info["artifact_id"]
-    if not _ARTIFACT_ID.fullmatch(value):
-        raise ArtifactNotFound(f"no artifact {value[:80]!r}")
+    value = path_id(ctx, "artifact_id", _ARTIFACT_ID, ArtifactNotFound, "artifact")
     body = ctx.body
     assert isinstance(body, rpc.QuarantineDecision)
     return rpc.QuarantineDecisionRequest(artifact_id=value, decision=body)

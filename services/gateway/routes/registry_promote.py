@@ -20,7 +20,7 @@ from aiohttp import web
 
 from contracts.rpc import registry as rpc
 from contracts.rpc import release_decision as decisions
-from services.gateway.routes._upstream import ask
+from services.gateway.routes._upstream import ask, path_id
 from services.gateway.routing import RequestContext, Route, roles
 from shared.errors import NotFound
 from shared.http import json_response
@@ -40,9 +40,7 @@ def _scope(ctx: RequestContext) -> str | None:
 async def promote_artifact(ctx: RequestContext) -> web.StreamResponse:
     body = ctx.body
     assert isinstance(body, rpc.ArtifactPromoteBody)
-    artifact_id = ctx.request.match_info["id"]
-    if not _ARTIFACT_ID.fullmatch(artifact_id):
-        raise ArtifactNotFound(f"no artifact {artifact_id[:80]!r}")
+    artifact_id = path_id(ctx, "id", _ARTIFACT_ID, ArtifactNotFound, "artifact")
     scope = _scope(ctx)
     artifact = await ask(
         ctx, rpc.SERVICE, rpc.ARTIFACT_GET, rpc.ArtifactGetRequest(id=artifact_id), rpc.Artifact

@@ -28,8 +28,7 @@ from contracts.rpc import registry as rpc
 from services.gateway.adapters.read_model import find_project
 from services.gateway.deps import deps_of
 from services.gateway.domain.errors import FieldInvalid
-from services.gateway.domain.etag import accepted_versions, etag_for
-from services.gateway.routes._upstream import ask
+from services.gateway.routes._upstream import ask, if_match, path_id, revision_json
 from services.gateway.routing import READ_ROLES, RequestContext, Route, roles
 from shared.errors import NotFound
 from shared.http import json_response
@@ -101,18 +100,21 @@ async def resolve_project(ctx: RequestContext, ref: str, *, field: str) -> str:
     return project.id
 
 
-def _if_match(ctx: RequestContext) -> list[int] | None:
-    return accepted_versions(ctx.request.headers.get("If-Match"))
+async def project_filter(ctx: RequestContext, ref: str | None) -> list[str] | None:
+    """The ``project_id`` filter of a list: the project ``ref`` names (see
+    :func:`resolve_project`), or None (any)."""
+    if ref is None:
+        return None
+    return [await resolve_project(ctx, ref, field="project_id")]
 
 
 def _repo_id(ctx: RequestContext) -> str:
-    value = ctx.request.match_info["id"]
-    if not _REPO_ID.fullmatch(value):
-        raise RepositoryNotFound(f"no repository {value[:80]!r}")
-    return value
+    return path_id(ctx, "id", _REPO_ID, RepositoryNotFound, "repository")
 
 
-async def _visible_repo(ctx: RequestContext) -> rpc.Repository:
+async def visible_repo(ctx: RequestContext) -> rpc.Repository:
+    """The repository of the path (``repo_<hex>``); another project's, for a project-scoped
+    key, answers as a missing one."""
     repo_id = _repo_id(ctx)
     repo = await ask(
         ctx, rpc.SERVICE, rpc.REPOSITORY_GET, rpc.RepositoryRef(id=repo_id), rpc.Repository
@@ -123,10 +125,7 @@ async def _visible_repo(ctx: RequestContext) -> rpc.Repository:
 
 
 def _repo_response(repo: rpc.Repository, *, status: int = 200) -> web.Response:
-    headers = {"ETag": etag_for(repo.revision)}
-    if status == 201:
-        headers["Location"] = f"{_REPOS}/{repo.id}"
-    return json_response(repo, status=status, headers=headers)
+    return revision_json(repo, repo.revision, status=status, location=f"{_REPOS}/{repo.id}")
 
 
 # ---- repositories ---------------------------------------------------------------------------
@@ -143,9 +142,9 @@ async def list_repos(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, RepoListQuery)
     scope = _scope(ctx)
-    project_ids = [scope] if scope is not None else None
-    if query.project_id is not None:
-        project_ids = [await resolve_project(ctx, query.project_id, field="project_id")]
+    project_ids = await project_filter(ctx, query.project_id)
+    if project_ids is None and scope is not None:
+        project_ids = [scope]
     request = rpc.RepositoryListRequest(
         project_ids=project_ids, slug=query.slug, cursor=query.cursor, limit=query.limit
     )
@@ -156,22 +155,22 @@ async def list_repos(ctx: RequestContext) -> web.StreamResponse:
 
 async def get_repo(ctx: RequestContext) -> web.StreamResponse:
     # No 304: the ETag is the configuration's revision, and the usage changes beside it.
-    return _repo_response(await _visible_repo(ctx))
+    return _repo_response(await visible_repo(ctx))
 
 
 async def update_repo(ctx: RequestContext) -> web.StreamResponse:
     patch = ctx.body
     assert isinstance(patch, rpc.RepositoryPatch)
-    repo = await _visible_repo(ctx)
-    request = rpc.RepositoryUpdateRequest(id=repo.id, patch=patch, if_match=_if_match(ctx))
+    repo = await visible_repo(ctx)
+    request = rpc.RepositoryUpdateRequest(id=repo.id, patch=patch, if_match=if_match(ctx))
     return _repo_response(
         await ask(ctx, rpc.SERVICE, rpc.REPOSITORY_UPDATE, request, rpc.Repository)
     )
 
 
 async def delete_repo(ctx: RequestContext) -> web.StreamResponse:
-    repo = await _visible_repo(ctx)
-    request = rpc.RepositoryDeleteRequest(id=repo.id, if_match=_if_match(ctx))
+    repo = await visible_repo(ctx)
+    request = rpc.RepositoryDeleteRequest(id=repo.id, if_match=if_match(ctx))
     await ask(ctx, rpc.SERVICE, rpc.REPOSITORY_DELETE, request, rpc.Repository)
     return web.Response(status=204)
 
@@ -217,9 +216,7 @@ async def list_artifacts(ctx: RequestContext) -> web.StreamResponse:
 
 
 async def get_artifact(ctx: RequestContext) -> web.StreamResponse:
-    value = ctx.request.match_info["id"]
-    if not _ARTIFACT_ID.fullmatch(value):
-        raise ArtifactNotFound(f"no artifact {value[:80]!r}")
+    value = path_id(ctx, "id", _ARTIFACT_ID, ArtifactNotFound, "artifact")
     artifact = await ask(
         ctx, rpc.SERVICE, rpc.ARTIFACT_GET, rpc.ArtifactGetRequest(id=value), rpc.Artifact
     )

@@ -30,13 +30,12 @@ from aiohttp import web
 from contracts.events.registry import RetentionPolicy
 from contracts.rpc import registry as registry_rpc
 from contracts.rpc import retention as rpc
-from services.gateway.domain.etag import accepted_versions, etag_for
-from services.gateway.routes._upstream import ask
+from services.gateway.routes._upstream import ask, if_match, path_id, revision_json
 from services.gateway.routes.registry_repos import (
     REPO_WRITERS,
     ProjectRef,
-    RepositoryNotFound,
-    resolve_project,
+    project_filter,
+    visible_repo,
 )
 from services.gateway.routing import ADMIN_ONLY, READ_ROLES, RequestContext, Route
 from shared.errors import NotFound
@@ -49,7 +48,6 @@ _RUN = _POLICY + "/run"
 _RUNS = _POLICIES + "/runs"
 _RUN_ONE = _RUNS + "/{run_id}"
 _ADMIN = "/api/admin/retention"
-_REPO_ID = re.compile(r"repo_[0-9a-f]{32}")
 _POLICY_ID = re.compile(r"ret_[0-9a-f]{32}")
 _RUN_ID = re.compile(r"rrun_[0-9a-f]{32}")
 _ERRORS = (404, 502, 503, 504)
@@ -78,48 +76,20 @@ class PageQuery(msgspec.Struct, frozen=True, kw_only=True):
     limit: registry_rpc.Limit = registry_rpc.LIMIT_DEFAULT
 
 
-async def _visible_repo(ctx: RequestContext) -> registry_rpc.Repository:
-    """The repository of the path (the routes match ``repo_<hex>`` only); another
-    project's, for a project-scoped key, answers as a missing one."""
-    repo_id = ctx.request.match_info["id"]
-    if not _REPO_ID.fullmatch(repo_id):
-        raise RepositoryNotFound(f"no repository {repo_id[:80]!r}")
-    repo = await ask(
-        ctx,
-        registry_rpc.SERVICE,
-        registry_rpc.REPOSITORY_GET,
-        registry_rpc.RepositoryRef(id=repo_id),
-        registry_rpc.Repository,
-    )
-    scope = ctx.principal.project_id if ctx.principal else None
-    if scope is not None and scope != repo.project_id:
-        raise RepositoryNotFound(f"no repository {repo_id!r}")
-    return repo
-
-
 def _policy_id(ctx: RequestContext) -> str:
-    value = ctx.request.match_info["policy_id"]
-    if not _POLICY_ID.fullmatch(value):
-        raise PolicyNotFound(f"no retention policy {value[:80]!r}")
-    return value
-
-
-def _if_match(ctx: RequestContext) -> list[int] | None:
-    return accepted_versions(ctx.request.headers.get("If-Match"))
+    return path_id(ctx, "policy_id", _POLICY_ID, PolicyNotFound, "retention policy")
 
 
 def _policy_response(view: rpc.RetentionPolicyView, *, status: int = 200) -> web.Response:
-    headers = {"ETag": etag_for(view.revision)}
-    if status == 201:
-        headers["Location"] = f"/api/v1/repos/{view.repo_id}/retention/{view.id}"
-    return json_response(view, status=status, headers=headers)
+    location = f"/api/v1/repos/{view.repo_id}/retention/{view.id}"
+    return revision_json(view, view.revision, status=status, location=location)
 
 
 # ---- policies -------------------------------------------------------------------------------
 async def list_policies(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, PageQuery)
-    repo = await _visible_repo(ctx)
+    repo = await visible_repo(ctx)
     request = rpc.RetentionListRequest(repo_id=repo.id, cursor=query.cursor, limit=query.limit)
     return json_response(
         await ask(ctx, rpc.SERVICE, rpc.RETENTION_LIST, request, rpc.RetentionPolicyPage)
@@ -129,7 +99,7 @@ async def list_policies(ctx: RequestContext) -> web.StreamResponse:
 async def create_policy(ctx: RequestContext) -> web.StreamResponse:
     body = ctx.body
     assert isinstance(body, RetentionPolicy)
-    repo = await _visible_repo(ctx)
+    repo = await visible_repo(ctx)
     request = rpc.RetentionCreateRequest(repo_id=repo.id, policy=body)
     view = await ask(ctx, rpc.SERVICE, rpc.RETENTION_CREATE, request, rpc.RetentionPolicyView)
     return _policy_response(view, status=201)
@@ -137,7 +107,7 @@ async def create_policy(ctx: RequestContext) -> web.StreamResponse:
 
 async def get_policy(ctx: RequestContext) -> web.StreamResponse:
     # No 304: deleted_count changes beside the revision.
-    repo = await _visible_repo(ctx)
+    repo = await visible_repo(ctx)
     request = rpc.RetentionRef(repo_id=repo.id, id=_policy_id(ctx))
     return _policy_response(
         await ask(ctx, rpc.SERVICE, rpc.RETENTION_GET, request, rpc.RetentionPolicyView)
@@ -147,9 +117,9 @@ async def get_policy(ctx: RequestContext) -> web.StreamResponse:
 async def replace_policy(ctx: RequestContext) -> web.StreamResponse:
     body = ctx.body
     assert isinstance(body, RetentionPolicy)
-    repo = await _visible_repo(ctx)
+    repo = await visible_repo(ctx)
     request = rpc.RetentionReplaceRequest(
-        repo_id=repo.id, id=_policy_id(ctx), policy=body, if_match=_if_match(ctx)
+        repo_id=repo.id, id=_policy_id(ctx), policy=body, if_match=if_match(ctx)
     )
     return _policy_response(
         await ask(ctx, rpc.SERVICE, rpc.RETENTION_REPLACE, request, rpc.RetentionPolicyView)
@@ -157,9 +127,9 @@ async def replace_policy(ctx: RequestContext) -> web.StreamResponse:
 
 
 async def delete_policy(ctx: RequestContext) -> web.StreamResponse:
-    repo = await _visible_repo(ctx)
+    repo = await visible_repo(ctx)
     request = rpc.RetentionDeleteRequest(
-        repo_id=repo.id, id=_policy_id(ctx), if_match=_if_match(ctx)
+        repo_id=repo.id, id=_policy_id(ctx), if_match=if_match(ctx)
     )
     await ask(ctx, rpc.SERVICE, rpc.RETENTION_DELETE, request, rpc.RetentionPolicyView)
     return web.Response(status=204)
@@ -168,11 +138,10 @@ async def delete_policy(ctx: RequestContext) -> web.StreamResponse:
 async def list_all_policies(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, AdminQuery)
-    project_ids = None
-    if query.project_id is not None:
-        project_ids = [await resolve_project(ctx, query.project_id, field="project_id")]
     request = rpc.RetentionListRequest(
-        project_ids=project_ids, cursor=query.cursor, limit=query.limit
+        project_ids=await project_filter(ctx, query.project_id),
+        cursor=query.cursor,
+        limit=query.limit,
     )
     return json_response(
         await ask(ctx, rpc.SERVICE, rpc.RETENTION_LIST, request, rpc.RetentionPolicyPage)
@@ -183,7 +152,7 @@ async def list_all_policies(ctx: RequestContext) -> web.StreamResponse:
 async def run_policy(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, RunQuery)
-    repo = await _visible_repo(ctx)
+    repo = await visible_repo(ctx)
     request = rpc.RetentionRunRequest(repo_id=repo.id, id=_policy_id(ctx), dry_run=query.dry_run)
     run = await ask(ctx, rpc.SERVICE, rpc.RETENTION_RUN, request, rpc.RetentionRun)
     if run.dry_run or run.id is None:
@@ -195,7 +164,7 @@ async def run_policy(ctx: RequestContext) -> web.StreamResponse:
 async def list_runs(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, PageQuery)
-    repo = await _visible_repo(ctx)
+    repo = await visible_repo(ctx)
     request = rpc.RetentionRunListRequest(repo_id=repo.id, cursor=query.cursor, limit=query.limit)
     return json_response(
         await ask(ctx, rpc.SERVICE, rpc.RETENTION_RUN_LIST, request, rpc.RetentionRunPage)
@@ -203,11 +172,10 @@ async def list_runs(ctx: RequestContext) -> web.StreamResponse:
 
 
 async def get_run(ctx: RequestContext) -> web.StreamResponse:
-    repo = await _visible_repo(ctx)
-    value = ctx.request.match_info["run_id"]
-    if not _RUN_ID.fullmatch(value):
-        raise RunNotFound(f"no retention run {value[:80]!r}")
-    request = rpc.RetentionRunRef(repo_id=repo.id, run_id=value)
+    repo = await visible_repo(ctx)
+    request = rpc.RetentionRunRef(
+        repo_id=repo.id, run_id=path_id(ctx, "run_id", _RUN_ID, RunNotFound, "retention run")
+    )
     return json_response(
         await ask(ctx, rpc.SERVICE, rpc.RETENTION_RUN_GET, request, rpc.RetentionRun)
     )

@@ -23,7 +23,6 @@ from contracts.events.identity import (
     ServiceAccountTokenRevoked,
 )
 from contracts.ids import new_id
-from services.gateway.adapters.read_model import find_project
 from services.gateway.adapters.service_accounts import (
     find_service_account,
     find_token,
@@ -34,7 +33,6 @@ from services.gateway.adapters.service_accounts import (
 from services.gateway.deps import deps_of
 from services.gateway.domain.errors import ProjectArchived as ProjectIsArchived
 from services.gateway.domain.errors import (
-    ProjectNotFound,
     ServiceAccountNameTaken,
     ServiceAccountNotFound,
     ServiceAccountTokenNotFound,
@@ -64,6 +62,7 @@ from services.gateway.dto import (
     ServiceAccountView,
 )
 from services.gateway.routes._pages import after_key
+from services.gateway.routes._upstream import project_of
 from services.gateway.routing import ADMIN_ONLY, READ_ROLES, RequestContext, Route
 from shared.http import json_response
 from shared.pagination import split_page
@@ -73,15 +72,6 @@ ACCOUNT = ACCOUNTS + "/{sa}"
 TOKENS = ACCOUNT + "/tokens"
 TOKEN = TOKENS + "/{token_id}"
 TAG = "service-accounts"
-
-
-async def _project(ctx: RequestContext) -> ProjectView:
-    """The project named in the path (the dispatcher already checked a scoped key's access)."""
-    ref = ctx.request.match_info["project"]
-    project = await find_project(deps_of(ctx).pool, ref)
-    if project is None:
-        raise ProjectNotFound(ref)
-    return project
 
 
 async def _account(ctx: RequestContext, project: ProjectView) -> ServiceAccountView:
@@ -109,7 +99,7 @@ async def _create_service_account(ctx: RequestContext) -> web.StreamResponse:
     deps, body = deps_of(ctx), ctx.body
     assert isinstance(body, ServiceAccountCreate)
     check_new_name(body.name)
-    project = await _project(ctx)
+    project = await project_of(ctx)
     account_id = service_account_id(uuid.UUID(new_id()))
     async with deps.writer.locked(f"serviceaccount-name:{project.id}:{body.name}") as conn:
         if project.archived:
@@ -135,7 +125,7 @@ async def _create_service_account(ctx: RequestContext) -> web.StreamResponse:
 
 
 async def _account_created(ctx: RequestContext, account_id: str) -> web.Response:
-    project = await _project(ctx)
+    project = await project_of(ctx)
     account = await find_service_account(deps_of(ctx).pool, project.id, account_id)
     if account is None:  # a replayed request whose account was deleted since
         raise ServiceAccountNotFound(account_id)
@@ -145,7 +135,7 @@ async def _account_created(ctx: RequestContext, account_id: str) -> web.Response
 async def list_all_service_accounts(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, ServiceAccountListQuery)
-    project = await _project(ctx)
+    project = await project_of(ctx)
     rows = await list_service_accounts(
         deps_of(ctx).pool,
         project.id,
@@ -158,12 +148,12 @@ async def list_all_service_accounts(ctx: RequestContext) -> web.StreamResponse:
 
 
 async def get_service_account(ctx: RequestContext) -> web.StreamResponse:
-    return json_response(await _account(ctx, await _project(ctx)))
+    return json_response(await _account(ctx, await project_of(ctx)))
 
 
 async def delete_service_account(ctx: RequestContext) -> web.StreamResponse:
     deps = deps_of(ctx)
-    project = await _project(ctx)
+    project = await project_of(ctx)
     account = await _account(ctx, project)
     async with deps.writer.locked(f"serviceaccount:{account.id}") as conn:
         # Deleted meanwhile by another request: 404 as for any missing account.
@@ -190,7 +180,7 @@ async def mint_token(ctx: RequestContext) -> web.StreamResponse:
 async def _mint_token(ctx: RequestContext) -> web.StreamResponse:
     deps, body = deps_of(ctx), ctx.body
     assert isinstance(body, ServiceAccountTokenCreate)
-    project = await _project(ctx)
+    project = await project_of(ctx)
     account = await _account(ctx, project)
     expires_at = token_expiry(
         expires_at=body.expires_at,
@@ -229,7 +219,7 @@ async def _token_issued(
 ) -> web.Response:
     """201 with the new token; ``token`` None when a re-run of the request found the token
     made by an earlier attempt (shown to nobody: revoke it if it is unknown)."""
-    account = await _account(ctx, await _project(ctx))
+    account = await _account(ctx, await project_of(ctx))
     view = await find_token(deps_of(ctx).pool, account.id, new_token_id)
     if view is None:  # a replayed request whose account was deleted and replaced since
         raise ServiceAccountTokenNotFound(new_token_id)
@@ -254,7 +244,7 @@ async def _token_issued(
 async def list_account_tokens(ctx: RequestContext) -> web.StreamResponse:
     query = ctx.query
     assert isinstance(query, ServiceAccountTokenListQuery)
-    account = await _account(ctx, await _project(ctx))
+    account = await _account(ctx, await project_of(ctx))
     rows = await list_tokens(
         deps_of(ctx).pool, account.id, after_id=after_key(query), limit=query.limit + 1
     )
@@ -264,7 +254,7 @@ async def list_account_tokens(ctx: RequestContext) -> web.StreamResponse:
 
 async def revoke_token(ctx: RequestContext) -> web.StreamResponse:
     deps = deps_of(ctx)
-    account = await _account(ctx, await _project(ctx))
+    account = await _account(ctx, await project_of(ctx))
     wanted = ctx.request.match_info["token_id"]
     async with deps.writer.locked(f"serviceaccount:{account.id}") as conn:
         token = await find_token(conn, account.id, wanted)

@@ -11,7 +11,7 @@ from contracts.rpc.pulls import PullPage, WhoPulledRequest
 from services.scanner.pulls import store
 from services.scanner.registry.domain import FieldProblem, purl_ref
 from services.scanner.registry.errors import invalid
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import seq_cursor, seq_page
 from shared.rpc import CallContext
 
 INVALID = "invalid_who_pulled"
@@ -33,7 +33,7 @@ class PullHandlers:
             problems.append(FieldProblem("$.until", "must be after since"))
         if problems:
             raise invalid(problems, code=INVALID)
-        before = int(decode_cursor(request.cursor, kinds=(int,))[0]) if request.cursor else None
+        before = seq_cursor(request.cursor)
         rows = await store.who_pulled(
             self.pool,
             digest=request.digest,
@@ -44,6 +44,5 @@ class PullHandlers:
             before_seq=before,
             limit=request.limit + 1,
         )
-        page = rows[: request.limit]
-        cursor = encode_cursor([page[-1][1]]) if len(rows) > request.limit else None
-        return PullPage(items=[pull for pull, _ in page], next_cursor=cursor)
+        items, cursor = seq_page(rows, request.limit)
+        return PullPage(items=items, next_cursor=cursor)

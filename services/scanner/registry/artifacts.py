@@ -57,7 +57,7 @@ from services.scanner.registry.errors import (
 )
 from services.scanner.registry.handlers import RegistryBase, new_hex, repo_lock
 from shared.commands import publish_in_command
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import seq_cursor, seq_page
 from shared.rpc import CallContext
 
 
@@ -272,7 +272,7 @@ class ArtifactHandlers(RegistryBase):
 
     # ---- metadata reads -------------------------------------------------------------------
     async def list(self, request: ArtifactListRequest, _ctx: CallContext) -> ArtifactPage:
-        before = int(decode_cursor(request.cursor, kinds=(int,))[0]) if request.cursor else None
+        before = seq_cursor(request.cursor)
         rows = await store.list_artifacts(
             self.pool,
             project_ids=request.project_ids,
@@ -296,6 +296,5 @@ class ArtifactHandlers(RegistryBase):
 
 
 def page_of(rows: list[tuple[Artifact, int]], limit: int) -> ArtifactPage:
-    page = rows[:limit]
-    cursor = encode_cursor([page[-1][1]]) if len(rows) > limit else None
-    return ArtifactPage(items=[artifact for artifact, _ in page], next_cursor=cursor)
+    items, cursor = seq_page(rows, limit)
+    return ArtifactPage(items=items, next_cursor=cursor)

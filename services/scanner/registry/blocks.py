@@ -16,8 +16,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-import msgspec
-
 from contracts.events.registry import (
     ArtifactDeleted,
     ArtifactQuarantineReleased,
@@ -45,11 +43,11 @@ from services.scanner.registry.errors import (
     ArtifactNotFound,
     BlockNotFound,
     NotQuarantined,
-    check_revision,
+    check_conditions,
     invalid,
 )
-from services.scanner.registry.handlers import RegistryBase, new_hex, repo_lock
-from shared.pagination import decode_cursor, encode_cursor
+from services.scanner.registry.handlers import RegistryBase, changed_fields, new_hex, repo_lock
+from shared.pagination import seq_cursor, split_page
 from shared.rpc import CallContext
 
 
@@ -99,10 +97,9 @@ class BlockHandlers(RegistryBase):
         return await self._block(block_id)
 
     async def list(self, request: BlockListRequest, _ctx: CallContext) -> BlockPage:
-        after = int(decode_cursor(request.cursor, kinds=(int,))[0]) if request.cursor else None
+        after = seq_cursor(request.cursor)
         rows = await store.list_blocks(self.pool, after_seq=after, limit=request.limit + 1)
-        page = rows[: request.limit]
-        cursor = encode_cursor([page[-1].created_seq]) if len(rows) > request.limit else None
+        page, cursor = split_page(rows, limit=request.limit, key=lambda row: [row.created_seq])
         return BlockPage(items=[row.block for row in page], next_cursor=cursor)
 
     async def get(self, request: BlockRequest, _ctx: CallContext) -> Block:
@@ -112,18 +109,8 @@ class BlockHandlers(RegistryBase):
         patch = request.patch
         async with self._locked(f"registry-block:{request.id}") as conn:
             current = await self._block(request.id, conn)
-            check_revision(
-                current.revision,
-                if_revision=request.if_revision,
-                if_match=request.if_match,
-                what="block",
-            )
-            changes = {
-                name: value
-                for name in ("versions", "reason", "customer_message", "blocked_until")
-                if (value := getattr(patch, name)) is not msgspec.UNSET
-                and value != getattr(current, name)
-            }
+            check_conditions(current.revision, request, what="block")
+            changes = changed_fields(patch, current, store.BLOCK_PATCHABLE)
             versions = changes.get("versions")
             if isinstance(versions, str):
                 problems = (
@@ -145,12 +132,7 @@ class BlockHandlers(RegistryBase):
     async def delete(self, request: BlockDeleteRequest, ctx: CallContext) -> Block:
         async with self._locked(f"registry-block:{request.id}") as conn:
             current = await self._block(request.id, conn)
-            check_revision(
-                current.revision,
-                if_revision=request.if_revision,
-                if_match=request.if_match,
-                what="block",
-            )
+            check_conditions(current.revision, request, what="block")
             await self._emit(BlockDeleted(id=current.id), aggregate=f"block:{current.id}", ctx=ctx)
         return current
 
@@ -164,7 +146,7 @@ class BlockHandlers(RegistryBase):
     async def quarantine_list(
         self, request: QuarantineListRequest, _ctx: CallContext
     ) -> ArtifactPage:
-        before = int(decode_cursor(request.cursor, kinds=(int,))[0]) if request.cursor else None
+        before = seq_cursor(request.cursor)
         rows = await store.list_artifacts(
             self.pool,
             project_ids=request.project_ids,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from services.scanner.registry.domain import FieldProblem, QuotaRefusal
 from shared.errors import (
     BadRequest,
@@ -95,3 +97,17 @@ def check_revision(
         raise RevisionMismatch(current, what)
     if if_match is not None and current not in if_match:
         raise RevisionMismatch(current, what)
+
+
+class Conditional(Protocol):
+    """A write's preconditions: the revision it expects, or the If-Match header's."""
+
+    @property
+    def if_revision(self) -> int | None: ...
+    @property
+    def if_match(self) -> list[int] | None: ...
+
+
+def check_conditions(current: int, request: Conditional, *, what: str) -> None:
+    """:func:`check_revision` with the conditions ``request`` carries."""
+    check_revision(current, if_revision=request.if_revision, if_match=request.if_match, what=what)

@@ -35,12 +35,12 @@ from services.scanner.registry.domain import FieldProblem
 from services.scanner.registry.errors import (
     RepositoryNotFound,
     RepositorySlugTaken,
-    check_revision,
+    check_conditions,
     invalid,
 )
 from shared.bus import Bus
 from shared.commands import advisory_locked, command_once, publish_visible
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import seq_cursor, seq_page
 from shared.projection import ProjectionRunner
 from shared.rpc import CallContext
 from shared.settings import Settings
@@ -101,6 +101,16 @@ class RegistryBase:
         return await self._resolve(RepositoryRef(id=repo_id), db)
 
 
+def changed_fields(patch: Any, current: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """The fields of ``names`` that ``patch`` sets (not UNSET) to other values than
+    ``current`` has: what an update event carries (nothing: no event)."""
+    return {
+        name: value
+        for name in names
+        if (value := getattr(patch, name)) is not msgspec.UNSET and value != getattr(current, name)
+    }
+
+
 @dataclass
 class RepositoryHandlers(RegistryBase):
     async def create(self, request: RepositoryCreateRequest, ctx: CallContext) -> Repository:
@@ -137,7 +147,7 @@ class RepositoryHandlers(RegistryBase):
         return await self._repository(repo_id)
 
     async def list(self, request: RepositoryListRequest, _ctx: CallContext) -> RepositoryPage:
-        after = int(decode_cursor(request.cursor, kinds=(int,))[0]) if request.cursor else None
+        after = seq_cursor(request.cursor)
         rows = await store.list_repositories(
             self.pool,
             project_ids=request.project_ids,
@@ -145,9 +155,8 @@ class RepositoryHandlers(RegistryBase):
             after_seq=after,
             limit=request.limit + 1,
         )
-        page = rows[: request.limit]
-        cursor = encode_cursor([page[-1][1]]) if len(rows) > request.limit else None
-        return RepositoryPage(items=[repo for repo, _ in page], next_cursor=cursor)
+        items, cursor = seq_page(rows, request.limit)
+        return RepositoryPage(items=items, next_cursor=cursor)
 
     async def get(self, request: RepositoryRef, _ctx: CallContext) -> Repository:
         return await self._resolve(request)
@@ -155,24 +164,8 @@ class RepositoryHandlers(RegistryBase):
     async def update(self, request: RepositoryUpdateRequest, ctx: CallContext) -> Repository:
         async with self._locked(repo_lock(request.id)) as conn:
             current = await self._repository(request.id, conn)
-            check_revision(
-                current.revision,
-                if_revision=request.if_revision,
-                if_match=request.if_match,
-                what="repository",
-            )
-            changes = {
-                name: value
-                for name in (
-                    "visibility",
-                    "quarantine_new",
-                    "description",
-                    "quota_bytes",
-                    "quota_artifacts",
-                )
-                if (value := getattr(request.patch, name)) is not msgspec.UNSET
-                and value != getattr(current, name)
-            }
+            check_conditions(current.revision, request, what="repository")
+            changes = changed_fields(request.patch, current, store.REPO_PATCHABLE)
             if changes:
                 await self._emit(
                     RepositoryUpdated(id=current.id, **changes),
@@ -184,12 +177,7 @@ class RepositoryHandlers(RegistryBase):
     async def delete(self, request: RepositoryDeleteRequest, ctx: CallContext) -> Repository:
         async with self._locked(repo_lock(request.id)) as conn:
             current = await self._repository(request.id, conn)
-            check_revision(
-                current.revision,
-                if_revision=request.if_revision,
-                if_match=request.if_match,
-                what="repository",
-            )
+            check_conditions(current.revision, request, what="repository")
             await self._emit(
                 RepositoryDeleted(id=current.id), aggregate=f"repository:{current.id}", ctx=ctx
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import asyncpg
 import msgspec
@@ -95,24 +95,28 @@ async def insert_repository(
     )
 
 
-_REPO_PATCHABLE = ("visibility", "quarantine_new", "description", "quota_bytes", "quota_artifacts")
+REPO_PATCHABLE = ("visibility", "quarantine_new", "description", "quota_bytes", "quota_artifacts")
 
 
-def repository_changes(payload: RepositoryUpdated) -> dict[str, Any]:
-    return {
+async def _apply_patch(
+    conn: asyncpg.Connection,
+    table: str,
+    payload: RepositoryUpdated | BlockUpdated,
+    patchable: tuple[str, ...],
+    *,
+    at: dt.datetime,
+    seq: int,
+) -> None:
+    """``UPDATE`` the row ``payload.id`` of ``table``: each of ``patchable`` that the event
+    sets (UNSET: unchanged), its time and its revision."""
+    changes = {
         name: getattr(payload, name)
-        for name in _REPO_PATCHABLE
+        for name in patchable
         if getattr(payload, name) is not msgspec.UNSET
     }
-
-
-async def update_repository(
-    conn: asyncpg.Connection, payload: RepositoryUpdated, *, at: dt.datetime, seq: int
-) -> None:
-    changes = repository_changes(payload)
     sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(changes, start=4))
     await conn.execute(
-        f"UPDATE {_REPO} SET updated_at = $2, revision = $3"
+        f"UPDATE {table} SET updated_at = $2, revision = $3"
         + (f", {sets}" if sets else "")
         + " WHERE id = $1",
         payload.id,
@@ -120,6 +124,12 @@ async def update_repository(
         seq,
         *changes.values(),
     )
+
+
+async def update_repository(
+    conn: asyncpg.Connection, payload: RepositoryUpdated, *, at: dt.datetime, seq: int
+) -> None:
+    await _apply_patch(conn, _REPO, payload, REPO_PATCHABLE, at=at, seq=seq)
 
 
 async def delete_repository(conn: asyncpg.Connection, repo_id: str) -> None:
@@ -517,31 +527,13 @@ async def insert_block(
     await _blocks_changed(conn, seq)
 
 
-_BLOCK_PATCHABLE = ("versions", "reason", "customer_message", "blocked_until")
-
-
-def block_changes(payload: BlockUpdated) -> dict[str, Any]:
-    return {
-        name: getattr(payload, name)
-        for name in _BLOCK_PATCHABLE
-        if getattr(payload, name) is not msgspec.UNSET
-    }
+BLOCK_PATCHABLE = ("versions", "reason", "customer_message", "blocked_until")
 
 
 async def update_block(
     conn: asyncpg.Connection, payload: BlockUpdated, *, at: dt.datetime, seq: int
 ) -> None:
-    changes = block_changes(payload)
-    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(changes, start=4))
-    await conn.execute(
-        f"UPDATE {_BLOCK} SET updated_at = $2, revision = $3"
-        + (f", {sets}" if sets else "")
-        + " WHERE id = $1",
-        payload.id,
-        at,
-        seq,
-        *changes.values(),
-    )
+    await _apply_patch(conn, _BLOCK, payload, BLOCK_PATCHABLE, at=at, seq=seq)
     await _blocks_changed(conn, seq)
 
 

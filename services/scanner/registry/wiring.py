@@ -9,9 +9,6 @@ reads answer several requests at once; commands keep the default one at a time p
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from typing import Any
 
 from contracts.rpc import registry as rpc
@@ -25,6 +22,7 @@ from services.scanner.registry.promotion import PromotionHandlers
 from services.scanner.registry.scanning import KINDS, RegistryJobs
 from shared import jobs
 from shared.blobs import BlobStore
+from shared.rpc import Operation
 from shared.service import Runtime
 
 WORKER_KEY = "registry.worker"
@@ -45,7 +43,7 @@ async def setup(runtime: Runtime) -> None:
     artifacts = ArtifactHandlers(**common)  # type: ignore[arg-type]
     blocks = BlockHandlers(**common)  # type: ignore[arg-type]
     promotions = PromotionHandlers(**common)  # type: ignore[arg-type]
-    writes: tuple[tuple[str, type, Any], ...] = (
+    writes: tuple[Operation, ...] = (
         (rpc.REPOSITORY_CREATE, rpc.RepositoryCreateRequest, repositories.create),
         (rpc.REPOSITORY_UPDATE, rpc.RepositoryUpdateRequest, repositories.update),
         (rpc.REPOSITORY_DELETE, rpc.RepositoryDeleteRequest, repositories.delete),
@@ -58,7 +56,7 @@ async def setup(runtime: Runtime) -> None:
         (rpc.QUARANTINE_REJECT, rpc.QuarantineDecisionRequest, blocks.reject),
         (rpc.ARTIFACT_PROMOTE, rpc.ArtifactPromoteRequest, promotions.promote),
     )
-    reads: tuple[tuple[str, type, Any], ...] = (
+    reads: tuple[Operation, ...] = (
         (rpc.REPOSITORY_LIST, rpc.RepositoryListRequest, repositories.list),
         (rpc.REPOSITORY_GET, rpc.RepositoryRef, repositories.get),
         (rpc.ARTIFACT_FETCH, rpc.ArtifactFetchRequest, artifacts.fetch),
@@ -70,10 +68,8 @@ async def setup(runtime: Runtime) -> None:
         (rpc.BLOCK_GET, rpc.BlockRequest, blocks.get),
         (rpc.QUARANTINE_LIST, rpc.QuarantineListRequest, blocks.quarantine_list),
     )
-    for operation, request_type, handler in writes:
-        runtime.rpc.add(operation, request_type, handler)
-    for operation, request_type, handler in reads:
-        runtime.rpc.add(operation, request_type, handler, concurrency=READ_CONCURRENCY)
+    runtime.rpc.add_all(writes)
+    runtime.rpc.add_all(reads, concurrency=READ_CONCURRENCY)
     await _setup_jobs(runtime, runner)
 
 
@@ -96,7 +92,7 @@ async def _setup_jobs(runtime: Runtime, runner: Any) -> None:
         handler=work.run,
         caught_up=caught_up,
         wait_progress=jobs.progress_waiter(runner),
-        owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+        owner=jobs.worker_owner(),
         lease_seconds=settings.job_lease_seconds,
         max_attempts=settings.job_max_attempts,
         bus=runtime.bus,

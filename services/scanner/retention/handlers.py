@@ -41,7 +41,13 @@ from services.scanner.retention.errors import (
     invalid_policy,
 )
 from services.scanner.retention.runs import queue_run
-from shared.pagination import InvalidCursor, decode_cursor, encode_cursor
+from shared.pagination import (
+    InvalidCursor,
+    decode_cursor,
+    seq_cursor,
+    seq_page,
+    split_page,
+)
 from shared.rpc import CallContext
 
 # Run cursors carry microseconds since 1970: within the years PostgreSQL and Python share.
@@ -103,7 +109,7 @@ class RetentionHandlers(RegistryBase):
     async def list(self, request: RetentionListRequest, _ctx: CallContext) -> RetentionPolicyPage:
         if request.repo_id is not None:
             await self._repository(request.repo_id)
-        after = int(decode_cursor(request.cursor, kinds=(int,))[0]) if request.cursor else None
+        after = seq_cursor(request.cursor)
         rows = await store.list_policies(
             self.pool,
             repo_id=request.repo_id,
@@ -111,9 +117,8 @@ class RetentionHandlers(RegistryBase):
             after_seq=after,
             limit=request.limit + 1,
         )
-        page = rows[: request.limit]
-        cursor = encode_cursor([page[-1][1]]) if len(rows) > request.limit else None
-        return RetentionPolicyPage(items=[view for view, _ in page], next_cursor=cursor)
+        items, cursor = seq_page(rows, request.limit)
+        return RetentionPolicyPage(items=items, next_cursor=cursor)
 
     async def get(self, request: RetentionRef, _ctx: CallContext) -> RetentionPolicyView:
         return await self._policy(request.id, repo_id=request.repo_id)
@@ -213,8 +218,7 @@ class RetentionHandlers(RegistryBase):
         rows = await store.list_runs(
             self.pool, repo_id=request.repo_id, before=before, limit=request.limit + 1
         )
-        page = rows[: request.limit]
-        cursor = encode_cursor(store.run_key(page[-1])) if len(rows) > request.limit else None
+        page, cursor = split_page(rows, limit=request.limit, key=store.run_key)
         return RetentionRunPage(items=page, next_cursor=cursor)
 
     async def _run(self, run_id: str, *, repo_id: str) -> RetentionRun:

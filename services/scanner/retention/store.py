@@ -383,44 +383,26 @@ async def open_run_of_policy(db: Queryable, policy_id: str) -> bool:
 async def start_run(conn: asyncpg.Connection, run_id: str, plan: Plan, *, now: dt.datetime) -> None:
     """Store the plan a run works through (deletions first, by position, then what the
     guards keep) and mark it running."""
-    rows: list[tuple[Any, ...]] = []
-    for position, d in enumerate(plan.deletions):
-        a = d.artifact
-        rows.append(
-            (
-                run_id,
-                position,
-                a.id,
-                a.path,
-                a.display_name,
-                a.version,
-                a.digest,
-                a.size,
-                a.uploaded_at,
-                d.why,
-                None,
-                None,
-            )
+    entries = [(d.artifact, d.why, None) for d in plan.deletions] + [
+        (p.artifact, p.why, p.guard) for p in plan.protected
+    ]
+    rows: list[tuple[Any, ...]] = [
+        (
+            run_id,
+            position,
+            a.id,
+            a.path,
+            a.display_name,
+            a.version,
+            a.digest,
+            a.size,
+            a.uploaded_at,
+            why,
+            guard,
+            None,
         )
-    offset = len(plan.deletions)
-    for index, p in enumerate(plan.protected):
-        a = p.artifact
-        rows.append(
-            (
-                run_id,
-                offset + index,
-                a.id,
-                a.path,
-                a.display_name,
-                a.version,
-                a.digest,
-                a.size,
-                a.uploaded_at,
-                p.why,
-                p.guard,
-                None,
-            )
-        )
+        for position, (a, why, guard) in enumerate(entries)
+    ]
     async with conn.transaction():
         await conn.execute(f"DELETE FROM {_ITEM} WHERE run_id = $1", run_id)
         if rows:

@@ -6,10 +6,6 @@ through the registry's projection."""
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import uuid
-from typing import Any
 
 from contracts.rpc import retention as rpc
 from services.scanner.registry.projection import NAME as REGISTRY
@@ -18,6 +14,7 @@ from services.scanner.retention.handlers import RetentionHandlers
 from services.scanner.retention.projection import RetentionProjection
 from services.scanner.retention.runs import RUN_JOB, RetentionRuns, every_interval, stop_task
 from shared import jobs
+from shared.rpc import Operation
 from shared.service import Runtime
 
 WORKER_KEY = "retention.worker"
@@ -48,7 +45,7 @@ async def setup(runtime: Runtime) -> None:
         handler=runs.run,
         caught_up=caught_up,
         wait_progress=jobs.progress_waiter(runner),
-        owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+        owner=jobs.worker_owner(),
         lease_seconds=settings.job_lease_seconds,
         max_attempts=settings.job_max_attempts,
         bus=runtime.bus,
@@ -61,22 +58,20 @@ async def setup(runtime: Runtime) -> None:
         settings=settings,
         wake=worker.wake,
     )
-    writes: tuple[tuple[str, type, Any], ...] = (
+    writes: tuple[Operation, ...] = (
         (rpc.RETENTION_CREATE, rpc.RetentionCreateRequest, handlers.create),
         (rpc.RETENTION_REPLACE, rpc.RetentionReplaceRequest, handlers.replace),
         (rpc.RETENTION_DELETE, rpc.RetentionDeleteRequest, handlers.delete),
         (rpc.RETENTION_RUN, rpc.RetentionRunRequest, handlers.run),
     )
-    reads: tuple[tuple[str, type, Any], ...] = (
+    reads: tuple[Operation, ...] = (
         (rpc.RETENTION_LIST, rpc.RetentionListRequest, handlers.list),
         (rpc.RETENTION_GET, rpc.RetentionRef, handlers.get),
         (rpc.RETENTION_RUN_GET, rpc.RetentionRunRef, handlers.run_get),
         (rpc.RETENTION_RUN_LIST, rpc.RetentionRunListRequest, handlers.run_list),
     )
-    for operation, request_type, handler in writes:
-        runtime.rpc.add(operation, request_type, handler)
-    for operation, request_type, handler in reads:
-        runtime.rpc.add(operation, request_type, handler, concurrency=READ_CONCURRENCY)
+    runtime.rpc.add_all(writes)
+    runtime.rpc.add_all(reads, concurrency=READ_CONCURRENCY)
 
     async def started() -> None:
         worker.start()

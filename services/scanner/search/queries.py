@@ -13,14 +13,9 @@ from __future__ import annotations
 import asyncpg
 
 from contracts.rpc.search import SearchHit
-from shared.search import KindQuery, Matcher, Params, SearchKey, paged, scoped, score_of
+from shared.search import KindQuery, KindStatement, SearchKey
 
 _SUBTITLE_MAX = 300
-
-
-def _start(q: str, trigram_schema: str | None) -> tuple[Params, Matcher]:
-    params = Params()
-    return params, Matcher.create(q, trigram_schema, params)
 
 
 def _clip(text: str) -> str:
@@ -36,30 +31,29 @@ def repositories(
     after: SearchKey | None,
     limit: int,
 ) -> KindQuery:
-    params, m = _start(q, trigram_schema)
+    st = KindStatement.start("repository", q, trigram_schema)
+    m = st.m
     inner = (
         "SELECT r.id, r.project_id, r.slug, r.format, r.visibility, r.description, "
         f"{m.score_key(['r.slug'])} AS score_key FROM scanner.registry_repositories r "
         f"WHERE r.id IN ({m.candidates('SELECT id', 'scanner.registry_repositories', ['slug'])}) "
-        f"AND {scoped(params, 'r.project_id', project_ids)}"
+        f"AND {st.scoped('r.project_id', project_ids)}"
     )
 
     def hit(row: asyncpg.Record) -> SearchHit:
         summary = f"{row['format']} repository, {row['visibility']}"
         if row["description"]:
             summary += f": {row['description']}"
-        return SearchHit(
-            kind="repository",
+        return st.hit(
+            row,
             id=row["id"],
             title=row["slug"],
             subtitle=_clip(summary),
             project_id=row["project_id"],
             url=f"/api/v1/repos/{row['id']}",
-            score=score_of(row["score_key"]),
-            score_key=row["score_key"],
         )
 
-    return KindQuery(paged("repository", inner, params, after, limit), params.values, hit, m.mode)
+    return st.query(inner, hit, after=after, limit=limit)
 
 
 # ---- artifacts --------------------------------------------------------------------------------
@@ -75,30 +69,29 @@ def artifacts(
     after: SearchKey | None,
     limit: int,
 ) -> KindQuery:
-    params, m = _start(q, trigram_schema)
+    st = KindStatement.start("artifact", q, trigram_schema)
+    m = st.m
     inner = (
         "SELECT a.id, a.project_id, a.name, a.version, a.path, a.purl, a.format, "
         f"{m.score_key(_ARTIFACT_FIELDS)} AS score_key FROM scanner.registry_artifacts a "
         "WHERE a.id IN ("
         f"{m.candidates('SELECT id', 'scanner.registry_artifacts', _MATCHED_ARTIFACT_FIELDS)}"
-        f") AND a.deleted_seq IS NULL AND {scoped(params, 'a.project_id', project_ids)}"
+        f") AND a.deleted_seq IS NULL AND {st.scoped('a.project_id', project_ids)}"
     )
 
     def hit(row: asyncpg.Record) -> SearchHit:
         name, version = row["name"], row["version"]
         title = f"{name} {version}" if name and version else name or row["path"]
-        return SearchHit(
-            kind="artifact",
+        return st.hit(
+            row,
             id=row["id"],
             title=title,
             subtitle=_clip(row["purl"] or f"{row['format']}: {row['path']}"),
             project_id=row["project_id"],
             url=f"/api/v1/artifacts/{row['id']}",
-            score=score_of(row["score_key"]),
-            score_key=row["score_key"],
         )
 
-    return KindQuery(paged("artifact", inner, params, after, limit), params.values, hit, m.mode)
+    return st.query(inner, hit, after=after, limit=limit)
 
 
 # ---- components of the latest snapshots --------------------------------------------------------
@@ -113,14 +106,15 @@ def components(
     after: SearchKey | None,
     limit: int,
 ) -> KindQuery:
-    params, m = _start(q, trigram_schema)
+    st = KindStatement.start("component", q, trigram_schema)
+    m = st.m
     # Every project's latest snapshot (scans_snapshots serves the DISTINCT ON), then the
     # components of those scans that match: a component is found once per project, not once
     # per scan that ever listed it.
     inner = (
         "WITH latest AS (SELECT DISTINCT ON (project_id) id, project_id FROM scanner.scans "
         "WHERE status = 'succeeded' AND deleted_at IS NULL AND "
-        f"{scoped(params, 'project_id', project_ids)} ORDER BY project_id, completed_seq DESC) "
+        f"{st.scoped('project_id', project_ids)} ORDER BY project_id, completed_seq DESC) "
         "SELECT c.scan_id || ':' || c.ref AS id, c.scan_id, l.project_id, c.name, c.version, "
         f"c.purl, {m.score_key(_COMPONENT_FIELDS)} AS score_key "
         "FROM scanner.components c JOIN latest l ON l.id = c.scan_id WHERE (c.scan_id, c.ref) "
@@ -129,18 +123,16 @@ def components(
 
     def hit(row: asyncpg.Record) -> SearchHit:
         version = row["version"]
-        return SearchHit(
-            kind="component",
+        return st.hit(
+            row,
             id=row["id"],
             title=f"{row['name']} {version}" if version else row["name"],
             subtitle=_clip(row["purl"] or "component without a purl"),
             project_id=row["project_id"],
             url=f"/api/v1/projects/{row['project_id']}/components?scan_id={row['scan_id']}",
-            score=score_of(row["score_key"]),
-            score_key=row["score_key"],
         )
 
-    return KindQuery(paged("component", inner, params, after, limit), params.values, hit, m.mode)
+    return st.query(inner, hit, after=after, limit=limit)
 
 
 # ---- advisories --------------------------------------------------------------------------------
@@ -151,7 +143,8 @@ def advisories(
     after: SearchKey | None,
     limit: int,
 ) -> KindQuery:
-    params, m = _start(q, trigram_schema)
+    st = KindStatement.start("advisory", q, trigram_schema)
+    m = st.m
     # Aliases are an array on the advisory; their matches come from advisory_aliases (one
     # row per alias, indexed), their score from the best element.
     alias_tier = f"COALESCE((SELECT max({m.tier('x.alias')}) FROM unnest(a.aliases) x(alias)), 0)"
@@ -171,14 +164,12 @@ def advisories(
 
     def hit(row: asyncpg.Record) -> SearchHit:
         summary = row["summary"] or "no summary"
-        return SearchHit(
-            kind="advisory",
+        return st.hit(
+            row,
             id=row["id"],
             title=row["id"],
             subtitle=_clip(f"{row['severity']}: {summary}"),
             url=f"/api/v1/vulndb/advisories/{row['id']}",
-            score=score_of(row["score_key"]),
-            score_key=row["score_key"],
         )
 
-    return KindQuery(paged("advisory", inner, params, after, limit), params.values, hit, m.mode)
+    return st.query(inner, hit, after=after, limit=limit)
